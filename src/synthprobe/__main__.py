@@ -1,0 +1,3 @@
+from synthprobe.cli import main
+
+main()

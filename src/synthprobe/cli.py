@@ -1,0 +1,165 @@
+"""The ``probe`` command line: parse options, call ``app``, map errors to exit codes.
+
+No httpx and no YAML here: imports stay lazy so ``probe --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from synthprobe import __version__
+
+app = typer.Typer(
+    name="probe",
+    help="Synthetic availability prober: is it down, which part, and why.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+Configs = Annotated[
+    list[str], typer.Argument(help="Config files (YAML); - reads stdin. Several merge.",
+                              show_default=False)
+]
+EXIT_CODES = "Exit: 0 all passed, 1 a probe failed, 2 usage or config error, 130 interrupted."
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"synthprobe {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True,
+                           help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Synthetic availability prober: is it down, which part, and why."""
+
+
+def _duration(value: str | None) -> float | None:
+    if value is None:
+        return None
+    from synthprobe.units import parse_duration
+
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if seconds <= 0:
+        raise typer.BadParameter("must be more than 0")
+    return seconds
+
+
+def _guarded(fn: object, *args: object) -> None:
+    """Call an ``app`` function; turn synthprobe's own errors into red lines and exit 2."""
+    from synthprobe.app import main_streams
+    from synthprobe.errors import SynthprobeError
+
+    streams = main_streams()
+    try:
+        code = fn(*args, streams)  # type: ignore[operator]
+    except SynthprobeError as exc:
+        for line in exc.lines():
+            streams.err.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+        if exc.hint:
+            streams.err.print(f"hint: {exc.hint}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    raise typer.Exit(code)
+
+
+@app.command(epilog=EXIT_CODES)
+def run(
+    configs: Configs,
+    output: Annotated[
+        str | None, typer.Option("-o", "--output", metavar="PATH",
+                                 help="Append JSON lines to PATH (- for stdout; the table then "
+                                 "goes to stderr). Default: $PROBE_OUTPUT or probe-results.jsonl.")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option("-c", "--concurrency", min=1, max=100_000,
+                                 help="Most probes in flight at once (default 20).")
+    ] = None,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", metavar="SELECTOR",
+                                       help="A probe name, a kind or tag:NAME. Repeatable.")
+    ] = None,
+    location: Annotated[
+        str | None, typer.Option("--location", help="Vantage point recorded in every result "
+                                 "(default: the host name).")
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", metavar="table|json|quiet",
+                          help="table; json (a summary for scripts); quiet (nothing when all "
+                          "pass, one line per failure otherwise).")
+    ] = "table",
+    junit: Annotated[
+        str | None, typer.Option("--junit", metavar="PATH", help="Write a JUnit XML report.")
+    ] = None,
+    timeout: Annotated[
+        str | None, typer.Option("--timeout", metavar="DURATION",
+                                 help="Override every probe's total deadline, e.g. 5s.")
+    ] = None,
+    retries: Annotated[
+        int | None, typer.Option("--retries", min=0, max=100,
+                                 help="Override every probe's retries.")
+    ] = None,
+) -> None:
+    """Run the probes, append JSON lines, print a summary."""
+    from synthprobe.app import RunOptions, run_command
+
+    opts = RunOptions(configs, output, concurrency, only or (), location, fmt, junit,
+                      _duration(timeout), retries)
+    _guarded(run_command, opts)
+
+
+@app.command(epilog="Exit: 0 valid, 2 invalid.")
+def validate(configs: Configs) -> None:
+    """Check configs without sending anything; print the probes per kind."""
+    from synthprobe.app import validate_command
+
+    _guarded(lambda io: validate_command(configs, io.out))
+
+
+@app.command("list", epilog="Exit: 0 valid, 2 invalid.")
+def list_(
+    configs: Configs,
+    fmt: Annotated[str, typer.Option("--format", metavar="table|json")] = "table",
+) -> None:
+    """Show the probes as they will run: defaults merged, variables expanded, secrets masked."""
+    from synthprobe.app import list_command
+
+    _guarded(lambda io: list_command(configs, io.out, fmt))
+
+
+@app.command(epilog=EXIT_CODES)
+def demo(
+    serve: Annotated[
+        bool, typer.Option("--serve", help="Keep the demo platform up instead of probing it.")
+    ] = False,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port for --serve.")
+    ] = 8787,
+    output: Annotated[
+        str | None, typer.Option("-o", "--output", metavar="PATH",
+                                 help="Also append the demo's JSON lines to PATH.")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", metavar="table|json|quiet")] = "table",
+    junit: Annotated[str | None, typer.Option("--junit", metavar="PATH")] = None,
+) -> None:
+    """Start the embedded demo platform on 127.0.0.1 and probe it with the bundled config."""
+    from synthprobe.app import RunOptions, demo_command
+
+    opts = RunOptions((), output=output, format=fmt, junit=junit, location="demo")
+    _guarded(lambda io: demo_command(opts, io, serve, port))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,134 @@
+"""Pure checks of a response against an ``Expectation``.
+
+Order matters, because a probe reports one reason: a wrong status explains the rest,
+then content assertions, then latency (a slow but wrong answer is wrong first).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from synthprobe.classify import Classified
+from synthprobe.models import Expectation, Failure, JsonCheck
+from synthprobe.units import format_size, parse_json_path
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What a prober saw of the final response."""
+
+    status: int
+    """HTTP status."""
+    headers: tuple[tuple[str, str], ...]
+    """Response headers, names lower-cased, in order."""
+    body: bytes
+    """The first ``max_body`` bytes of the decoded body."""
+    truncated: bool = False
+    """True when the body was longer than ``max_body`` and reading stopped."""
+
+
+def status_matches(status: int, accepted: tuple[int | str, ...]) -> bool:
+    for want in accepted:
+        if isinstance(want, int) and status == want:
+            return True
+        if isinstance(want, str) and want[0] == str(status)[0]:
+            return True
+    return False
+
+
+def _assertion(message: str, obs: Observation) -> Classified:
+    if obs.truncated:
+        message += f" (only the first {format_size(len(obs.body))} of the body were read)"
+    return Classified(Failure.SERVER, "server.assertion", message)
+
+
+def check(expect: Expectation, obs: Observation, latency_s: float) -> Classified | None:
+    """None when the response passes; otherwise the first failed check."""
+    if not status_matches(obs.status, expect.status):
+        wanted = ", ".join(str(s) for s in expect.status)
+        return Classified(Failure.SERVER, "server.status", f"status {obs.status}, expected {wanted}")
+    for name, pattern in expect.headers:
+        values = [v for k, v in obs.headers if k == name.lower()]
+        if not values:
+            return _assertion(f"header {name} missing", obs)
+        if not any(re.search(pattern, v) for v in values):
+            return _assertion(f"header {name} {values[0][:80]!r} does not match /{pattern}/", obs)
+    if expect.body_contains is not None or expect.body_regex is not None or expect.json:
+        text = obs.body.decode("utf-8", errors="replace")
+        if expect.body_contains is not None and expect.body_contains not in text:
+            return _assertion(f"body does not contain {expect.body_contains!r}", obs)
+        if expect.body_regex is not None and not re.search(expect.body_regex, text):
+            return _assertion(f"body does not match /{expect.body_regex}/", obs)
+        if expect.json:
+            try:
+                document = json.loads(text)
+            except ValueError as exc:
+                return _assertion(f"body is not JSON: {exc}", obs)
+            for json_check in expect.json:
+                problem = check_json(json_check, document)
+                if problem:
+                    return _assertion(problem, obs)
+    if expect.max_latency is not None and latency_s > expect.max_latency:
+        return Classified(
+            Failure.SERVER,
+            "server.slow",
+            f"took {latency_s * 1000:.0f}ms, max_latency is {expect.max_latency * 1000:.0f}ms",
+        )
+    return None
+
+
+_MISSING = object()
+
+
+def resolve_path(document: Any, path: str) -> Any:
+    """The value at a dotted path, or ``_MISSING``."""
+    value = document
+    for step in parse_json_path(path):
+        if isinstance(step, int) and isinstance(value, list) and -len(value) <= step < len(value):
+            value = value[step]
+        elif isinstance(step, str) and isinstance(value, dict) and step in value:
+            value = value[step]
+        else:
+            return _MISSING
+    return value
+
+
+def check_json(c: JsonCheck, document: Any) -> str | None:
+    """A message when the check fails, else None."""
+    value = resolve_path(document, c.path)
+    found = value is not _MISSING
+    if c.exists is not None and found != c.exists:
+        return f"json {c.path}: {'not found' if c.exists else 'exists, expected absent'}"
+    if not found:
+        if c.has_equals or c.min_items is not None or c.max_items is not None or c.matches:
+            return f"json {c.path}: not found"
+        return None
+    if c.has_equals and not _same(value, c.equals):
+        return f"json {c.path}: {_short(value)}, expected {_short(c.equals)}"
+    if c.min_items is not None or c.max_items is not None:
+        if not isinstance(value, list | dict):
+            return f"json {c.path}: {_short(value)} is not a list"
+        if c.min_items is not None and len(value) < c.min_items:
+            return f"json {c.path}: {len(value)} items, expected at least {c.min_items}"
+        if c.max_items is not None and len(value) > c.max_items:
+            return f"json {c.path}: {len(value)} items, expected at most {c.max_items}"
+    if c.matches is not None:
+        text = value if isinstance(value, str) else json.dumps(value)
+        if not re.search(c.matches, text):
+            return f"json {c.path}: {_short(value)} does not match /{c.matches}/"
+    return None
+
+
+def _same(value: Any, wanted: Any) -> bool:
+    # YAML `equals: 1` must not pass for JSON `true` (Python's True == 1)
+    if isinstance(value, bool) or isinstance(wanted, bool):
+        return type(value) is type(wanted) and value == wanted
+    return bool(value == wanted)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."

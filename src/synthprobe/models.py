@@ -1,0 +1,197 @@
+"""The data that flows through synthprobe: specs in, results out.
+
+Everything here is a frozen dataclass or a ``str`` Enum, so a value built by
+``config.py`` cannot be changed by the runner or a prober, and results can be
+handed to every output writer without copying.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Failure(enum.StrEnum):
+    """The four failure classes of the contract (SPEC › Failure classes)."""
+
+    DNS = "dns"
+    NETWORK = "network"
+    SERVER = "server"
+    TIMEOUT = "timeout"
+
+
+class Kind(enum.StrEnum):
+    """What a probe checks. Each kind has a prober in ``probers/``."""
+
+    HTTP = "http"
+    FEED = "feed"
+    UPLOAD = "upload"
+    LIVE = "live"
+    MESSAGING = "messaging"
+
+
+class Phase(enum.StrEnum):
+    """The timed phases of one attempt, in the order they happen."""
+
+    DNS = "dns"
+    CONNECT = "connect"
+    TLS = "tls"
+    TTFB = "ttfb"
+    TRANSFER = "transfer"
+    TOTAL = "total"
+
+
+@dataclass(frozen=True, slots=True)
+class JsonCheck:
+    """One assertion on a JSON body, addressed by a dotted path."""
+
+    path: str
+    """Dotted path with ``[index]`` steps, e.g. ``items[0].id``."""
+    exists: bool | None = None
+    """True: the path must resolve; False: it must not."""
+    equals: Any = None
+    """The value at the path must equal this (only checked when ``has_equals``)."""
+    has_equals: bool = False
+    """Whether ``equals`` was given (``equals: null`` is a valid check)."""
+    min_items: int | None = None
+    """The value must be a list or object with at least this many entries."""
+    max_items: int | None = None
+    """The value must be a list or object with at most this many entries."""
+    matches: str | None = None
+    """The value, as a string, must contain a match of this regex."""
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """What a response must look like for the probe to pass."""
+
+    status: tuple[int | str, ...] = ("2xx",)
+    """Accepted status codes: ints, or classes such as ``"2xx"``."""
+    max_latency: float | None = None
+    """Seconds; a slower attempt fails as ``server.slow``."""
+    body_contains: str | None = None
+    """A substring the (first ``max_body`` bytes of the) body must contain."""
+    body_regex: str | None = None
+    """A regex that must match somewhere in the body."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """(header name, regex) pairs: the header must exist and match."""
+    json: tuple[JsonCheck, ...] = ()
+    """Assertions on the body parsed as JSON."""
+
+
+@dataclass(frozen=True, slots=True)
+class UploadSpec:
+    """The generated payload an ``upload`` probe sends as multipart."""
+
+    size: int = 256 * 1024
+    """Bytes of generated payload."""
+    field: str = "file"
+    """Multipart field name."""
+    filename: str = "probe.bin"
+    """File name sent in the multipart part."""
+    content_type: str = "application/octet-stream"
+    """Content type of the part."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSpec:
+    """One probe, with defaults merged and ``${VAR}`` expanded."""
+
+    name: str
+    """Unique name, used in every output."""
+    kind: Kind
+    """Which prober runs it."""
+    url: str
+    """Target URL (expanded, unmasked: never print it, print ``display_url``)."""
+    method: str
+    """HTTP method."""
+    timeout: float
+    """Seconds: the TOTAL deadline of one attempt."""
+    retries: int = 0
+    """Extra attempts after a failure whose class is in ``retry_on``."""
+    retry_on: frozenset[Failure] = frozenset({Failure.DNS, Failure.NETWORK, Failure.TIMEOUT})
+    """Classes that earn a retry."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Request headers, in order (expanded, unmasked)."""
+    tags: tuple[str, ...] = ()
+    """Free labels, selectable with ``--only tag:NAME``."""
+    expect: Expectation = field(default_factory=Expectation)
+    """Assertions on the response."""
+    follow_redirects: bool = True
+    """Follow up to 10 redirects, each hop resolved and timed."""
+    verify_tls: bool = True
+    """Verify the server certificate and host name."""
+    max_body: int = 10 * 1024 * 1024
+    """Read no more than this many bytes of body."""
+    upload: UploadSpec | None = None
+    """The payload, for ``kind: upload``."""
+    options: tuple[tuple[str, Any], ...] = ()
+    """Kind-specific blocks (``live:``, ``messaging:``) as validated mappings."""
+    source: str = ""
+    """``file:line`` where the probe is defined, for messages."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Run-wide settings: config ``settings:`` overridden by the command line."""
+
+    concurrency: int = 20
+    """Most probes in flight at once."""
+    output: str | None = None
+    """JSONL path, ``-`` for stdout, None for the default."""
+    location: str | None = None
+    """Vantage point recorded in every result; None means the host name."""
+    junit: str | None = None
+    """Path of a JUnit XML report, or None."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """The outcome of one probe in one run: one JSON line (schema 1).
+
+    Built by the runner with every string already masked, so no writer can leak
+    a secret.
+    """
+
+    run_id: str
+    """ULID shared by every result of a run."""
+    ts: str
+    """UTC start time of the probe, ISO 8601 with milliseconds and ``Z``."""
+    location: str
+    """Vantage point."""
+    probe: str
+    """Probe name."""
+    kind: Kind
+    """Probe kind."""
+    method: str
+    """HTTP method (or ``WS`` for messaging)."""
+    url: str
+    """Masked URL."""
+    ok: bool
+    """True when the last attempt passed every expectation."""
+    failure: Failure | None
+    """Failure class of the last attempt, None when ok."""
+    reason: str | None
+    """Dotted reason, e.g. ``timeout.read``; None when ok."""
+    error: str | None
+    """Human explanation, masked; None when ok."""
+    status: int | None
+    """HTTP status of the last response, None when none arrived."""
+    attempts: int
+    """Attempts made (1 + retries used)."""
+    timings_ms: dict[str, float | None]
+    """Phase -> milliseconds; None when the phase was not reached or does not apply."""
+    bytes_in: int
+    """Response body bytes received on the wire."""
+    bytes_out: int
+    """Request body bytes sent."""
+    tags: tuple[str, ...]
+    """The probe's tags."""
+    details: dict[str, Any]
+    """Kind-specific figures (throughput, truncated, remote_ip, ...)."""
+
+    @property
+    def latency_ms(self) -> float | None:
+        """Total time of the last attempt."""
+        return self.timings_ms.get(Phase.TOTAL.value)

@@ -1,0 +1,1 @@
+"""Writers of results, one per format. None of them talks to the network."""

@@ -1,0 +1,90 @@
+"""JSON lines (schema 1): one whole line per probe, safe with concurrent writers.
+
+Each line is written with a single ``write`` on an ``O_APPEND`` descriptor while
+holding an exclusive ``flock``: two cron runs appending to one file never
+interleave, and a killed run leaves only whole lines (at most the line being
+written is missing, never torn, since it is one write of a few hundred bytes).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from typing import IO, Any
+
+from synthprobe.errors import OutputError
+from synthprobe.models import ProbeResult
+
+SCHEMA = 1
+
+
+def to_record(result: ProbeResult) -> dict[str, Any]:
+    """The SPEC's JSON object, fields in the SPEC's order."""
+    return {
+        "schema": SCHEMA,
+        "run_id": result.run_id,
+        "ts": result.ts,
+        "location": result.location,
+        "probe": result.probe,
+        "kind": result.kind.value,
+        "method": result.method,
+        "url": result.url,
+        "ok": result.ok,
+        "failure": result.failure.value if result.failure else None,
+        "reason": result.reason,
+        "error": result.error,
+        "status": result.status,
+        "attempts": result.attempts,
+        "timings_ms": result.timings_ms,
+        "bytes_in": result.bytes_in,
+        "bytes_out": result.bytes_out,
+        "tags": list(result.tags),
+        "details": result.details,
+    }
+
+
+def encode(result: ProbeResult) -> bytes:
+    """One line, newline included. ``ensure_ascii`` keeps it one line whatever the text."""
+    return (json.dumps(to_record(result), separators=(", ", ": ")) + "\n").encode("ascii")
+
+
+class JsonlWriter:
+    """Appends results to a file (or writes them to a stream such as stdout)."""
+
+    def __init__(self, path: str | None = None, stream: IO[bytes] | None = None) -> None:
+        self.path = path
+        self._stream = stream
+        self._fd: int | None = None
+        if path is not None:
+            try:
+                self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                raise OutputError(
+                    f"cannot write results to {path}: {exc.strerror or exc}",
+                    hint="choose another file with -o, or - for stdout",
+                ) from None
+
+    def write(self, result: ProbeResult) -> None:
+        data = encode(result)
+        if self._fd is None:
+            assert self._stream is not None
+            self._stream.write(data)
+            self._stream.flush()
+            return
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                view = memoryview(data)
+                while view:  # a regular file takes it whole; loop for the odd short write
+                    written = os.write(self._fd, view)
+                    view = view[written:]
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        except OSError as exc:
+            raise OutputError(f"cannot append to {self.path}: {exc.strerror or exc}") from None
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,80 @@
+"""The rich summary table (by hand) and the quiet format (cron)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from synthprobe.models import Failure, ProbeResult
+from synthprobe.output.summary import summarize
+
+CLASS_STYLE = {
+    Failure.DNS: "magenta",
+    Failure.NETWORK: "red",
+    Failure.TIMEOUT: "yellow",
+    Failure.SERVER: "bright_red",
+}
+STATE_STYLE = {"up": "green", "degraded": "yellow", "down": "bold red"}
+
+
+def _latency(result: ProbeResult) -> str:
+    total = result.latency_ms
+    return "-" if total is None else f"{total:,.0f} ms"
+
+
+def render_table(results: list[ProbeResult], console: Console, title: str | None = None) -> None:
+    """One row per probe, then one line per kind and the failures by class."""
+    table = Table(title=title, title_justify="left", expand=False, pad_edge=False)
+    table.add_column("probe", overflow="fold")
+    table.add_column("kind")
+    table.add_column("result")
+    table.add_column("class / reason", overflow="fold")
+    table.add_column("status", justify="right")
+    table.add_column("latency", justify="right")
+    table.add_column("error", overflow="fold", max_width=60)
+    for r in results:
+        if r.ok:
+            result = Text("✓ up", style="green")
+            reason = Text("")
+        else:
+            style = CLASS_STYLE[r.failure] if r.failure else "red"
+            result = Text("✗ down", style="bold red")
+            reason = Text(r.reason or "", style=style)
+        attempts = f" ({r.attempts} attempts)" if r.attempts > 1 else ""
+        table.add_row(
+            r.probe,
+            r.kind.value,
+            result,
+            reason,
+            "-" if r.status is None else str(r.status),
+            _latency(r),
+            (r.error or "") + attempts,
+        )
+    console.print(table)
+    s = summarize(results)
+    kinds = Text()
+    for i, (kind, count) in enumerate(s.kinds.items()):
+        if i:
+            kinds.append("  ·  ")
+        kinds.append(f"{kind} ")
+        kinds.append(count.state, style=STATE_STYLE[count.state])
+        kinds.append(f" {count.ok}/{count.total}")
+    console.print(kinds)
+    verdict = Text(f"{s.ok}/{s.total} passed", style="green" if s.failed == 0 else "bold red")
+    if s.failed:
+        verdict.append("  ·  failures: ", style="default")
+        verdict.append(
+            ", ".join(f"{f.value} {s.classes.get(f.value, 0)}" for f in Failure), style="default"
+        )
+    console.print(verdict)
+
+
+def quiet_lines(results: list[ProbeResult]) -> list[str]:
+    """Nothing when all pass; one line per failed probe (cron mails only those)."""
+    return [
+        f"FAIL {r.probe} {r.kind.value} {r.reason} {r.url}: {r.error}"
+        + (f" (after {r.attempts} attempts)" if r.attempts > 1 else "")
+        for r in results
+        if not r.ok
+    ]

@@ -1,0 +1,202 @@
+"""One HTTP exchange the way a prober must do it, shared by every HTTP-based kind.
+
+- DNS is resolved first, as its own timed step, then we connect to the address with
+  the original Host header and SNI name, so a slow resolver is never a connect timeout.
+- Each request opens a fresh connection: a probe measures the cold path, and a shared
+  pool costs O(connections) CPU per request (encode/httpcore#1035).
+- Redirects are followed hop by hop here, because httpx copies the previous hop's
+  ``sni_hostname`` into the next request (HTTPX-NOTES.md).
+- The body is read up to ``max_body``; the runner's deadline bounds the time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from synthprobe.classify import ProbeFailure, classify_exception
+from synthprobe.config import MAX_REDIRECTS
+from synthprobe.expect import Observation
+from synthprobe.models import Failure
+from synthprobe.probers.base import Network
+from synthprobe.timing import Timeline
+
+_REDIRECTS = {301, 302, 303, 307, 308}
+_NO_LIMITS = httpx.Limits(max_connections=1, max_keepalive_connections=0)
+
+
+@dataclass(slots=True)
+class Exchange:
+    """The final response of an exchange and what it took."""
+
+    observation: Observation
+    bytes_in: int
+    bytes_out: int
+    details: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Request:
+    """What to send on the first hop."""
+
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+    content: bytes | None = None
+    content_type: str | None = None
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+async def exchange(
+    request: Request,
+    timeline: Timeline,
+    net: Network,
+    *,
+    follow_redirects: bool,
+    verify_tls: bool,
+    max_body: int,
+) -> Exchange:
+    """Send ``request``, following redirects if asked; raise on transport faults."""
+    url = httpx.URL(request.url)
+    method, content = request.method, request.content
+    visited = [str(url)]
+    bytes_out = 0
+    while True:
+        response_data = await _one_hop(
+            method, url, request, content, timeline, net, verify_tls, max_body, follow_redirects
+        )
+        status, headers, body, truncated, wire_in, sent = response_data
+        bytes_out += sent
+        location = dict(headers).get("location")
+        if not follow_redirects or status not in _REDIRECTS or location is None:
+            break
+        try:
+            nxt = url.join(location)
+        except httpx.InvalidURL as exc:
+            raise ProbeFailure(
+                Failure.SERVER, "server.redirects", f"redirect to an invalid URL: {exc}"
+            ) from None
+        if nxt.scheme not in ("http", "https"):
+            raise ProbeFailure(
+                Failure.SERVER,
+                "server.redirects",
+                f"redirect to unsupported scheme {nxt.scheme!r} refused",
+            )
+        if str(nxt) in visited:
+            raise ProbeFailure(
+                Failure.SERVER,
+                "server.redirects",
+                f"redirect loop: {nxt} visited twice after {len(visited) - 1} redirects",
+            )
+        if len(visited) > MAX_REDIRECTS:
+            raise ProbeFailure(
+                Failure.SERVER, "server.redirects", f"more than {MAX_REDIRECTS} redirects"
+            )
+        visited.append(str(nxt))
+        # as browsers and httpx do: 303 (and 301/302 after POST) become a GET without body
+        if status == 303 and method != "HEAD" or status in (301, 302) and method == "POST":
+            method, content = "GET", None
+        url = nxt
+    details: dict[str, Any] = {"truncated": truncated}
+    if len(visited) > 1:
+        details["redirects"] = len(visited) - 1
+        details["final_url"] = str(url)
+    return Exchange(
+        Observation(status=status, headers=headers, body=body, truncated=truncated),
+        bytes_in=wire_in,
+        bytes_out=bytes_out,
+        details=details,
+    )
+
+
+async def _one_hop(
+    method: str,
+    url: httpx.URL,
+    request: Request,
+    content: bytes | None,
+    timeline: Timeline,
+    net: Network,
+    verify_tls: bool,
+    max_body: int,
+    follow_redirects: bool,
+) -> tuple[int, tuple[tuple[str, str], ...], bytes, bool, int, int]:
+    host = url.host
+    port = url.port or (443 if url.scheme == "https" else 80)
+    if _is_ip(host):
+        addresses = [host]
+    else:
+        timeline.begin("dns")
+        try:
+            addresses = await net.resolve(host, port)
+        except socket.gaierror as exc:
+            timeline.fail("dns")
+            found = classify_exception(exc)
+            assert found is not None
+            raise ProbeFailure(found.failure, found.reason, f"{host}: {found.error}") from exc
+        timeline.end("dns")
+        if not addresses:
+            raise ProbeFailure(Failure.DNS, "dns.no_address", f"{host} has no address")
+    headers = [("Host", url.netloc.decode("ascii"))]
+    headers += [(k, v) for k, v in request.headers if k.lower() != "host"]
+    if content is not None and request.content_type:
+        headers.append(("Content-Type", request.content_type))
+    extensions: dict[str, Any] = {"trace": timeline.trace}
+    if url.scheme == "https" and not _is_ip(host):
+        extensions["sni_hostname"] = host
+    last_error: Exception | None = None
+    for index, ip in enumerate(addresses):
+        timeline.target = (ip, port)
+        transport = httpx.AsyncHTTPTransport(
+            verify=net.ssl_context(verify_tls), limits=_NO_LIMITS, retries=0
+        )
+        async with httpx.AsyncClient(transport=transport, timeout=None) as client:
+            req = client.build_request(
+                method, url.copy_with(host=ip), headers=headers, content=content,
+                extensions=extensions,
+            )
+            try:
+                response = await client.send(req, stream=True)
+            except httpx.ConnectError as exc:
+                # refused or unreachable on this address: try the next one, as
+                # happy eyeballs would; the deadline still covers all of them
+                last_error = exc
+                if index + 1 < len(addresses) and timeline.current == "connect":
+                    continue
+                raise
+            timeline.status = response.status_code
+            try:
+                timeline.begin("body")
+                body = bytearray()
+                truncated = False
+                # a redirect we will follow: its body is of no interest
+                if not (follow_redirects and response.status_code in _REDIRECTS):
+                    async for chunk in response.aiter_bytes():
+                        room = max_body - len(body)
+                        if len(chunk) > room:
+                            body += chunk[:room]
+                            truncated = True
+                            break
+                        body += chunk
+                timeline.end("body")
+                return (
+                    response.status_code,
+                    tuple((k.lower(), v) for k, v in response.headers.multi_items()),
+                    bytes(body),
+                    truncated,
+                    response.num_bytes_downloaded,
+                    len(content or b""),
+                )
+            finally:
+                await response.aclose()
+    raise last_error or RuntimeError("no address tried")

@@ -1,0 +1,23 @@
+"""``http`` and ``feed`` probes: one request, the response checked by the runner."""
+
+from __future__ import annotations
+
+from synthprobe.models import ProbeSpec
+from synthprobe.probers.base import Network, ProbeOutcome
+from synthprobe.probers.exchange import Request, exchange
+from synthprobe.timing import Timeline
+
+
+class HttpProber:
+    """GET (or the configured method) the URL once."""
+
+    async def probe(self, spec: ProbeSpec, timeline: Timeline, net: Network) -> ProbeOutcome:
+        result = await exchange(
+            Request(spec.method, spec.url, spec.headers),
+            timeline,
+            net,
+            follow_redirects=spec.follow_redirects,
+            verify_tls=spec.verify_tls,
+            max_body=spec.max_body,
+        )
+        return ProbeOutcome(result.observation, result.bytes_in, result.bytes_out, result.details)

@@ -1,0 +1,55 @@
+"""Masking of secrets in everything synthprobe prints or writes.
+
+A secret is any value that came from ``${VAR}`` in a config (unless the variable is
+listed in ``settings.public_vars``), plus what is secret by its place: URL userinfo,
+query parameters named like credentials, and credential headers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import quote, quote_plus
+
+MASK = "***"
+SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
+_SECRET_PARAM_RE = re.compile(
+    r"([?&;](?:[^=&#]*?)(?:token|key|secret|signature|sig|password|passwd|auth)[^=&#]*=)([^&#]*)",
+    re.IGNORECASE,
+)
+_USERINFO_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)([^/@?#\s'\"]*)@")
+MIN_SECRET_LEN = 3
+"""Shorter values are not masked: replacing every "1" in the output would hide everything
+and protect nothing (a 2-character secret is no secret)."""
+
+
+class Redactor:
+    """Replaces known secret values, and credentials in URLs, with ``***``."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        forms: set[str] = set()
+        for secret in secrets:
+            if len(secret) < MIN_SECRET_LEN:
+                continue
+            # a secret may come back percent-encoded inside a URL or an error message
+            forms.update({secret, quote(secret, safe=""), quote_plus(secret), quote(secret)})
+        # longest first, so a secret containing another is masked whole
+        ordered = sorted((f for f in forms if len(f) >= MIN_SECRET_LEN), key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    def text(self, value: str) -> str:
+        """Mask known secrets, and URL userinfo and credential-like query parameters
+        wherever a URL appears (an exception message may echo one)."""
+        masked = _USERINFO_RE.sub(lambda m: f"{m.group(1)}{MASK}@", value)
+        masked = _SECRET_PARAM_RE.sub(lambda m: f"{m.group(1)}{MASK}", masked)
+        if self._pattern is not None:
+            masked = self._pattern.sub(MASK, masked)
+        return masked
+
+    url = text
+
+    def header(self, name: str, value: str) -> str:
+        """A header value as it may be shown."""
+        if name.lower() in SECRET_HEADERS:
+            return MASK
+        return self.text(value)

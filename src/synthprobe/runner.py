@@ -1,0 +1,181 @@
+"""Runs probes: concurrency, the total deadline of each attempt, retries, timing and
+the result record. The one place that knows about time; probers only probe."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from synthprobe.classify import Classified, classify_deadline, classify_exception
+from synthprobe.expect import check
+from synthprobe.models import ProbeResult, ProbeSpec
+from synthprobe.probers import PROBERS, Network, ProbeOutcome
+from synthprobe.redact import Redactor
+from synthprobe.timing import Timeline
+
+RETRY_PAUSE = 0.2
+"""Seconds between attempts: long enough to step past a blip, short enough for cron."""
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_run_id(now: float | None = None) -> str:
+    """A ULID: 48 bits of milliseconds, 80 random bits, Crockford base32 (sortable)."""
+    value = (int((time.time() if now is None else now) * 1000) << 80) | secrets.randbits(80)
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def utc_iso(epoch: float) -> str:
+    """``2026-11-22T10:00:00.123Z``."""
+    stamp = datetime.fromtimestamp(epoch, UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+def supported(spec: ProbeSpec) -> bool:
+    """Whether this version has a prober for the spec's kind."""
+    return spec.kind in PROBERS
+
+
+@dataclass(slots=True)
+class _Attempt:
+    outcome: ProbeOutcome | None
+    classified: Classified | None
+    timeline: Timeline
+
+
+class Runner:
+    """Runs a set of probes once and reports each result as soon as it is final."""
+
+    def __init__(
+        self,
+        *,
+        concurrency: int,
+        location: str,
+        redactor: Redactor,
+        network: Network | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        self.concurrency = max(1, concurrency)
+        self.location = location
+        self.redactor = redactor
+        self.network = network or Network()
+        self.run_id = run_id or new_run_id()
+
+    async def run(
+        self, specs: Sequence[ProbeSpec], on_result: Callable[[ProbeResult], None]
+    ) -> list[ProbeResult]:
+        """Run every spec; call ``on_result`` as each finishes; return results in spec order.
+
+        Cancelling this coroutine cancels every probe in flight; results already passed
+        to ``on_result`` stay written.
+        """
+        loop = asyncio.get_running_loop()
+        # getaddrinfo runs in the default executor; its 6 threads here would queue
+        # lookups and show our own queueing as DNS time (HTTPX-NOTES.md)
+        executor = ThreadPoolExecutor(
+            max_workers=min(self.concurrency, 256), thread_name_prefix="synthprobe-dns"
+        )
+        loop.set_default_executor(executor)
+        self.network.prepare(specs)
+        slots = asyncio.Semaphore(self.concurrency)
+        results: dict[int, ProbeResult] = {}
+
+        async def one(index: int, spec: ProbeSpec) -> None:
+            async with slots:
+                result = await self.probe(spec)
+            results[index] = result
+            on_result(result)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for index, spec in enumerate(specs):
+                    group.create_task(one(index, spec), name=spec.name)
+        finally:
+            # a cancelled lookup keeps its thread: don't wait for resolvers on the way out
+            executor.shutdown(wait=False, cancel_futures=True)
+        return [results[i] for i in sorted(results)]
+
+    async def probe(self, spec: ProbeSpec) -> ProbeResult:
+        """One probe with its retries; the record describes the last attempt."""
+        started = time.time()
+        attempts = 0
+        while True:
+            attempts += 1
+            attempt = await self._attempt(spec)
+            failed = attempt.classified
+            if failed is None or failed.failure not in spec.retry_on or attempts > spec.retries:
+                break
+            await asyncio.sleep(RETRY_PAUSE)
+        return self._record(spec, started, attempts, attempt)
+
+    async def _attempt(self, spec: ProbeSpec) -> _Attempt:
+        prober = PROBERS[spec.kind]
+        timeline = Timeline()
+        # the deadline starts once the probe has its slot: our own queueing must
+        # never show up as a timeout of theirs (HTTPX-NOTES.md)
+        deadline = asyncio.timeout(spec.timeout)
+        try:
+            async with deadline:
+                outcome = await prober.probe(spec, timeline, self.network)
+        except TimeoutError:
+            timeline.stop()
+            if deadline.expired():
+                # httpx timeouts are per read (encode/httpx#1450): the total is enforced here
+                return _Attempt(None, classify_deadline(timeline.current, spec.timeout), timeline)
+            return _Attempt(None, self._classify(TimeoutError("timed out")), timeline)
+        except Exception as exc:
+            timeline.stop()
+            return _Attempt(None, self._classify(exc), timeline)
+        latency = timeline.stop()
+        failed = check(spec.expect, outcome.observation, latency) if outcome.observation else None
+        return _Attempt(outcome, failed, timeline)
+
+    @staticmethod
+    def _classify(exc: BaseException) -> Classified:
+        classified = classify_exception(exc)
+        if classified is None:
+            raise exc  # a bug of ours: never disguise it as the target's fault
+        return classified
+
+    def _record(
+        self, spec: ProbeSpec, started: float, attempts: int, attempt: _Attempt
+    ) -> ProbeResult:
+        outcome, failed, timeline = attempt.outcome, attempt.classified, attempt.timeline
+        details: dict[str, Any] = dict(outcome.details) if outcome else {}
+        remote = timeline.remote or timeline.target
+        if remote is not None:
+            details["remote_ip"] = remote[0]
+        obs = outcome.observation if outcome else None
+        mask = self.redactor
+        return ProbeResult(
+            run_id=self.run_id,
+            ts=utc_iso(started),
+            location=self.location,
+            probe=spec.name,
+            kind=spec.kind,
+            method=spec.method,
+            url=mask.url(spec.url),
+            ok=failed is None,
+            failure=failed.failure if failed else None,
+            reason=failed.reason if failed else None,
+            error=mask.text(failed.error) if failed else None,
+            status=obs.status if obs else timeline.status,
+            attempts=attempts,
+            timings_ms=timeline.phases_ms(),
+            bytes_in=outcome.bytes_in if outcome else 0,
+            bytes_out=outcome.bytes_out if outcome else 0,
+            tags=spec.tags,
+            details={k: mask.text(v) if isinstance(v, str) else v for k, v in details.items()},
+        )
+
+
+def default_location() -> str:
+    """The host name: where a result was measured from, unless --location says."""
+    return os.uname().nodename or "unknown"

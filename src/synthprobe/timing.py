@@ -1,0 +1,112 @@
+"""The clock of one attempt: step timestamps from httpcore's ``trace`` extension.
+
+The runner creates one ``Timeline`` per attempt and hands it to the prober, which
+passes ``timeline.trace`` to httpx and marks the steps httpx cannot see (DNS, the
+body read). The callback only records a timestamp: it runs inside httpcore's I/O
+path and must never await anything (HTTPX-NOTES.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from synthprobe.models import Phase
+
+# httpcore trace step -> our step. http2 names mirror the http11 ones.
+_TRACE_STEPS = {
+    "connect_tcp": "connect",
+    "start_tls": "tls",
+    "send_request_headers": "send",
+    "send_request_body": "send_body",
+    "receive_response_headers": "wait",
+}
+STEPS = ("dns", "connect", "tls", "send", "send_body", "wait", "body")
+
+
+class Timeline:
+    """Accumulated step durations of one attempt (summed across redirect hops)."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.ended: float | None = None
+        self.durations: dict[str, float] = {}
+        """step -> seconds, for steps that completed."""
+        self.current: str | None = None
+        """The step in progress: where a deadline cut the attempt, if it did."""
+        self.remote: tuple[str, int] | None = None
+        """(ip, port) of the last TCP connection, as the socket reports it."""
+        self.target: tuple[str, int] | None = None
+        """(ip, port) the last connection attempt went to, even if it failed."""
+        self.status: int | None = None
+        """HTTP status of the last response headers received, even if the body then failed."""
+        self._since: float = self.started
+
+    def begin(self, step: str) -> None:
+        self.current = step
+        self._since = time.perf_counter()
+
+    def end(self, step: str) -> None:
+        if self.current == step:
+            self.durations[step] = self.durations.get(step, 0.0) + (
+                time.perf_counter() - self._since
+            )
+            self.current = None
+
+    def fail(self, step: str) -> None:
+        """The step ended in an error: keep its time, and keep it as ``current``."""
+        if self.current == step:
+            self.durations[step] = self.durations.get(step, 0.0) + (
+                time.perf_counter() - self._since
+            )
+
+    def stop(self) -> float:
+        """Freeze the total; returns it in seconds."""
+        if self.ended is None:
+            self.ended = time.perf_counter()
+        return self.ended - self.started
+
+    @property
+    def elapsed(self) -> float:
+        return (self.ended or time.perf_counter()) - self.started
+
+    async def trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpcore ``trace`` extension callback: record, never wait."""
+        prefix, _, state = event.rpartition(".")
+        step = _TRACE_STEPS.get(prefix.rpartition(".")[2])
+        if step is None:
+            return
+        if state == "started":
+            self.begin(step)
+        elif state == "complete":
+            self.end(step)
+            if step == "connect":
+                stream = info.get("return_value")
+                addr = stream.get_extra_info("server_addr") if stream is not None else None
+                if isinstance(addr, tuple) and len(addr) >= 2:
+                    self.remote = (str(addr[0]), int(addr[1]))
+        elif state == "failed":
+            # keep `current`, so the classifier knows which step failed; a step our
+            # deadline cut stays null, one the peer failed reports its time until then
+            if not isinstance(info.get("exception"), asyncio.CancelledError):
+                self.fail(step)
+
+    def phases_ms(self) -> dict[str, float | None]:
+        """The SPEC's phases in milliseconds; None for a phase not reached."""
+        d = self.durations
+
+        def ms(*steps: str) -> float | None:
+            if not all(s in d for s in steps):
+                return None
+            return round(sum(d[s] for s in steps) * 1000, 3)
+
+        send_steps = ("send", "send_body", "wait") if "send_body" in d else ("send", "wait")
+        return {
+            Phase.DNS.value: ms("dns"),
+            Phase.CONNECT.value: ms("connect"),
+            Phase.TLS.value: ms("tls"),
+            Phase.TTFB.value: ms(*send_steps),
+            Phase.TRANSFER.value: ms("body"),
+            Phase.TOTAL.value: round(self.elapsed * 1000, 3),
+        }

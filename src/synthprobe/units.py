@@ -1,0 +1,92 @@
+"""Durations, sizes and JSON paths as people write them in configs, and back for display."""
+
+from __future__ import annotations
+
+import math
+import re
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|KB|MB|GB|k|K)?\s*$")
+_SIZE_UNITS = {
+    None: 1,
+    "B": 1,
+    "KiB": 1024,
+    "MiB": 1024**2,
+    "GiB": 1024**3,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "k": 1024,
+    "K": 1024,
+}
+
+
+def parse_duration(value: object) -> float:
+    """``250ms``, ``5s``, ``2m``, ``1h`` or a number of seconds -> seconds.
+
+    Raises ValueError with a message meant for the user.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"bad duration {value!r}: use 250ms, 5s, 2m or a number of seconds")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION_RE.match(value)):
+        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    else:
+        raise ValueError(f"bad duration {value!r}: use 250ms, 5s, 2m or a number of seconds")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"bad duration {value!r}: must be a finite number, 0 or more")
+    return seconds
+
+
+def parse_size(value: object) -> int:
+    """``512``, ``64KiB``, ``1MiB``, ``2MB`` -> bytes. Raises ValueError for the user."""
+    if isinstance(value, bool):
+        raise ValueError(f"bad size {value!r}: use 512, 64KiB or 1MiB")
+    if isinstance(value, int):
+        size = value
+    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        size = int(value)
+    elif isinstance(value, str) and (m := _SIZE_RE.match(value)):
+        size = int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])
+    else:
+        raise ValueError(f"bad size {value!r}: use 512, 64KiB or 1MiB")
+    if size < 0:
+        raise ValueError(f"bad size {value!r}: must be 0 or more")
+    return size
+
+
+def format_duration(seconds: float) -> str:
+    """The inverse of ``parse_duration`` for display: ``1.5s``, ``250ms``."""
+    if seconds < 1 and seconds * 1000 == int(seconds * 1000):
+        return f"{int(seconds * 1000)}ms"
+    return f"{seconds:g}s"
+
+
+def format_size(size: int) -> str:
+    """Bytes for display: ``512B``, ``64KiB``, ``1.5MiB``."""
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= factor:
+            return f"{size / factor:g}{unit}"
+    return f"{size}B"
+
+
+_PATH_STEP_RE = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
+
+
+def parse_json_path(path: str) -> tuple[str | int, ...]:
+    """``items[0].id`` -> ``("items", 0, "id")``. Raises ValueError for the user."""
+    steps: list[str | int] = []
+    pos = 0
+    while pos < len(path):
+        if path[pos] == "." and steps and pos + 1 < len(path) and path[pos + 1] != ".":
+            pos += 1
+        m = _PATH_STEP_RE.match(path, pos)
+        if not m:
+            raise ValueError(f"bad JSON path {path!r} at character {pos + 1}")
+        steps.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
+        pos = m.end()
+    if not steps:
+        raise ValueError("bad JSON path: empty")
+    return tuple(steps)
