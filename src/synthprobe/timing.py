@@ -37,6 +37,8 @@ class Timeline:
         """The step in progress: where a deadline cut the attempt, if it did."""
         self.remote: tuple[str, int] | None = None
         """(ip, port) of the last TCP connection, as the socket reports it."""
+        self.stream: Any = None
+        """The last network stream httpcore opened (to close it if a deadline cuts in)."""
         self.target: tuple[str, int] | None = None
         """(ip, port) the last connection attempt went to, even if it failed."""
         self.status: int | None = None
@@ -83,6 +85,7 @@ class Timeline:
             self.end(step)
             if step == "connect":
                 stream = info.get("return_value")
+                self.stream = stream
                 addr = stream.get_extra_info("server_addr") if stream is not None else None
                 if isinstance(addr, tuple) and len(addr) >= 2:
                     self.remote = (str(addr[0]), int(addr[1]))

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -166,7 +168,13 @@ async def _one_hop(
                 extensions=extensions,
             )
             try:
-                response = await client.send(req, stream=True)
+                try:
+                    response = await client.send(req, stream=True)
+                except asyncio.CancelledError:
+                    # httpcore closes a half-made connection on Exception but not on
+                    # cancellation (our deadline during the TLS handshake): close it here
+                    await _close_quietly(timeline.stream)
+                    raise
             except httpx.ConnectError as exc:
                 # refused or unreachable on this address: try the next one, as
                 # happy eyeballs would; the deadline still covers all of them
@@ -200,3 +208,9 @@ async def _one_hop(
             finally:
                 await response.aclose()
     raise last_error or RuntimeError("no address tried")
+
+
+async def _close_quietly(stream: Any) -> None:
+    if stream is not None:
+        with contextlib.suppress(Exception):
+            await stream.aclose()

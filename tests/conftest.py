@@ -1,0 +1,161 @@
+"""Real servers on 127.0.0.1 for the network paths, and helpers to run probes.
+
+Nothing here reaches beyond loopback: every URL is 127.0.0.1, localhost or *.invalid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import trustme
+
+from synthprobe.config import load_sources
+from synthprobe.demo import DemoPlatform, PlatformThread, refused_port
+from synthprobe.models import ProbeResult, ProbeSpec
+from synthprobe.probers import Network
+from synthprobe.redact import Redactor
+from synthprobe.runner import Runner
+
+
+@pytest.fixture(scope="session")
+def platform() -> Iterator[DemoPlatform]:
+    """The demo platform over plain HTTP: feed, upload and every fault path."""
+    with PlatformThread(DemoPlatform()) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def tls_platform(ca: trustme.CA) -> Iterator[DemoPlatform]:
+    """The demo platform over TLS, with a certificate for "localhost" only, issued by a
+    CA that no trust store has: self-signed as far as any client knows."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(ctx)
+    with PlatformThread(DemoPlatform(tls=ctx)) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def trusting_network(ca: trustme.CA) -> Network:
+    """A Network that trusts the test CA."""
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    return Network(trusted=ctx)
+
+
+@pytest.fixture
+def refused_url() -> Iterator[str]:
+    """A port that is bound but not listening: connecting is refused."""
+    sock, port = refused_port()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        sock.close()
+
+
+@pytest.fixture
+def backlog_full_url() -> Iterator[str]:
+    """A listener that never accepts and whose backlog is full: SYNs go unanswered,
+    so a connect can only time out."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers: list[socket.socket] = []
+    try:
+        for _ in range(64):  # bounded: the queue of a listen(0) socket holds one or two
+            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+            time.sleep(0.05)
+            try:
+                filler.getpeername()
+            except OSError:
+                break  # this one is left pending: the queue is full
+        else:
+            pytest.skip("could not fill the listen backlog on this kernel")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        for filler in fillers:
+            filler.close()
+        server.close()
+
+
+@pytest.fixture
+def plain_answering_server() -> Iterator[str]:
+    """A plain-HTTP server that answers anything, at once, with a 400: what nginx does
+    when a TLS ClientHello reaches a plain port."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.1)
+    port = server.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(1)
+                with contextlib.suppress(OSError):
+                    conn.recv(4096)
+                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
+                                 b"Connection: close\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://localhost:{port}"
+    finally:
+        stop.set()
+        thread.join(2)
+        server.close()
+
+
+def specs_from_yaml(text: str, env: dict[str, str] | None = None) -> list[ProbeSpec]:
+    return list(load_sources([("test.yaml", text.encode())], env=env or {}).probes)
+
+
+def run_specs(
+    specs: list[ProbeSpec],
+    network: Network | None = None,
+    secrets: frozenset[str] = frozenset(),
+    concurrency: int = 10,
+) -> list[ProbeResult]:
+    """Run specs through the real runner; return results in spec order."""
+    runner = Runner(
+        concurrency=concurrency,
+        location="test",
+        redactor=Redactor(secrets),
+        network=network,
+    )
+    seen: list[ProbeResult] = []
+    results = asyncio.run(runner.run(specs, seen.append))
+    assert len(seen) == len(results)
+    return results
+
+
+def probe_once(url: str, network: Network | None = None, **fields: Any) -> ProbeResult:
+    """Run a single http probe at ``url`` with extra config fields (YAML-ish values)."""
+    import json
+
+    probe = {"name": "p", "url": url, "timeout": "2s", **fields}
+    text = "probes:\n  - " + json.dumps(probe)
+    [result] = run_specs(specs_from_yaml(text), network)
+    return result
