@@ -116,17 +116,22 @@ class _Converter:
             raise _Problem(line, path, f"nested more than {MAX_DEPTH} levels deep")
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Located] = {}
+            explicit = {id(k) for k, _ in node.value}
             self._scalars.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+            merged: set[str] = set()
             for key_node, value_node in node.value:
                 key_line = key_node.start_mark.line + 1
                 if not isinstance(key_node, yaml.ScalarNode):
                     raise _Problem(key_line, path, "a key must be a plain string")
                 key = str(self._scalars.construct_object(key_node))
                 sub = f"{path}.{key}" if path else key
-                if key in out:
+                if key in out and key not in merged:
                     raise _Problem(
                         key_line, sub, f"duplicate key (first at line {out[key].line})"
                     )
+                merged.discard(key)  # an explicit key overrides a merged one
+                if id(key_node) not in explicit:
+                    merged.add(key)
                 converted = self.convert(value_node, key_line, sub, depth + 1)
                 out[key] = Located(converted.value, key_line)
             return Located(out, line)
@@ -176,6 +181,10 @@ def _parse_yaml(name: str, raw: bytes) -> Located:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
         problem = exc.problem or exc.context or "cannot parse"
+        if exc.problem and exc.context and exc.context_mark:
+            context_line = exc.context_mark.line + 1
+            if context_line != line:
+                problem += f" ({exc.context} at line {context_line})"
         raise ConfigError([f"{name}:{line}: invalid YAML: {problem}"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"{name}:1: invalid YAML: {exc}"]) from None
@@ -302,6 +311,8 @@ class _Reader:
         value = loc.value
         if isinstance(value, str):
             value = self.x.expand(loc, path, value)
+        elif not isinstance(value, int | float) or isinstance(value, bool):
+            _fail(loc, path, f"expected a duration such as 5s, got {_type_name(value)}")
         try:
             seconds = parse_duration(value)
         except ValueError as exc:
@@ -316,6 +327,8 @@ class _Reader:
         value = loc.value
         if isinstance(value, str):
             value = self.x.expand(loc, path, value)
+        elif not isinstance(value, int | float) or isinstance(value, bool):
+            _fail(loc, path, f"expected a size such as 64KiB, got {_type_name(value)}")
         try:
             size = parse_size(value)
         except ValueError as exc:

@@ -1,0 +1,252 @@
+"""Config loading: valid shapes as a table, invalid ones pinned to their exact messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from synthprobe.config import load_configs, load_sources
+from synthprobe.errors import ConfigError
+from synthprobe.models import Failure, JsonCheck, Kind, UploadSpec
+
+TESTDATA = Path(__file__).parent / "testdata"
+INVALID = sorted(TESTDATA.glob("invalid-*.yaml"))
+
+
+def load(text: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    return load_sources([("t.yaml", text.encode())], env=env or {})
+
+
+def problems(text: str, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load(text, env)
+    return info.value.problems
+
+
+@pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
+def test_invalid_config_message_is_pinned(path: Path) -> None:
+    raw = path.read_bytes()
+    expected = [line.split("# expect: ", 1)[1] for line in raw.decode().splitlines()
+                if line.startswith("# expect: ")]
+    assert expected, f"{path.name} pins no message"
+    with pytest.raises(ConfigError) as info:
+        load_sources([(path.name, raw)], env={})
+    assert info.value.problems == expected
+
+
+def test_there_are_enough_invalid_cases() -> None:
+    assert len(INVALID) >= 20
+
+
+def test_minimal_probe_gets_defaults() -> None:
+    [spec] = load("probes:\n  - {name: a, url: 'http://127.0.0.1/'}").probes
+    assert spec.kind is Kind.HTTP
+    assert spec.method == "GET"
+    assert spec.timeout == 10.0
+    assert spec.retries == 0
+    assert spec.retry_on == {Failure.DNS, Failure.NETWORK, Failure.TIMEOUT}
+    assert spec.expect.status == ("2xx",)
+    assert spec.follow_redirects is True and spec.verify_tls is True
+    assert spec.max_body == 10 * 1024 * 1024
+    assert spec.source == "t.yaml:2"
+
+
+def test_spec_example_parses() -> None:
+    text = """
+version: 1
+settings: {concurrency: 50, output: probe-results.jsonl, location: eu-1}
+defaults:
+  timeout: 10s
+  retries: 0
+  retry_on: [dns, network, timeout]
+  headers: {User-Agent: synthprobe}
+  expect: {status: ["2xx"]}
+probes:
+  - name: feed-home
+    kind: feed
+    url: https://api.example.com/v1/feed?limit=10
+    method: GET
+    headers: {Authorization: "Bearer ${FEED_TOKEN}"}
+    timeout: 5s
+    tags: [critical]
+    expect:
+      status: [200, "2xx"]
+      max_latency: 800ms
+      body_contains: '"items"'
+      body_regex: '...'
+      headers: {content-type: 'application/json.*'}
+      json:
+        - {path: items, min_items: 1}
+        - {path: "items[0].id", exists: true}  # SPEC writes it unquoted: invalid YAML in a flow mapping
+        - {path: status, equals: ok}
+  - name: upload-small
+    kind: upload
+    url: https://upload.example.com/v1/media
+    upload: {size: 256KiB, field: file, filename: probe.mp4, content_type: video/mp4}
+    expect: {status: [200, 201]}
+  - name: live-main
+    kind: live
+    url: https://live.example.com/main/index.m3u8
+    live: {check_advancing: true}
+  - name: chat-roundtrip
+    kind: messaging
+    url: wss://chat.example.com/ws
+    messaging: {send: '{"type":"ping"}', expect: pong}
+"""
+    loaded = load(text, {"FEED_TOKEN": "s3cr3t-token"})
+    feed, upload, live, chat = loaded.probes
+    assert loaded.settings == {"concurrency": 50, "output": "probe-results.jsonl",
+                               "location": "eu-1"}
+    assert feed.headers == (("User-Agent", "synthprobe"),
+                            ("Authorization", "Bearer s3cr3t-token"))
+    assert feed.timeout == 5.0
+    assert feed.expect.status == (200, "2xx")
+    assert feed.expect.max_latency == pytest.approx(0.8)
+    assert feed.expect.json[1] == JsonCheck(path="items[0].id", exists=True)
+    assert feed.expect.json[2].has_equals and feed.expect.json[2].equals == "ok"
+    assert upload.method == "POST"
+    assert upload.upload == UploadSpec(256 * 1024, "file", "probe.mp4", "video/mp4")
+    assert upload.expect.status == (200, 201)
+    assert live.kind is Kind.LIVE and dict(live.options) == {"check_advancing": True}
+    assert chat.method == "WS" and dict(chat.options)["expect"] == "pong"
+    assert loaded.secrets == {"s3cr3t-token"}
+
+
+@pytest.mark.parametrize(
+    ("value", "env", "expected", "secret"),
+    [
+        ("${HOST}", {"HOST": "127.0.0.1"}, "127.0.0.1", True),
+        ("${HOST:-127.0.0.2}", {}, "127.0.0.2", False),
+        ("${HOST:-127.0.0.2}", {"HOST": ""}, "127.0.0.2", False),
+        ("${HOST:-127.0.0.2}", {"HOST": "127.0.0.3"}, "127.0.0.3", True),
+        ("$${HOST}", {}, "${HOST}", False),
+        ("cost$5", {}, "cost$5", False),
+    ],
+    ids=["set", "default", "empty-uses-default", "set-beats-default", "escaped", "lone-dollar"],
+)
+def test_variable_expansion(value: str, env: dict[str, str], expected: str, secret: bool) -> None:
+    loaded = load(f"probes:\n  - {{name: a, url: 'http://x.invalid/{value}'}}", env)
+    assert loaded.probes[0].url == f"http://x.invalid/{expected}"
+    assert bool(loaded.secrets) is secret
+
+
+def test_public_vars_are_not_secrets() -> None:
+    text = """
+settings: {public_vars: [BASE_URL]}
+probes:
+  - {name: a, url: "${BASE_URL}/feed", headers: {X-Token: "${TOKEN}"}}
+"""
+    loaded = load(text, {"BASE_URL": "http://127.0.0.1:8787", "TOKEN": "abcdef"})
+    assert loaded.secrets == {"abcdef"}
+
+
+def test_defaults_merge_key_by_key() -> None:
+    text = """
+defaults:
+  timeout: 3s
+  headers: {User-Agent: synthprobe, X-Env: prod}
+  expect: {status: [200], max_latency: 1s}
+probes:
+  - name: a
+    url: http://127.0.0.1/
+    headers: {x-env: staging}
+    expect: {body_contains: ok}
+  - name: b
+    url: http://127.0.0.1/
+    timeout: 1s
+"""
+    a, b = load(text).probes
+    assert a.timeout == 3.0 and b.timeout == 1.0
+    assert dict(a.headers) == {"User-Agent": "synthprobe", "x-env": "staging"}
+    assert a.expect.status == (200,) and a.expect.max_latency == 1.0
+    assert a.expect.body_contains == "ok"
+
+
+def test_yaml_anchors_and_merge_keys_work() -> None:
+    text = """
+common: &common {timeout: 2s, tags: [x]}
+probes:
+  - {<<: *common, name: a, url: "http://127.0.0.1/"}
+"""
+    with pytest.raises(ConfigError) as info:
+        load(text)
+    assert "common: unknown key" in info.value.problems[0]
+    ok = "probes:\n  - &p {name: a, url: 'http://127.0.0.1/'}\n  - {<<: *p, name: b}\n"
+    assert [p.name for p in load(ok).probes] == ["a", "b"]
+
+
+def test_alias_bomb_is_refused_quickly() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 10):
+        prev = f"*a{i - 1}"
+        lines.append(f"a{i}: &a{i} [{', '.join([prev] * 10)}]")
+    lines.append("probes: *a9")
+    found = problems("\n".join(lines))
+    assert "aliases expanding without end" in found[0]
+
+
+def test_deep_nesting_is_refused() -> None:
+    found = problems("probes: " + "[" * 200 + "]" * 200)
+    assert "nested more than 64 levels" in found[0]
+
+
+def test_binary_garbage_names_the_line() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_sources([("bin.yaml", b"probes:\n  - \xff\xfe\x00garbage")], env={})
+    assert info.value.problems == ["bin.yaml:2: not a text file (byte 0xff is not UTF-8)"]
+
+
+def test_nul_byte_is_refused() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_sources([("n.yaml", b"probes:\n\x00")], env={})
+    assert info.value.problems == ["n.yaml:2: not a text file (NUL byte)"]
+
+
+def test_empty_file() -> None:
+    assert problems("") == ["t.yaml:1: the file is empty: expected a mapping with `probes:`"]
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_configs([str(tmp_path / "nope.yaml")])
+    assert info.value.problems == [f"{tmp_path / 'nope.yaml'}: no such file"]
+
+
+def test_directory_is_not_a_config(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_configs([str(tmp_path)])
+    assert "is a directory" in info.value.problems[0]
+
+
+def test_duplicate_across_files_names_both(tmp_path: Path) -> None:
+    a = tmp_path / "a.yaml"
+    b = tmp_path / "b.yaml"
+    a.write_text("probes:\n  - {name: x, url: 'http://127.0.0.1/'}\n")
+    b.write_text("probes:\n  - {name: y, url: 'http://127.0.0.1/'}\n"
+                 "  - {name: x, url: 'http://127.0.0.1/'}\n")
+    with pytest.raises(ConfigError) as info:
+        load_configs([str(a), str(b)])
+    assert info.value.problems == [
+        f'{b}:3: probes.name: duplicate probe name "x" (first defined at {a}:2)'
+    ]
+
+
+def test_huge_numbers_are_errors_not_crashes() -> None:
+    found = problems("probes:\n  - {name: a, url: 'http://127.0.0.1/', timeout: 1e400}")
+    assert "bad duration" in found[0]
+    found = problems("probes:\n  - {name: a, url: 'http://127.0.0.1/', retries: 99999999999}")
+    assert "must be between 0 and 100" in found[0]
+
+
+def test_kind_blocks_validate_for_later_kinds() -> None:
+    text = """
+probes:
+  - name: live
+    kind: live
+    url: http://127.0.0.1/index.m3u8
+    live: {check_advancing: true, variant: highest, segments: 2, max_age: 30s}
+"""
+    [spec] = load(text).probes
+    assert dict(spec.options) == {"check_advancing": True, "variant": "highest",
+                                  "segments": 2, "max_age": 30.0}
