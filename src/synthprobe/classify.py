@@ -102,11 +102,11 @@ def classify_exception(exc: BaseException) -> Classified | None:
             return Classified(Failure.DNS, reason, f"{text}: {e.strerror or e}")
     for e in chain:
         if isinstance(e, ssl.SSLCertVerificationError):
-            detail = e.verify_message or e.reason or str(e)
+            detail = e.verify_message or getattr(e, "reason", None) or str(e)
             return Classified(Failure.NETWORK, "network.tls", f"certificate rejected: {detail}")
     for e in chain:
         if isinstance(e, ssl.SSLError):
-            detail = e.reason or str(e)
+            detail = getattr(e, "reason", None) or str(e)
             return Classified(Failure.NETWORK, "network.tls", f"TLS handshake failed: {detail}")
     # httpx's own timeouts: we set none, but a transport may still raise them
     for e in chain:

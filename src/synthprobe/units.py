@@ -29,6 +29,8 @@ def parse_duration(value: object) -> float:
     """
     if isinstance(value, bool):
         raise ValueError(f"bad duration {value!r}: use 250ms, 5s, 2m or a number of seconds")
+    if isinstance(value, int) and abs(value) > 10**9:
+        raise ValueError(f"bad duration {value!r}: too large")
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str) and (m := _DURATION_RE.match(value)):
@@ -59,9 +61,10 @@ def parse_size(value: object) -> int:
 
 def format_duration(seconds: float) -> str:
     """The inverse of ``parse_duration`` for display: ``1.5s``, ``250ms``."""
-    if seconds < 1 and seconds * 1000 == int(seconds * 1000):
-        return f"{int(seconds * 1000)}ms"
-    return f"{seconds:g}s"
+    ms = seconds * 1000
+    if seconds < 1 and ms == int(ms):
+        return f"{int(ms)}ms"
+    return f"{seconds:.6f}".rstrip("0").rstrip(".") + "s"
 
 
 def format_size(size: int) -> str:
