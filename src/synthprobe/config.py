@@ -288,7 +288,9 @@ class _Reader:
         if allow_scalar and isinstance(value, int | float) and not isinstance(value, bool):
             value = str(value)
         if not isinstance(value, str):
-            _fail(loc, path, f"expected a string, got {_type_name(value)}")
+            hint = " (YAML reads yes/no/on/off as booleans: quote it)" if isinstance(
+                value, bool) else ""
+            _fail(loc, path, f"expected a string, got {_type_name(value)}{hint}")
         return self.x.expand(loc, path, value)
 
     def integer(self, loc: Located, path: str, lo: int, hi: int) -> int:

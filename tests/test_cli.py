@@ -1,0 +1,253 @@
+"""The command line: typer's CliRunner for the logic, real subprocesses for exit codes,
+streams, signals and overlapping runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from synthprobe.cli import app
+from synthprobe.demo import DemoPlatform
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+def write(tmp_path: Path, text: str, name: str = "p.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def probe(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+          timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "synthprobe", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=timeout,
+                          env={**os.environ, "COLUMNS": "200", **(env or {})})
+
+
+@pytest.fixture
+def mixed_config(tmp_path: Path, platform: DemoPlatform) -> str:
+    return write(tmp_path, f"""
+version: 1
+probes:
+  - {{name: feed-ok, kind: feed, url: "{platform.base_url}/v1/feed", tags: [critical]}}
+  - {{name: feed-503, kind: feed, url: "{platform.base_url}/fault/status/503"}}
+  - {{name: up-ok, kind: upload, url: "{platform.base_url}/v1/media", upload: {{size: 1KiB}}}}
+""")
+
+
+def test_validate_prints_probes_per_kind(mixed_config: str) -> None:
+    result = runner.invoke(app, ["validate", mixed_config])
+    assert result.exit_code == 0, result.output
+    assert "3 probes" in result.output
+    assert "feed" in result.output and "feed-ok, feed-503" in result.output
+
+
+def test_validate_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "probes:\n  - {name: a, url: 'http://127.0.0.1/', timout: 1s}\n")
+    result = probe("validate", path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip() == (
+        f'error: {path}:2: probes[0].timout: unknown key (did you mean "timeout"?)')
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [(None, "no such file"), (b"\x89PNG\r\n\x1a\n\x00\x00", "not a text file"),
+     (b"probes: [", "invalid YAML"), (b"", "the file is empty")],
+    ids=["missing", "binary", "broken-yaml", "empty"],
+)
+def test_user_mistakes_never_show_a_traceback(tmp_path: Path, content: bytes | None,
+                                              needle: str) -> None:
+    path = tmp_path / "c.yaml"
+    if content is not None:
+        path.write_bytes(content)
+    for command in ("run", "validate", "list"):
+        result = probe(command, str(path))
+        assert result.returncode == 2, (command, result.stderr)
+        assert needle in result.stderr
+        assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_list_masks_secrets(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+probes:
+  - name: a
+    url: "http://127.0.0.1/feed?token=${TOK}"
+    headers: {Authorization: "Bearer ${TOK}", X-Trace: "t-${TOK}", X-Api-Key: literal-key}
+""")
+    result = probe("list", path, env={"TOK": "sekret-value-1"})
+    assert result.returncode == 0, result.stderr
+    assert "sekret-value-1" not in result.stdout + result.stderr
+    assert "literal-key" not in result.stdout
+    assert "token=***" in result.stdout and "t-***" in result.stdout
+    as_json = probe("list", "--format", "json", path, env={"TOK": "sekret-value-1"})
+    [described] = json.loads(as_json.stdout)
+    assert described["headers"] == {"Authorization": "***", "X-Trace": "t-***",
+                                    "X-Api-Key": "***"}
+
+
+def test_run_exit_1_table_on_stdout_lines_in_file(mixed_config: str, tmp_path: Path) -> None:
+    out = tmp_path / "r.jsonl"
+    result = probe("run", mixed_config, "-o", str(out), "--location", "ci-1")
+    assert result.returncode == 1, result.stderr
+    assert "feed-503" in result.stdout and "server.status" in result.stdout
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["probe"] for r in records) == ["feed-503", "feed-ok", "up-ok"]
+    assert {r["location"] for r in records} == {"ci-1"}
+    assert len({r["run_id"] for r in records}) == 1
+
+
+def test_run_all_passing_exits_0(mixed_config: str, tmp_path: Path) -> None:
+    result = probe("run", mixed_config, "--only", "feed-ok", "--only", "upload",
+                   "-o", str(tmp_path / "r.jsonl"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_output_dash_sends_lines_to_stdout_and_table_to_stderr(mixed_config: str) -> None:
+    result = probe("run", mixed_config, "-o", "-")
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3
+    assert all(json.loads(line)["schema"] == 1 for line in lines)
+    assert "server.status" in result.stderr and "1/3" not in result.stdout
+
+
+def test_quiet_is_silent_on_success_and_one_line_per_failure(mixed_config: str,
+                                                             tmp_path: Path) -> None:
+    out = str(tmp_path / "r.jsonl")
+    ok = probe("run", mixed_config, "--format", "quiet", "--only", "tag:critical", "-o", out)
+    assert (ok.returncode, ok.stdout, ok.stderr) == (0, "", "")
+    bad = probe("run", mixed_config, "--format", "quiet", "-o", out)
+    assert bad.returncode == 1
+    assert bad.stdout.splitlines() == [
+        line for line in bad.stdout.splitlines() if line.startswith("FAIL feed-503 feed "
+                                                                    "server.status ")]
+    assert len(bad.stdout.splitlines()) == 1
+
+
+def test_json_format_summary(mixed_config: str, tmp_path: Path) -> None:
+    result = probe("run", mixed_config, "--format", "json", "-o", str(tmp_path / "r.jsonl"))
+    summary = json.loads(result.stdout)
+    assert summary["passed"] == 2 and summary["failed"] == 1
+    assert summary["failed_probes"][0]["reason"] == "server.status"
+
+
+def test_junit_timeout_retries_overrides(mixed_config: str, tmp_path: Path) -> None:
+    junit = tmp_path / "junit.xml"
+    out = tmp_path / "r.jsonl"
+    result = probe("run", mixed_config, "--junit", str(junit), "--retries", "2",
+                   "--timeout", "3s", "-c", "1", "-o", str(out))
+    assert result.returncode == 1
+    assert junit.read_text().count("<testcase") == 3
+    records = {json.loads(x)["probe"]: x for x in out.read_text().splitlines()}
+    assert json.loads(records["feed-503"])["attempts"] == 1  # server class: not retried
+
+
+def test_only_matching_nothing_is_a_usage_error(mixed_config: str) -> None:
+    result = probe("run", mixed_config, "--only", "nope")
+    assert result.returncode == 2
+    assert "--only 'nope' matches no probe" in result.stderr
+
+
+def test_unwritable_output_fails_before_probing(mixed_config: str, tmp_path: Path,
+                                                platform: DemoPlatform) -> None:
+    before = platform.requests
+    result = probe("run", mixed_config, "-o", str(tmp_path / "no" / "such" / "dir.jsonl"))
+    assert result.returncode == 2
+    assert "cannot write results to" in result.stderr
+    assert platform.requests == before
+
+
+def test_bad_option_value_exits_2(mixed_config: str) -> None:
+    assert probe("run", mixed_config, "--timeout", "soon").returncode == 2
+    assert probe("run", mixed_config, "--format", "xml").returncode == 2
+    assert probe("run", mixed_config, "-c", "0").returncode == 2
+
+
+def test_config_from_stdin(platform: DemoPlatform, tmp_path: Path) -> None:
+    config = f"probes:\n  - {{name: a, url: '{platform.base_url}/v1/feed'}}\n"
+    result = subprocess.run([sys.executable, "-m", "synthprobe", "run", "-", "-o",
+                             str(tmp_path / "r.jsonl")], input=config, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_probe_output_env_var(mixed_config: str, tmp_path: Path) -> None:
+    target = tmp_path / "from-env.jsonl"
+    probe("run", mixed_config, env={"PROBE_OUTPUT": str(target)}, cwd=tmp_path)
+    assert len(target.read_text().splitlines()) == 3
+    assert not (tmp_path / "probe-results.jsonl").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_stops_promptly_and_keeps_finished_lines(sig: signal.Signals, tmp_path: Path,
+                                                        platform: DemoPlatform) -> None:
+    fast = [f'  - {{name: fast-{i}, url: "{platform.base_url}/v1/feed"}}' for i in range(5)]
+    slow = [f'  - {{name: slow-{i}, url: "{platform.base_url}/fault/slow-headers?delay=30", '
+            f'timeout: 25s}}' for i in range(5)]
+    path = write(tmp_path, "probes:\n" + "\n".join(fast + slow))
+    out = tmp_path / "r.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "synthprobe", "run", path, "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if out.exists() and len(out.read_bytes().splitlines()) >= 5:
+            break
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    sent = time.monotonic()
+    stdout, stderr = proc.communicate(timeout=10)
+    assert time.monotonic() - sent < 2.0
+    assert proc.returncode == 130
+    assert "Traceback" not in stderr
+    assert f"interrupted by {sig.name}: 5 of 10 probes finished" in stderr
+    lines = out.read_bytes().splitlines()
+    assert sorted(json.loads(line)["probe"] for line in lines) == [f"fast-{i}" for i in range(5)]
+    assert "fast-0" in stdout  # the partial table
+
+
+def test_overlapping_runs_append_whole_lines(tmp_path: Path, platform: DemoPlatform) -> None:
+    probes = [f'  - {{name: p{i}, url: "{platform.base_url}/v1/feed?limit=50"}}'
+              for i in range(100)]
+    path = write(tmp_path, "probes:\n" + "\n".join(probes))
+    out = tmp_path / "shared.jsonl"
+    procs = [subprocess.Popen([sys.executable, "-m", "synthprobe", "run", path, "-o", str(out),
+                               "--format", "quiet", "-c", "20"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(2)]
+    for p in procs:
+        p.communicate(timeout=120)
+        assert p.returncode == 0
+    records = [json.loads(line) for line in out.read_bytes().splitlines()]
+    assert len(records) == 200
+    assert len({r["run_id"] for r in records}) == 2
+
+
+def test_every_command_has_help_and_is_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for command in app.registered_commands:
+        name = command.name or command.callback.__name__  # type: ignore[union-attr]
+        result = runner.invoke(app, [name, "--help"])
+        assert result.exit_code == 0
+        assert f"probe {name}" in readme, f"`probe {name}` is not documented in README.md"
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("synthprobe ")
+
+
+def test_module_entry_point_help_is_fast_enough_to_run() -> None:
+    result = probe("--help")
+    assert result.returncode == 0 and "run" in result.stdout

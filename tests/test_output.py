@@ -1,0 +1,180 @@
+"""Writers: JSON lines (round trip, whole lines under concurrency), table, quiet, JUnit."""
+
+from __future__ import annotations
+
+import io
+import json
+import multiprocessing
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rich.console import Console
+
+from synthprobe.models import Failure, Kind, ProbeResult
+from synthprobe.output.files import write_atomic
+from synthprobe.output.jsonl import JsonlWriter, encode, to_record
+from synthprobe.output.junit import junit_xml
+from synthprobe.output.summary import summary_json
+from synthprobe.output.table import quiet_lines, render_table
+
+SPEC_FIELDS = ["schema", "run_id", "ts", "location", "probe", "kind", "method", "url", "ok",
+               "failure", "reason", "error", "status", "attempts", "timings_ms", "bytes_in",
+               "bytes_out", "tags", "details"]
+PHASES = ["dns", "connect", "tls", "ttfb", "transfer", "total"]
+
+
+def result(name: str = "feed-home", ok: bool = True, **kw: object) -> ProbeResult:
+    fields: dict[str, object] = dict(
+        run_id="01JTESTRUN00000000000000000", ts="2026-11-22T10:00:00.123Z", location="eu-1",
+        probe=name, kind=Kind.FEED, method="GET", url="http://127.0.0.1/v1/feed", ok=ok,
+        failure=None if ok else Failure.TIMEOUT, reason=None if ok else "timeout.read",
+        error=None if ok else "no response headers within 5s", status=200 if ok else None,
+        attempts=1, timings_ms={p: 1.0 for p in PHASES}, bytes_in=10, bytes_out=0,
+        tags=("critical",), details={},
+    )
+    fields.update(kw)
+    return ProbeResult(**fields)  # type: ignore[arg-type]
+
+
+def test_record_has_spec_fields_in_spec_order() -> None:
+    assert list(to_record(result())) == SPEC_FIELDS
+    assert list(to_record(result())["timings_ms"]) == PHASES
+
+
+def test_failed_record_matches_spec_example_shape() -> None:
+    line = json.loads(encode(result(ok=False, timings_ms={**dict.fromkeys(PHASES), "total": 5000.2})))
+    assert line["failure"] == "timeout" and line["reason"] == "timeout.read"
+    assert line["status"] is None and line["timings_ms"]["ttfb"] is None
+
+
+text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
+
+
+@settings(max_examples=200)
+@given(name=text, error=st.none() | text, status=st.none() | st.integers(100, 599),
+       ok=st.booleans(), total=st.floats(0, 1e6, allow_nan=False),
+       details=st.dictionaries(text, st.integers() | text | st.booleans(), max_size=4))
+def test_jsonl_round_trip(name: str, error: str | None, status: int | None, ok: bool,
+                          total: float, details: dict[str, object]) -> None:
+    r = result(name=name, ok=ok, error=error, status=status,
+               timings_ms={**dict.fromkeys(PHASES), "total": total}, details=details)
+    data = encode(r)
+    assert data.endswith(b"\n") and data.count(b"\n") == 1  # one line whatever the text
+    assert json.loads(data) == to_record(r)
+
+
+def test_writer_appends_whole_lines(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(b'{"earlier": true}\n')
+    writer = JsonlWriter(str(path))
+    for i in range(5):
+        writer.write(result(name=f"p{i}"))
+    writer.close()
+    lines = path.read_bytes().splitlines()
+    assert len(lines) == 6 and json.loads(lines[0]) == {"earlier": True}
+    assert [json.loads(x)["probe"] for x in lines[1:]] == [f"p{i}" for i in range(5)]
+
+
+def test_writer_to_stream() -> None:
+    stream = io.BytesIO()
+    JsonlWriter(stream=stream).write(result())
+    assert json.loads(stream.getvalue())["probe"] == "feed-home"
+
+
+def _append_many(path: str, tag: str, count: int) -> None:
+    writer = JsonlWriter(path)
+    big = "x" * 20_000  # lines far larger than PIPE_BUF: only the lock keeps them whole
+    for i in range(count):
+        writer.write(result(name=f"{tag}-{i}", details={"pad": big}))
+    writer.close()
+
+
+def test_concurrent_processes_never_interleave(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.jsonl")
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_append_many, args=(path, f"w{w}", 200)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    lines = Path(path).read_bytes().splitlines()
+    assert len(lines) == 800
+    names = {json.loads(line)["probe"] for line in lines}  # every line parses
+    assert len(names) == 800
+
+
+def test_unwritable_output_is_an_output_error(tmp_path: Path) -> None:
+    from synthprobe.errors import OutputError
+
+    with pytest.raises(OutputError, match="cannot write results to"):
+        JsonlWriter(str(tmp_path / "missing-dir" / "r.jsonl"))
+
+
+def recorded(width: int = 140) -> Console:
+    return Console(record=True, width=width, force_terminal=False, color_system=None)
+
+
+def test_table_shows_rows_kinds_and_classes() -> None:
+    results = [
+        result("feed-home"),
+        result("feed-search", ok=False, failure=Failure.DNS, reason="dns.nxdomain",
+               error="search.invalid: name does not exist"),
+        result("upload-avatar", ok=False, kind=Kind.UPLOAD, failure=Failure.SERVER,
+               reason="server.status", status=503, error="status 503, expected 2xx",
+               attempts=3),
+    ]
+    console = recorded()
+    render_table(results, console)
+    out = console.export_text()
+    for needle in ["feed-home", "✓ up", "✗ down", "dns.nxdomain", "server.status", "503",
+                   "1 ms", "(3 attempts)", "feed degraded 1/2", "upload down 0/1",
+                   "1/3 passed", "dns 1, network 0, server 1, timeout 0"]:
+        assert needle in out, needle
+
+
+def test_all_up_table_says_so() -> None:
+    console = recorded()
+    render_table([result("a"), result("b")], console)
+    out = console.export_text()
+    assert "feed up 2/2" in out and "2/2 passed" in out and "failures" not in out
+
+
+def test_quiet_is_silent_when_all_pass_and_one_line_per_failure() -> None:
+    assert quiet_lines([result("a"), result("b")]) == []
+    lines = quiet_lines([result("a"), result("b", ok=False)])
+    assert lines == ["FAIL b feed timeout.read http://127.0.0.1/v1/feed: "
+                     "no response headers within 5s"]
+
+
+def test_summary_json() -> None:
+    s = summary_json([result("a"), result("b", ok=False)], "RUN", "eu-1")
+    assert s["ok"] is False and s["passed"] == 1 and s["failed"] == 1
+    assert s["failures"] == {"dns": 0, "network": 0, "server": 0, "timeout": 1}
+    assert s["kinds"] == {"feed": {"state": "degraded", "ok": 1, "total": 2}}
+
+
+def test_junit_parses_with_failures_carrying_class_and_reason() -> None:
+    data = junit_xml([result("a"), result("b", ok=False)], "RUN", "eu-1")
+    root = ET.fromstring(data)
+    assert root.tag == "testsuites" and root.get("tests") == "2" and root.get("failures") == "1"
+    cases = root.findall("./testsuite/testcase")
+    assert [c.get("name") for c in cases] == ["a", "b"]
+    assert cases[0].find("failure") is None
+    failure = cases[1].find("failure")
+    assert failure is not None
+    assert failure.get("type") == "timeout"
+    assert failure.get("message") == "timeout.read: no response headers within 5s"
+
+
+def test_write_atomic_replaces_whole_file(tmp_path: Path) -> None:
+    target = tmp_path / "report.xml"
+    target.write_text("old")
+    write_atomic(str(target), b"new")
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.xml"]
+    assert oct(os.stat(target).st_mode & 0o777) == "0o644"

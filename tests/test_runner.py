@@ -1,0 +1,111 @@
+"""Runner logic with an injected transport (respx): retries, records, masking, order.
+
+respx never fires the trace callback (HTTPX-NOTES.md), so timings and deadlines are
+proven against real servers in test_probe_real.py, not here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import respx
+
+from synthprobe.models import Failure
+from synthprobe.probers import Network
+from synthprobe.redact import Redactor
+from synthprobe.runner import Runner, new_run_id, utc_iso
+
+from .conftest import run_specs, specs_from_yaml
+
+
+async def api_resolver(host: str, port: int) -> list[str]:
+    return ["127.0.0.1"]
+
+
+NET = Network(resolver=api_resolver)
+
+
+@respx.mock(assert_all_called=False)
+def test_retry_until_success_reports_last_attempt(respx_mock: respx.MockRouter) -> None:
+    route = respx_mock.get("http://127.0.0.1/feed").mock(side_effect=[
+        httpx.ConnectError("refused"), httpx.ReadError("reset"), httpx.Response(200, json={})])
+    [r] = run_specs(specs_from_yaml(
+        "probes:\n  - {name: a, url: 'http://api.test.invalid/feed', retries: 3}"), NET)
+    assert route.call_count == 3
+    assert r.ok and r.attempts == 3 and r.status == 200
+
+
+@respx.mock
+def test_host_header_keeps_the_name(respx_mock: respx.MockRouter) -> None:
+    route = respx_mock.get("http://127.0.0.1:8080/feed").mock(return_value=httpx.Response(200))
+    run_specs(specs_from_yaml(
+        "probes:\n  - {name: a, url: 'http://api.test.invalid:8080/feed'}"), NET)
+    assert route.calls.last.request.headers["host"] == "api.test.invalid:8080"
+
+
+@respx.mock
+def test_headers_and_secrets_masked_in_result(respx_mock: respx.MockRouter) -> None:
+    route = respx_mock.get(url__startswith="http://127.0.0.1/feed").mock(
+        return_value=httpx.Response(500, text="nope"))
+    text = """
+probes:
+  - name: a
+    url: http://api.test.invalid/feed?token=${TOKEN}&sig=${TOKEN}
+    headers: {Authorization: "Bearer ${TOKEN}", X-Probe: "yes"}
+"""
+    loaded_specs = specs_from_yaml(text, env={"TOKEN": "tok-123456"})
+    [r] = run_specs(loaded_specs, NET, secrets=frozenset({"tok-123456"}))
+    sent = route.calls.last.request
+    assert sent.headers["authorization"] == "Bearer tok-123456"  # sent for real...
+    assert "tok-123456" not in repr(r)  # ...never recorded
+    assert r.url == "http://api.test.invalid/feed?token=***&sig=***"
+    assert (r.failure, r.reason) == (Failure.SERVER, "server.status")
+
+
+@respx.mock
+def test_results_come_back_in_config_order(respx_mock: respx.MockRouter) -> None:
+    async def slow_first(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/0":
+            await asyncio.sleep(0.2)
+        return httpx.Response(200)
+
+    respx_mock.get(url__startswith="http://127.0.0.1/").mock(side_effect=slow_first)
+    specs = specs_from_yaml("probes:\n" + "\n".join(
+        f"  - {{name: p{i}, url: 'http://127.0.0.1/{i}'}}" for i in range(5)))
+    seen: list[str] = []
+    runner = Runner(concurrency=5, location="t", redactor=Redactor())
+    results = asyncio.run(runner.run(specs, lambda r: seen.append(r.probe)))
+    assert [r.probe for r in results] == [f"p{i}" for i in range(5)]
+    assert seen[-1] == "p0"  # written as it finished, not held back for order
+
+
+@respx.mock
+def test_concurrency_limit_is_respected(respx_mock: respx.MockRouter) -> None:
+    in_flight = 0
+    peak = 0
+
+    async def count(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+        return httpx.Response(200)
+
+    respx_mock.get(url__startswith="http://127.0.0.1/").mock(side_effect=count)
+    specs = specs_from_yaml("probes:\n" + "\n".join(
+        f"  - {{name: p{i}, url: 'http://127.0.0.1/{i}'}}" for i in range(40)))
+    results = run_specs(specs, concurrency=4)
+    assert all(r.ok for r in results)
+    assert peak == 4
+
+
+def test_run_id_is_a_sortable_ulid() -> None:
+    a, b = new_run_id(1_700_000_000.0), new_run_id(1_700_000_001.0)
+    assert len(a) == 26 and a < b
+    assert set(a) <= set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+
+
+def test_utc_iso() -> None:
+    assert utc_iso(0.1234) == "1970-01-01T00:00:00.123Z"
