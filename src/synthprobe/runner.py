@@ -84,6 +84,8 @@ class Runner:
         )
         loop.set_default_executor(executor)
         self.network.prepare(specs)
+        for spec in specs:
+            PROBERS[spec.kind].prepare(spec)
         slots = asyncio.Semaphore(self.concurrency)
         results: dict[int, ProbeResult] = {}
 

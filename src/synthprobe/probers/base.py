@@ -36,6 +36,9 @@ class Prober(Protocol):
     """Probes one target once. Raises on a transport fault (the runner classifies it),
     or ``ProbeFailure`` for a fault it has already labelled."""
 
+    def prepare(self, spec: ProbeSpec) -> None:
+        """Build, before any clock starts, what the probe needs (e.g. an upload payload)."""
+
     async def probe(self, spec: ProbeSpec, timeline: Timeline, net: Network) -> ProbeOutcome: ...
 
 

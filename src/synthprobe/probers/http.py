@@ -11,6 +11,9 @@ from synthprobe.timing import Timeline
 class HttpProber:
     """GET (or the configured method) the URL once."""
 
+    def prepare(self, spec: ProbeSpec) -> None:
+        """Nothing to build."""
+
     async def probe(self, spec: ProbeSpec, timeline: Timeline, net: Network) -> ProbeOutcome:
         result = await exchange(
             Request(spec.method, spec.url, spec.headers),
