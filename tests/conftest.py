@@ -115,8 +115,10 @@ def plain_answering_server() -> Iterator[str]:
                 conn.settimeout(1)
                 with contextlib.suppress(OSError):
                     conn.recv(4096)
-                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
-                                 b"Connection: close\r\n\r\n")
+                    conn.sendall(
+                        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
+                        b"Connection: close\r\n\r\n"
+                    )
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()

@@ -32,57 +32,115 @@ def wrapped(outer: BaseException, root: BaseException, how: str = "context") -> 
 
 
 def cert_error() -> ssl.SSLCertVerificationError:
-    err = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
+    err = ssl.SSLCertVerificationError(
+        1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"
+    )
     err.verify_message = "self-signed certificate"
     return err
 
 
 CASES = [
-    ("nxdomain", wrapped(httpx.ConnectError("[Errno -2] Name or service not known"),
-                         socket.gaierror(socket.EAI_NONAME, "Name or service not known")),
-     "dns.nxdomain"),
+    (
+        "nxdomain",
+        wrapped(
+            httpx.ConnectError("[Errno -2] Name or service not known"),
+            socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
+        ),
+        "dns.nxdomain",
+    ),
     ("eai-again", socket.gaierror(socket.EAI_AGAIN, "Temporary failure"), "dns.error"),
     ("no-data", socket.gaierror(socket.EAI_NODATA, "No address"), "dns.no_address"),
     ("refused-in-args", httpx.ConnectError("All connection attempts failed"), None),
-    ("refused", wrapped(httpx.ConnectError("All connection attempts failed"),
-                        ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")),
-     "network.refused"),
-    ("refused-in-group", wrapped(httpx.ConnectError("x"), ExceptionGroup(
-        "multiple", [ConnectionRefusedError(errno.ECONNREFUSED, "refused"),
-                     ConnectionRefusedError(errno.ECONNREFUSED, "refused")])),
-     "network.refused"),
-    ("reset", wrapped(httpx.ReadError(""), ConnectionResetError(errno.ECONNRESET, "reset")),
-     "network.reset"),
-    ("broken-pipe", wrapped(httpx.WriteError(""), BrokenPipeError(errno.EPIPE, "pipe")),
-     "network.reset"),
-    ("unreachable", wrapped(httpx.ConnectError(""),
-                            OSError(errno.ENETUNREACH, "Network is unreachable")),
-     "network.unreachable"),
+    (
+        "refused",
+        wrapped(
+            httpx.ConnectError("All connection attempts failed"),
+            ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"),
+        ),
+        "network.refused",
+    ),
+    (
+        "refused-in-group",
+        wrapped(
+            httpx.ConnectError("x"),
+            ExceptionGroup(
+                "multiple",
+                [
+                    ConnectionRefusedError(errno.ECONNREFUSED, "refused"),
+                    ConnectionRefusedError(errno.ECONNREFUSED, "refused"),
+                ],
+            ),
+        ),
+        "network.refused",
+    ),
+    (
+        "reset",
+        wrapped(httpx.ReadError(""), ConnectionResetError(errno.ECONNRESET, "reset")),
+        "network.reset",
+    ),
+    (
+        "broken-pipe",
+        wrapped(httpx.WriteError(""), BrokenPipeError(errno.EPIPE, "pipe")),
+        "network.reset",
+    ),
+    (
+        "unreachable",
+        wrapped(httpx.ConnectError(""), OSError(errno.ENETUNREACH, "Network is unreachable")),
+        "network.unreachable",
+    ),
     ("host-unreachable", OSError(errno.EHOSTUNREACH, "No route to host"), "network.unreachable"),
-    ("cert", wrapped(httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED]"), cert_error()),
-     "network.tls"),
-    ("tls-version", wrapped(httpx.ConnectError("wrong version"),
-                            ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")),
-     "network.tls"),
-    ("closed", httpx.RemoteProtocolError("Server disconnected without sending a response."),
-     "network.closed"),
-    ("closed-mid-body", httpx.RemoteProtocolError(
-        "peer closed connection without sending complete message body: incomplete chunked read"),
-     "network.closed"),
-    ("garbage", httpx.RemoteProtocolError("illegal status line: bytearray(b'SSH-2.0')"),
-     "network.protocol"),
+    (
+        "cert",
+        wrapped(httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED]"), cert_error()),
+        "network.tls",
+    ),
+    (
+        "tls-version",
+        wrapped(
+            httpx.ConnectError("wrong version"),
+            ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number"),
+        ),
+        "network.tls",
+    ),
+    (
+        "closed",
+        httpx.RemoteProtocolError("Server disconnected without sending a response."),
+        "network.closed",
+    ),
+    (
+        "closed-mid-body",
+        httpx.RemoteProtocolError(
+            "peer closed connection without sending complete message body: incomplete chunked read"
+        ),
+        "network.closed",
+    ),
+    (
+        "garbage",
+        httpx.RemoteProtocolError("illegal status line: bytearray(b'SSH-2.0')"),
+        "network.protocol",
+    ),
     ("local-protocol", httpx.LocalProtocolError("bad header"), "network.protocol"),
     ("connect-timeout", wrapped(httpx.ConnectTimeout(""), TimeoutError()), "timeout.connect"),
     ("read-timeout", httpx.ReadTimeout(""), "timeout.read"),
     ("write-timeout", httpx.WriteTimeout(""), "timeout.write"),
     ("pool-timeout", httpx.PoolTimeout(""), "timeout.connect"),
-    ("too-many-redirects", httpx.TooManyRedirects("Exceeded maximum allowed redirects."),
-     "server.redirects"),
-    ("probe-failure", ProbeFailure(Failure.SERVER, "server.live_stalled", "stalled"),
-     "server.live_stalled"),
-    ("probe-failure-wrapped", wrapped(RuntimeError("outer"),
-                                      ProbeFailure(Failure.DNS, "dns.no_address", "none"),
-                                      "cause"), "dns.no_address"),
+    (
+        "too-many-redirects",
+        httpx.TooManyRedirects("Exceeded maximum allowed redirects."),
+        "server.redirects",
+    ),
+    (
+        "probe-failure",
+        ProbeFailure(Failure.SERVER, "server.live_stalled", "stalled"),
+        "server.live_stalled",
+    ),
+    (
+        "probe-failure-wrapped",
+        wrapped(
+            RuntimeError("outer"), ProbeFailure(Failure.DNS, "dns.no_address", "none"), "cause"
+        ),
+        "dns.no_address",
+    ),
 ]
 
 
@@ -105,9 +163,16 @@ def test_bug_is_not_disguised_as_outage() -> None:
 
 @pytest.mark.parametrize(
     ("step", "reason"),
-    [("dns", "dns.timeout"), ("connect", "timeout.connect"), ("tls", "timeout.connect"),
-     ("send", "timeout.write"), ("send_body", "timeout.write"), ("wait", "timeout.read"),
-     ("body", "timeout.total"), (None, "timeout.total")],
+    [
+        ("dns", "dns.timeout"),
+        ("connect", "timeout.connect"),
+        ("tls", "timeout.connect"),
+        ("send", "timeout.write"),
+        ("send_body", "timeout.write"),
+        ("wait", "timeout.read"),
+        ("body", "timeout.total"),
+        (None, "timeout.total"),
+    ],
 )
 def test_deadline_is_labelled_by_the_step_it_cut(step: str | None, reason: str) -> None:
     found = classify_deadline(step, 5.0)
@@ -123,6 +188,7 @@ def test_chain_walk_visits_each_once_even_with_cycles() -> None:
 
 def test_every_spec_reason_this_version_emits_has_its_class_prefix() -> None:
     reasons = {c[2] for c in CASES if c[2]} | {
-        classify_deadline(s, 1).reason for s in ("dns", "connect", "send", "wait", "body")}
+        classify_deadline(s, 1).reason for s in ("dns", "connect", "send", "wait", "body")
+    }
     for reason in reasons:
         assert reason.split(".")[0] in {f.value for f in Failure}

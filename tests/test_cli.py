@@ -27,22 +27,31 @@ def write(tmp_path: Path, text: str, name: str = "p.yaml") -> str:
     return str(path)
 
 
-def probe(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-          timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "synthprobe", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=timeout,
-                          env={**os.environ, "COLUMNS": "200", **(env or {})})
+def probe(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "synthprobe", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
 
 
 @pytest.fixture
 def mixed_config(tmp_path: Path, platform: DemoPlatform) -> str:
-    return write(tmp_path, f"""
+    return write(
+        tmp_path,
+        f"""
 version: 1
 probes:
   - {{name: feed-ok, kind: feed, url: "{platform.base_url}/v1/feed", tags: [critical]}}
   - {{name: feed-503, kind: feed, url: "{platform.base_url}/fault/status/503"}}
   - {{name: up-ok, kind: upload, url: "{platform.base_url}/v1/media", upload: {{size: 1KiB}}}}
-""")
+""",
+    )
 
 
 def test_validate_prints_probes_per_kind(mixed_config: str) -> None:
@@ -58,17 +67,23 @@ def test_validate_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.strip() == (
-        f'error: {path}:2: probes[0].timout: unknown key (did you mean "timeout"?)')
+        f'error: {path}:2: probes[0].timout: unknown key (did you mean "timeout"?)'
+    )
 
 
 @pytest.mark.parametrize(
     ("content", "needle"),
-    [(None, "no such file"), (b"\x89PNG\r\n\x1a\n\x00\x00", "not a text file"),
-     (b"probes: [", "invalid YAML"), (b"", "the file is empty")],
+    [
+        (None, "no such file"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "not a text file"),
+        (b"probes: [", "invalid YAML"),
+        (b"", "the file is empty"),
+    ],
     ids=["missing", "binary", "broken-yaml", "empty"],
 )
-def test_user_mistakes_never_show_a_traceback(tmp_path: Path, content: bytes | None,
-                                              needle: str) -> None:
+def test_user_mistakes_never_show_a_traceback(
+    tmp_path: Path, content: bytes | None, needle: str
+) -> None:
     path = tmp_path / "c.yaml"
     if content is not None:
         path.write_bytes(content)
@@ -80,12 +95,15 @@ def test_user_mistakes_never_show_a_traceback(tmp_path: Path, content: bytes | N
 
 
 def test_list_masks_secrets(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 probes:
   - name: a
     url: "http://127.0.0.1/feed?token=${TOK}"
     headers: {Authorization: "Bearer ${TOK}", X-Trace: "t-${TOK}", X-Api-Key: literal-key}
-""")
+""",
+    )
     result = probe("list", path, env={"TOK": "sekret-value-1"})
     assert result.returncode == 0, result.stderr
     assert "sekret-value-1" not in result.stdout + result.stderr
@@ -93,8 +111,7 @@ probes:
     assert "token=***" in result.stdout and "t-***" in result.stdout
     as_json = probe("list", "--format", "json", path, env={"TOK": "sekret-value-1"})
     [described] = json.loads(as_json.stdout)
-    assert described["headers"] == {"Authorization": "***", "X-Trace": "t-***",
-                                    "X-Api-Key": "***"}
+    assert described["headers"] == {"Authorization": "***", "X-Trace": "t-***", "X-Api-Key": "***"}
 
 
 def test_run_exit_1_table_on_stdout_lines_in_file(mixed_config: str, tmp_path: Path) -> None:
@@ -109,8 +126,16 @@ def test_run_exit_1_table_on_stdout_lines_in_file(mixed_config: str, tmp_path: P
 
 
 def test_run_all_passing_exits_0(mixed_config: str, tmp_path: Path) -> None:
-    result = probe("run", mixed_config, "--only", "feed-ok", "--only", "upload",
-                   "-o", str(tmp_path / "r.jsonl"))
+    result = probe(
+        "run",
+        mixed_config,
+        "--only",
+        "feed-ok",
+        "--only",
+        "upload",
+        "-o",
+        str(tmp_path / "r.jsonl"),
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -123,16 +148,19 @@ def test_output_dash_sends_lines_to_stdout_and_table_to_stderr(mixed_config: str
     assert "server.status" in result.stderr and "1/3" not in result.stdout
 
 
-def test_quiet_is_silent_on_success_and_one_line_per_failure(mixed_config: str,
-                                                             tmp_path: Path) -> None:
+def test_quiet_is_silent_on_success_and_one_line_per_failure(
+    mixed_config: str, tmp_path: Path
+) -> None:
     out = str(tmp_path / "r.jsonl")
     ok = probe("run", mixed_config, "--format", "quiet", "--only", "tag:critical", "-o", out)
     assert (ok.returncode, ok.stdout, ok.stderr) == (0, "", "")
     bad = probe("run", mixed_config, "--format", "quiet", "-o", out)
     assert bad.returncode == 1
     assert bad.stdout.splitlines() == [
-        line for line in bad.stdout.splitlines() if line.startswith("FAIL feed-503 feed "
-                                                                    "server.status ")]
+        line
+        for line in bad.stdout.splitlines()
+        if line.startswith("FAIL feed-503 feed server.status ")
+    ]
     assert len(bad.stdout.splitlines()) == 1
 
 
@@ -146,8 +174,20 @@ def test_json_format_summary(mixed_config: str, tmp_path: Path) -> None:
 def test_junit_timeout_retries_overrides(mixed_config: str, tmp_path: Path) -> None:
     junit = tmp_path / "junit.xml"
     out = tmp_path / "r.jsonl"
-    result = probe("run", mixed_config, "--junit", str(junit), "--retries", "2",
-                   "--timeout", "3s", "-c", "1", "-o", str(out))
+    result = probe(
+        "run",
+        mixed_config,
+        "--junit",
+        str(junit),
+        "--retries",
+        "2",
+        "--timeout",
+        "3s",
+        "-c",
+        "1",
+        "-o",
+        str(out),
+    )
     assert result.returncode == 1
     assert junit.read_text().count("<testcase") == 3
     records = {json.loads(x)["probe"]: x for x in out.read_text().splitlines()}
@@ -160,8 +200,9 @@ def test_only_matching_nothing_is_a_usage_error(mixed_config: str) -> None:
     assert "--only 'nope' matches no probe" in result.stderr
 
 
-def test_unwritable_output_fails_before_probing(mixed_config: str, tmp_path: Path,
-                                                platform: DemoPlatform) -> None:
+def test_unwritable_output_fails_before_probing(
+    mixed_config: str, tmp_path: Path, platform: DemoPlatform
+) -> None:
     before = platform.requests
     result = probe("run", mixed_config, "-o", str(tmp_path / "no" / "such" / "dir.jsonl"))
     assert result.returncode == 2
@@ -177,9 +218,13 @@ def test_bad_option_value_exits_2(mixed_config: str) -> None:
 
 def test_config_from_stdin(platform: DemoPlatform, tmp_path: Path) -> None:
     config = f"probes:\n  - {{name: a, url: '{platform.base_url}/v1/feed'}}\n"
-    result = subprocess.run([sys.executable, "-m", "synthprobe", "run", "-", "-o",
-                             str(tmp_path / "r.jsonl")], input=config, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "synthprobe", "run", "-", "-o", str(tmp_path / "r.jsonl")],
+        input=config,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -191,15 +236,23 @@ def test_probe_output_env_var(mixed_config: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_signal_stops_promptly_and_keeps_finished_lines(sig: signal.Signals, tmp_path: Path,
-                                                        platform: DemoPlatform) -> None:
+def test_signal_stops_promptly_and_keeps_finished_lines(
+    sig: signal.Signals, tmp_path: Path, platform: DemoPlatform
+) -> None:
     fast = [f'  - {{name: fast-{i}, url: "{platform.base_url}/v1/feed"}}' for i in range(5)]
-    slow = [f'  - {{name: slow-{i}, url: "{platform.base_url}/fault/slow-headers?delay=30", '
-            f'timeout: 25s}}' for i in range(5)]
+    slow = [
+        f'  - {{name: slow-{i}, url: "{platform.base_url}/fault/slow-headers?delay=30", '
+        f"timeout: 25s}}"
+        for i in range(5)
+    ]
     path = write(tmp_path, "probes:\n" + "\n".join(fast + slow))
     out = tmp_path / "r.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "synthprobe", "run", path, "-o", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "synthprobe", "run", path, "-o", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if out.exists() and len(out.read_bytes().splitlines()) >= 5:
@@ -218,14 +271,31 @@ def test_signal_stops_promptly_and_keeps_finished_lines(sig: signal.Signals, tmp
 
 
 def test_overlapping_runs_append_whole_lines(tmp_path: Path, platform: DemoPlatform) -> None:
-    probes = [f'  - {{name: p{i}, url: "{platform.base_url}/v1/feed?limit=50"}}'
-              for i in range(100)]
+    probes = [
+        f'  - {{name: p{i}, url: "{platform.base_url}/v1/feed?limit=50"}}' for i in range(100)
+    ]
     path = write(tmp_path, "probes:\n" + "\n".join(probes))
     out = tmp_path / "shared.jsonl"
-    procs = [subprocess.Popen([sys.executable, "-m", "synthprobe", "run", path, "-o", str(out),
-                               "--format", "quiet", "-c", "20"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "synthprobe",
+                "run",
+                path,
+                "-o",
+                str(out),
+                "--format",
+                "quiet",
+                "-c",
+                "20",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
     for p in procs:
         p.communicate(timeout=120)
         assert p.returncode == 0

@@ -27,8 +27,11 @@ def problems(text: str, env: dict[str, str] | None = None) -> list[str]:
 @pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
 def test_invalid_config_message_is_pinned(path: Path) -> None:
     raw = path.read_bytes()
-    expected = [line.split("# expect: ", 1)[1] for line in raw.decode().splitlines()
-                if line.startswith("# expect: ")]
+    expected = [
+        line.split("# expect: ", 1)[1]
+        for line in raw.decode().splitlines()
+        if line.startswith("# expect: ")
+    ]
     assert expected, f"{path.name} pins no message"
     with pytest.raises(ConfigError) as info:
         load_sources([(path.name, raw)], env={})
@@ -78,7 +81,8 @@ probes:
       headers: {content-type: 'application/json.*'}
       json:
         - {path: items, min_items: 1}
-        - {path: "items[0].id", exists: true}  # SPEC writes it unquoted: invalid YAML in a flow mapping
+        # SPEC writes the next path unquoted: invalid YAML inside a flow mapping
+        - {path: "items[0].id", exists: true}
         - {path: status, equals: ok}
   - name: upload-small
     kind: upload
@@ -96,10 +100,12 @@ probes:
 """
     loaded = load(text, {"FEED_TOKEN": "s3cr3t-token"})
     feed, upload, live, chat = loaded.probes
-    assert loaded.settings == {"concurrency": 50, "output": "probe-results.jsonl",
-                               "location": "eu-1"}
-    assert feed.headers == (("User-Agent", "synthprobe"),
-                            ("Authorization", "Bearer s3cr3t-token"))
+    assert loaded.settings == {
+        "concurrency": 50,
+        "output": "probe-results.jsonl",
+        "location": "eu-1",
+    }
+    assert feed.headers == (("User-Agent", "synthprobe"), ("Authorization", "Bearer s3cr3t-token"))
     assert feed.timeout == 5.0
     assert feed.expect.status == (200, "2xx")
     assert feed.expect.max_latency == pytest.approx(0.8)
@@ -223,8 +229,10 @@ def test_duplicate_across_files_names_both(tmp_path: Path) -> None:
     a = tmp_path / "a.yaml"
     b = tmp_path / "b.yaml"
     a.write_text("probes:\n  - {name: x, url: 'http://127.0.0.1/'}\n")
-    b.write_text("probes:\n  - {name: y, url: 'http://127.0.0.1/'}\n"
-                 "  - {name: x, url: 'http://127.0.0.1/'}\n")
+    b.write_text(
+        "probes:\n  - {name: y, url: 'http://127.0.0.1/'}\n"
+        "  - {name: x, url: 'http://127.0.0.1/'}\n"
+    )
     with pytest.raises(ConfigError) as info:
         load_configs([str(a), str(b)])
     assert info.value.problems == [
@@ -248,5 +256,9 @@ probes:
     live: {check_advancing: true, variant: highest, segments: 2, max_age: 30s}
 """
     [spec] = load(text).probes
-    assert dict(spec.options) == {"check_advancing": True, "variant": "highest",
-                                  "segments": 2, "max_age": 30.0}
+    assert dict(spec.options) == {
+        "check_advancing": True,
+        "variant": "highest",
+        "segments": 2,
+        "max_age": 30.0,
+    }

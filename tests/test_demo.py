@@ -13,32 +13,57 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_demo_shows_every_failure_class(tmp_path: Path) -> None:
     out = tmp_path / "demo.jsonl"
-    result = subprocess.run([sys.executable, "-m", "synthprobe", "demo", "-o", str(out)],
-                            capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "COLUMNS": "200"})
+    result = subprocess.run(
+        [sys.executable, "-m", "synthprobe", "demo", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     assert result.returncode == 1, result.stderr
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert {r["failure"] for r in records} == {None, "dns", "network", "server", "timeout"}
     assert {r["kind"] for r in records} >= {"feed", "upload"}
     assert any(r["ok"] for r in records)
-    for needle in ("dns.nxdomain", "network.refused", "network.reset", "timeout.read",
-                   "server.status", "server.assertion", "✓ up"):
+    for needle in (
+        "dns.nxdomain",
+        "network.refused",
+        "network.reset",
+        "timeout.read",
+        "server.status",
+        "server.assertion",
+        "✓ up",
+    ):
         assert needle in result.stdout, needle
     assert "Traceback" not in result.stderr
 
 
 def test_example_config_passes_against_demo_serve(tmp_path: Path) -> None:
-    server = subprocess.Popen([sys.executable, "-m", "synthprobe", "demo", "--serve",
-                               "--port", "0"], stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "synthprobe", "demo", "--serve", "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert server.stderr is not None
         line = server.stderr.readline()  # "demo platform on http://127.0.0.1:PORT ..."
         base = line.split(" on ", 1)[1].split()[0]
         assert base.startswith("http://127.0.0.1:")
         result = subprocess.run(
-            [sys.executable, "-m", "synthprobe", "run", str(ROOT / "probes.example.yaml"),
-             "-o", str(tmp_path / "r.jsonl")],
-            capture_output=True, text=True, timeout=60, env={**os.environ, "BASE_URL": base})
+            [
+                sys.executable,
+                "-m",
+                "synthprobe",
+                "run",
+                str(ROOT / "probes.example.yaml"),
+                "-o",
+                str(tmp_path / "r.jsonl"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "BASE_URL": base},
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         records = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
         assert {r["kind"] for r in records} == {"feed", "upload", "http"}

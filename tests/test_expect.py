@@ -9,8 +9,9 @@ import pytest
 from synthprobe.expect import Observation, check, status_matches
 from synthprobe.models import Expectation, JsonCheck
 
-FEED = json.dumps({"status": "ok", "items": [{"id": "a", "n": 1}, {"id": "b", "n": True}],
-                   "meta": {"count": 2}}).encode()
+FEED = json.dumps(
+    {"status": "ok", "items": [{"id": "a", "n": 1}, {"id": "b", "n": True}], "meta": {"count": 2}}
+).encode()
 JSON_HEADERS = (("content-type", "application/json; charset=utf-8"),)
 
 
@@ -27,50 +28,110 @@ CASES = [
     ("latency-pass", Expectation(max_latency=0.5), obs(), 0.4, None),
     ("latency-fail", Expectation(max_latency=0.5), obs(), 0.6, "server.slow"),
     ("status-before-slow", Expectation(max_latency=0.5), obs(500), 0.6, "server.status"),
-    ("assertion-before-slow", Expectation(max_latency=0.5, body_contains="zzz"), obs(), 0.6,
-     "server.assertion"),
+    (
+        "assertion-before-slow",
+        Expectation(max_latency=0.5, body_contains="zzz"),
+        obs(),
+        0.6,
+        "server.assertion",
+    ),
     ("contains", Expectation(body_contains='"items"'), obs(), 0.1, None),
     ("contains-fail", Expectation(body_contains="nope"), obs(), 0.1, "server.assertion"),
     ("regex", Expectation(body_regex=r'"id": "b"'), obs(), 0.1, None),
     ("regex-fail", Expectation(body_regex=r"^<html"), obs(), 0.1, "server.assertion"),
-    ("header", Expectation(headers=(("Content-Type", "application/json.*"),)), obs(), 0.1,
-     None),
-    ("header-fail", Expectation(headers=(("content-type", "^text/"),)), obs(), 0.1,
-     "server.assertion"),
+    ("header", Expectation(headers=(("Content-Type", "application/json.*"),)), obs(), 0.1, None),
+    (
+        "header-fail",
+        Expectation(headers=(("content-type", "^text/"),)),
+        obs(),
+        0.1,
+        "server.assertion",
+    ),
     ("header-missing", Expectation(headers=(("etag", "."),)), obs(), 0.1, "server.assertion"),
     ("json-min", Expectation(json=(JsonCheck("items", min_items=2),)), obs(), 0.1, None),
-    ("json-min-fail", Expectation(json=(JsonCheck("items", min_items=3),)), obs(), 0.1,
-     "server.assertion"),
-    ("json-max-fail", Expectation(json=(JsonCheck("items", max_items=1),)), obs(), 0.1,
-     "server.assertion"),
-    ("json-exists", Expectation(json=(JsonCheck("items[1].id", exists=True),)), obs(), 0.1,
-     None),
-    ("json-exists-fail", Expectation(json=(JsonCheck("items[2].id", exists=True),)), obs(),
-     0.1, "server.assertion"),
+    (
+        "json-min-fail",
+        Expectation(json=(JsonCheck("items", min_items=3),)),
+        obs(),
+        0.1,
+        "server.assertion",
+    ),
+    (
+        "json-max-fail",
+        Expectation(json=(JsonCheck("items", max_items=1),)),
+        obs(),
+        0.1,
+        "server.assertion",
+    ),
+    ("json-exists", Expectation(json=(JsonCheck("items[1].id", exists=True),)), obs(), 0.1, None),
+    (
+        "json-exists-fail",
+        Expectation(json=(JsonCheck("items[2].id", exists=True),)),
+        obs(),
+        0.1,
+        "server.assertion",
+    ),
     ("json-absent", Expectation(json=(JsonCheck("error", exists=False),)), obs(), 0.1, None),
-    ("json-equals", Expectation(json=(JsonCheck("meta.count", equals=2, has_equals=True),)),
-     obs(), 0.1, None),
-    ("json-equals-fail",
-     Expectation(json=(JsonCheck("status", equals="down", has_equals=True),)), obs(), 0.1,
-     "server.assertion"),
-    ("json-bool-is-not-int",
-     Expectation(json=(JsonCheck("items[1].n", equals=1, has_equals=True),)), obs(), 0.1,
-     "server.assertion"),
-    ("json-null", Expectation(json=(JsonCheck("x", equals=None, has_equals=True),)),
-     obs(body=b'{"x": null}'), 0.1, None),
-    ("json-matches", Expectation(json=(JsonCheck("items[0].id", matches="^a$"),)), obs(), 0.1,
-     None),
-    ("json-not-json", Expectation(json=(JsonCheck("items", exists=True),)),
-     obs(body=b"<html>"), 0.1, "server.assertion"),
-    ("json-on-non-list", Expectation(json=(JsonCheck("status", min_items=1),)), obs(), 0.1,
-     "server.assertion"),
+    (
+        "json-equals",
+        Expectation(json=(JsonCheck("meta.count", equals=2, has_equals=True),)),
+        obs(),
+        0.1,
+        None,
+    ),
+    (
+        "json-equals-fail",
+        Expectation(json=(JsonCheck("status", equals="down", has_equals=True),)),
+        obs(),
+        0.1,
+        "server.assertion",
+    ),
+    (
+        "json-bool-is-not-int",
+        Expectation(json=(JsonCheck("items[1].n", equals=1, has_equals=True),)),
+        obs(),
+        0.1,
+        "server.assertion",
+    ),
+    (
+        "json-null",
+        Expectation(json=(JsonCheck("x", equals=None, has_equals=True),)),
+        obs(body=b'{"x": null}'),
+        0.1,
+        None,
+    ),
+    (
+        "json-matches",
+        Expectation(json=(JsonCheck("items[0].id", matches="^a$"),)),
+        obs(),
+        0.1,
+        None,
+    ),
+    (
+        "json-not-json",
+        Expectation(json=(JsonCheck("items", exists=True),)),
+        obs(body=b"<html>"),
+        0.1,
+        "server.assertion",
+    ),
+    (
+        "json-on-non-list",
+        Expectation(json=(JsonCheck("status", min_items=1),)),
+        obs(),
+        0.1,
+        "server.assertion",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("expect", "observation", "latency", "reason"),
-                         [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_check(expect: Expectation, observation: Observation, latency: float,
-               reason: str | None) -> None:
+@pytest.mark.parametrize(
+    ("expect", "observation", "latency", "reason"),
+    [c[1:] for c in CASES],
+    ids=[c[0] for c in CASES],
+)
+def test_check(
+    expect: Expectation, observation: Observation, latency: float, reason: str | None
+) -> None:
     found = check(expect, observation, latency)
     assert (found.reason if found else None) == reason
     if found:
@@ -83,8 +144,15 @@ def test_truncated_body_is_said_in_the_message() -> None:
     assert "only the first 1KiB of the body were read" in found.error
 
 
-@pytest.mark.parametrize(("status", "accepted", "ok"),
-                         [(200, ("2xx",), True), (299, ("2xx",), True), (300, ("2xx",), False),
-                          (404, (404, "5xx"), True), (500, (404, "5xx"), True)])
+@pytest.mark.parametrize(
+    ("status", "accepted", "ok"),
+    [
+        (200, ("2xx",), True),
+        (299, ("2xx",), True),
+        (300, ("2xx",), False),
+        (404, (404, "5xx"), True),
+        (500, (404, "5xx"), True),
+    ],
+)
 def test_status_matches(status: int, accepted: tuple[int | str, ...], ok: bool) -> None:
     assert status_matches(status, accepted) is ok

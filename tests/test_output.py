@@ -21,20 +21,50 @@ from synthprobe.output.junit import junit_xml
 from synthprobe.output.summary import summary_json
 from synthprobe.output.table import quiet_lines, render_table
 
-SPEC_FIELDS = ["schema", "run_id", "ts", "location", "probe", "kind", "method", "url", "ok",
-               "failure", "reason", "error", "status", "attempts", "timings_ms", "bytes_in",
-               "bytes_out", "tags", "details"]
+SPEC_FIELDS = [
+    "schema",
+    "run_id",
+    "ts",
+    "location",
+    "probe",
+    "kind",
+    "method",
+    "url",
+    "ok",
+    "failure",
+    "reason",
+    "error",
+    "status",
+    "attempts",
+    "timings_ms",
+    "bytes_in",
+    "bytes_out",
+    "tags",
+    "details",
+]
 PHASES = ["dns", "connect", "tls", "ttfb", "transfer", "total"]
 
 
 def result(name: str = "feed-home", ok: bool = True, **kw: object) -> ProbeResult:
     fields: dict[str, object] = dict(
-        run_id="01JTESTRUN00000000000000000", ts="2026-11-22T10:00:00.123Z", location="eu-1",
-        probe=name, kind=Kind.FEED, method="GET", url="http://127.0.0.1/v1/feed", ok=ok,
-        failure=None if ok else Failure.TIMEOUT, reason=None if ok else "timeout.read",
-        error=None if ok else "no response headers within 5s", status=200 if ok else None,
-        attempts=1, timings_ms={p: 1.0 for p in PHASES}, bytes_in=10, bytes_out=0,
-        tags=("critical",), details={},
+        run_id="01JTESTRUN00000000000000000",
+        ts="2026-11-22T10:00:00.123Z",
+        location="eu-1",
+        probe=name,
+        kind=Kind.FEED,
+        method="GET",
+        url="http://127.0.0.1/v1/feed",
+        ok=ok,
+        failure=None if ok else Failure.TIMEOUT,
+        reason=None if ok else "timeout.read",
+        error=None if ok else "no response headers within 5s",
+        status=200 if ok else None,
+        attempts=1,
+        timings_ms={p: 1.0 for p in PHASES},
+        bytes_in=10,
+        bytes_out=0,
+        tags=("critical",),
+        details={},
     )
     fields.update(kw)
     return ProbeResult(**fields)  # type: ignore[arg-type]
@@ -46,7 +76,9 @@ def test_record_has_spec_fields_in_spec_order() -> None:
 
 
 def test_failed_record_matches_spec_example_shape() -> None:
-    line = json.loads(encode(result(ok=False, timings_ms={**dict.fromkeys(PHASES), "total": 5000.2})))
+    line = json.loads(
+        encode(result(ok=False, timings_ms={**dict.fromkeys(PHASES), "total": 5000.2}))
+    )
     assert line["failure"] == "timeout" and line["reason"] == "timeout.read"
     assert line["status"] is None and line["timings_ms"]["ttfb"] is None
 
@@ -55,13 +87,30 @@ text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]),
 
 
 @settings(max_examples=200)
-@given(name=text, error=st.none() | text, status=st.none() | st.integers(100, 599),
-       ok=st.booleans(), total=st.floats(0, 1e6, allow_nan=False),
-       details=st.dictionaries(text, st.integers() | text | st.booleans(), max_size=4))
-def test_jsonl_round_trip(name: str, error: str | None, status: int | None, ok: bool,
-                          total: float, details: dict[str, object]) -> None:
-    r = result(name=name, ok=ok, error=error, status=status,
-               timings_ms={**dict.fromkeys(PHASES), "total": total}, details=details)
+@given(
+    name=text,
+    error=st.none() | text,
+    status=st.none() | st.integers(100, 599),
+    ok=st.booleans(),
+    total=st.floats(0, 1e6, allow_nan=False),
+    details=st.dictionaries(text, st.integers() | text | st.booleans(), max_size=4),
+)
+def test_jsonl_round_trip(
+    name: str,
+    error: str | None,
+    status: int | None,
+    ok: bool,
+    total: float,
+    details: dict[str, object],
+) -> None:
+    r = result(
+        name=name,
+        ok=ok,
+        error=error,
+        status=status,
+        timings_ms={**dict.fromkeys(PHASES), "total": total},
+        details=details,
+    )
     data = encode(r)
     assert data.endswith(b"\n") and data.count(b"\n") == 1  # one line whatever the text
     assert json.loads(data) == to_record(r)
@@ -122,18 +171,41 @@ def recorded(width: int = 140) -> Console:
 def test_table_shows_rows_kinds_and_classes() -> None:
     results = [
         result("feed-home"),
-        result("feed-search", ok=False, failure=Failure.DNS, reason="dns.nxdomain",
-               error="search.invalid: name does not exist"),
-        result("upload-avatar", ok=False, kind=Kind.UPLOAD, failure=Failure.SERVER,
-               reason="server.status", status=503, error="status 503, expected 2xx",
-               attempts=3),
+        result(
+            "feed-search",
+            ok=False,
+            failure=Failure.DNS,
+            reason="dns.nxdomain",
+            error="search.invalid: name does not exist",
+        ),
+        result(
+            "upload-avatar",
+            ok=False,
+            kind=Kind.UPLOAD,
+            failure=Failure.SERVER,
+            reason="server.status",
+            status=503,
+            error="status 503, expected 2xx",
+            attempts=3,
+        ),
     ]
     console = recorded()
     render_table(results, console)
     out = console.export_text()
-    for needle in ["feed-home", "✓ up", "✗ down", "dns.nxdomain", "server.status", "503",
-                   "1 ms", "(3 attempts)", "feed degraded 1/2", "upload down 0/1",
-                   "1/3 passed", "dns 1, network 0, server 1, timeout 0"]:
+    for needle in [
+        "feed-home",
+        "✓ up",
+        "✗ down",
+        "dns.nxdomain",
+        "server.status",
+        "503",
+        "1 ms",
+        "(3 attempts)",
+        "feed degraded 1/2",
+        "upload down 0/1",
+        "1/3 passed",
+        "dns 1, network 0, server 1, timeout 0",
+    ]:
         assert needle in out, needle
 
 
@@ -147,8 +219,9 @@ def test_all_up_table_says_so() -> None:
 def test_quiet_is_silent_when_all_pass_and_one_line_per_failure() -> None:
     assert quiet_lines([result("a"), result("b")]) == []
     lines = quiet_lines([result("a"), result("b", ok=False)])
-    assert lines == ["FAIL b feed timeout.read http://127.0.0.1/v1/feed: "
-                     "no response headers within 5s"]
+    assert lines == [
+        "FAIL b feed timeout.read http://127.0.0.1/v1/feed: no response headers within 5s"
+    ]
 
 
 def test_summary_json() -> None:

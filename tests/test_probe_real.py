@@ -18,36 +18,88 @@ FAULTS = [
     ("reset", "/fault/reset", {}, Failure.NETWORK, "network.reset"),
     ("closed-no-reply", "/fault/close", {}, Failure.NETWORK, "network.closed"),
     ("garbage", "/fault/garbage", {}, Failure.NETWORK, "network.protocol"),
-    ("slow-headers", "/fault/slow-headers?delay=5", {"timeout": "400ms"},
-     Failure.TIMEOUT, "timeout.read"),
-    ("trickle-past-deadline", "/fault/trickle?interval=0.1&bytes=100", {"timeout": "600ms"},
-     Failure.TIMEOUT, "timeout.total"),
+    (
+        "slow-headers",
+        "/fault/slow-headers?delay=5",
+        {"timeout": "400ms"},
+        Failure.TIMEOUT,
+        "timeout.read",
+    ),
+    (
+        "trickle-past-deadline",
+        "/fault/trickle?interval=0.1&bytes=100",
+        {"timeout": "600ms"},
+        Failure.TIMEOUT,
+        "timeout.total",
+    ),
     ("5xx", "/fault/status/503", {}, Failure.SERVER, "server.status"),
     ("wrong-status", "/v1/feed", {"expect": {"status": [201]}}, Failure.SERVER, "server.status"),
-    ("body-contains", "/v1/feed", {"expect": {"body_contains": "nope"}},
-     Failure.SERVER, "server.assertion"),
-    ("body-regex", "/v1/feed", {"expect": {"body_regex": "^<html"}},
-     Failure.SERVER, "server.assertion"),
-    ("header", "/v1/feed", {"expect": {"headers": {"content-type": "text/html"}}},
-     Failure.SERVER, "server.assertion"),
-    ("header-missing", "/v1/feed", {"expect": {"headers": {"x-request-id": "."}}},
-     Failure.SERVER, "server.assertion"),
-    ("json", "/v1/feed?limit=0", {"expect": {"json": [{"path": "items", "min_items": 1}]}},
-     Failure.SERVER, "server.assertion"),
-    ("json-equals", "/v1/feed", {"expect": {"json": [{"path": "status", "equals": "down"}]}},
-     Failure.SERVER, "server.assertion"),
-    ("slower-than-max-latency", "/fault/slow?delay=0.3", {"expect": {"max_latency": "100ms"}},
-     Failure.SERVER, "server.slow"),
+    (
+        "body-contains",
+        "/v1/feed",
+        {"expect": {"body_contains": "nope"}},
+        Failure.SERVER,
+        "server.assertion",
+    ),
+    (
+        "body-regex",
+        "/v1/feed",
+        {"expect": {"body_regex": "^<html"}},
+        Failure.SERVER,
+        "server.assertion",
+    ),
+    (
+        "header",
+        "/v1/feed",
+        {"expect": {"headers": {"content-type": "text/html"}}},
+        Failure.SERVER,
+        "server.assertion",
+    ),
+    (
+        "header-missing",
+        "/v1/feed",
+        {"expect": {"headers": {"x-request-id": "."}}},
+        Failure.SERVER,
+        "server.assertion",
+    ),
+    (
+        "json",
+        "/v1/feed?limit=0",
+        {"expect": {"json": [{"path": "items", "min_items": 1}]}},
+        Failure.SERVER,
+        "server.assertion",
+    ),
+    (
+        "json-equals",
+        "/v1/feed",
+        {"expect": {"json": [{"path": "status", "equals": "down"}]}},
+        Failure.SERVER,
+        "server.assertion",
+    ),
+    (
+        "slower-than-max-latency",
+        "/fault/slow?delay=0.3",
+        {"expect": {"max_latency": "100ms"}},
+        Failure.SERVER,
+        "server.slow",
+    ),
     ("redirect-loop", "/fault/redirect-loop", {}, Failure.SERVER, "server.redirects"),
-    ("redirect-to-file-scheme", "/fault/redirect?to=file:///etc/passwd", {},
-     Failure.SERVER, "server.redirects"),
+    (
+        "redirect-to-file-scheme",
+        "/fault/redirect?to=file:///etc/passwd",
+        {},
+        Failure.SERVER,
+        "server.redirects",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("path", "fields", "failure", "reason"),
-                         [f[1:] for f in FAULTS], ids=[f[0] for f in FAULTS])
-def test_fault_is_labelled(platform: DemoPlatform, path: str, fields: dict[str, object],
-                           failure: Failure, reason: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "fields", "failure", "reason"), [f[1:] for f in FAULTS], ids=[f[0] for f in FAULTS]
+)
+def test_fault_is_labelled(
+    platform: DemoPlatform, path: str, fields: dict[str, object], failure: Failure, reason: str
+) -> None:
     result = probe_once(platform.base_url + path, **fields)
     assert (result.ok, result.failure, result.reason) == (False, failure, reason), result.error
     assert result.error
@@ -57,13 +109,19 @@ def test_fault_is_labelled(platform: DemoPlatform, path: str, fields: dict[str, 
 def test_healthy_feed_passes_with_phase_timings(platform: DemoPlatform) -> None:
     result = probe_once(
         platform.base_url + "/v1/feed?limit=3",
-        expect={"status": [200, "2xx"], "body_contains": '"items"', "body_regex": "post-2",
-                "headers": {"content-type": "application/json.*"},
-                "json": [{"path": "items", "min_items": 3, "max_items": 3},
-                         {"path": "items[0].id", "exists": True},
-                         {"path": "items[-1].id", "equals": "post-2"},
-                         {"path": "missing", "exists": False},
-                         {"path": "status", "matches": "^ok$"}]},
+        expect={
+            "status": [200, "2xx"],
+            "body_contains": '"items"',
+            "body_regex": "post-2",
+            "headers": {"content-type": "application/json.*"},
+            "json": [
+                {"path": "items", "min_items": 3, "max_items": 3},
+                {"path": "items[0].id", "exists": True},
+                {"path": "items[-1].id", "equals": "post-2"},
+                {"path": "missing", "exists": False},
+                {"path": "status", "matches": "^ok$"},
+            ],
+        },
     )
     assert result.ok, result.error
     assert (result.failure, result.reason, result.error, result.status) == (None, None, None, 200)
@@ -109,8 +167,11 @@ def test_slow_resolver_is_dns_timeout_not_connect_timeout(platform: DemoPlatform
         await asyncio.sleep(5)
         return ["127.0.0.1"]
 
-    result = probe_once(f"http://feed.example.invalid:{platform.port}/v1/feed",
-                        network=Network(resolver=slow_resolver), timeout="300ms")
+    result = probe_once(
+        f"http://feed.example.invalid:{platform.port}/v1/feed",
+        network=Network(resolver=slow_resolver),
+        timeout="300ms",
+    )
     assert (result.failure, result.reason) == (Failure.DNS, "dns.timeout")
 
 
@@ -122,16 +183,18 @@ def test_resolver_without_address_is_no_address(platform: DemoPlatform) -> None:
     assert (result.failure, result.reason) == (Failure.DNS, "dns.no_address")
 
 
-def test_name_resolving_to_a_dead_then_live_address_falls_back(platform: DemoPlatform,
-                                                               refused_url: str) -> None:
+def test_name_resolving_to_a_dead_then_live_address_falls_back(
+    platform: DemoPlatform, refused_url: str
+) -> None:
     dead_port = int(refused_url.rsplit(":", 1)[1])
 
     async def two_addresses(host: str, port: int) -> list[str]:
         return ["127.0.0.2", "127.0.0.1"] if port == platform.port else ["127.0.0.1"]
 
     # 127.0.0.2 is loopback too, but nothing listens there on this port: refused
-    result = probe_once(f"http://feed.test.invalid:{platform.port}/v1/feed",
-                        network=Network(resolver=two_addresses))
+    result = probe_once(
+        f"http://feed.test.invalid:{platform.port}/v1/feed", network=Network(resolver=two_addresses)
+    )
     assert result.ok, result.error
     assert result.details["remote_ip"] == "127.0.0.1"
     assert dead_port > 0
@@ -144,20 +207,19 @@ def test_self_signed_tls_is_network_tls(tls_platform: DemoPlatform) -> None:
     assert "certificate" in (result.error or "")
 
 
-def test_tls_with_trusted_ca_keeps_host_and_sni(tls_platform: DemoPlatform,
-                                                 trusting_network: Network) -> None:
+def test_tls_with_trusted_ca_keeps_host_and_sni(
+    tls_platform: DemoPlatform, trusting_network: Network
+) -> None:
     # we connect to the resolved IP: the certificate is only valid if SNI and the
     # host-name check still use "localhost"
-    result = probe_once(f"https://localhost:{tls_platform.port}/v1/feed",
-                        network=trusting_network)
+    result = probe_once(f"https://localhost:{tls_platform.port}/v1/feed", network=trusting_network)
     assert result.ok, result.error
     assert result.timings_ms["tls"] is not None
     assert result.timings_ms["dns"] is not None
 
 
 def test_tls_wrong_host_name(tls_platform: DemoPlatform, trusting_network: Network) -> None:
-    result = probe_once(f"https://127.0.0.1:{tls_platform.port}/v1/feed",
-                        network=trusting_network)
+    result = probe_once(f"https://127.0.0.1:{tls_platform.port}/v1/feed", network=trusting_network)
     assert (result.failure, result.reason) == (Failure.NETWORK, "network.tls")
 
 
@@ -191,8 +253,11 @@ def test_redirect_is_followed_and_counted(platform: DemoPlatform) -> None:
 
 
 def test_redirect_not_followed_when_disabled(platform: DemoPlatform) -> None:
-    result = probe_once(platform.base_url + "/fault/redirect?to=/v1/feed",
-                        follow_redirects=False, expect={"status": [302]})
+    result = probe_once(
+        platform.base_url + "/fault/redirect?to=/v1/feed",
+        follow_redirects=False,
+        expect={"status": [302]},
+    )
     assert result.ok, result.error
     assert result.status == 302
 
@@ -205,8 +270,7 @@ def test_big_body_is_truncated_at_max_body(platform: DemoPlatform) -> None:
 
 
 def test_trickled_body_keeps_status(platform: DemoPlatform) -> None:
-    result = probe_once(platform.base_url + "/fault/trickle?interval=0.1&bytes=50",
-                        timeout="400ms")
+    result = probe_once(platform.base_url + "/fault/trickle?interval=0.1&bytes=50", timeout="400ms")
     assert result.reason == "timeout.total"
     assert result.status == 200
     assert result.timings_ms["ttfb"] is not None
@@ -214,14 +278,16 @@ def test_trickled_body_keeps_status(platform: DemoPlatform) -> None:
 
 
 def test_upload_sends_payload_and_reports_throughput(platform: DemoPlatform) -> None:
-    [result] = run_specs(specs_from_yaml(f"""
+    [result] = run_specs(
+        specs_from_yaml(f"""
 probes:
   - name: up
     kind: upload
     url: {platform.base_url}/v1/media
     upload: {{size: 300KiB, filename: clip.mp4, content_type: video/mp4}}
     expect: {{status: [201], json: [{{path: bytes, exists: true}}]}}
-"""))
+""")
+    )
     assert result.ok, result.error
     assert result.method == "POST"
     assert result.bytes_out > 300 * 1024  # the payload plus the multipart framing
@@ -242,13 +308,22 @@ probes:
 
 @pytest.mark.parametrize(
     ("retry_on", "url_path", "attempts"),
-    [(None, "/fault/status/500", 1), (["server"], "/fault/status/500", 3),
-     (None, "/fault/reset", 3), (["server"], "/fault/reset", 1)],
-    ids=["server-not-retried", "server-retried-when-asked", "network-retried",
-         "network-not-retried-when-not-listed"],
+    [
+        (None, "/fault/status/500", 1),
+        (["server"], "/fault/status/500", 3),
+        (None, "/fault/reset", 3),
+        (["server"], "/fault/reset", 1),
+    ],
+    ids=[
+        "server-not-retried",
+        "server-retried-when-asked",
+        "network-retried",
+        "network-not-retried-when-not-listed",
+    ],
 )
-def test_retries_are_class_aware(platform: DemoPlatform, retry_on: list[str] | None,
-                                 url_path: str, attempts: int) -> None:
+def test_retries_are_class_aware(
+    platform: DemoPlatform, retry_on: list[str] | None, url_path: str, attempts: int
+) -> None:
     fields: dict[str, object] = {"retries": 2}
     if retry_on is not None:
         fields["retry_on"] = retry_on
@@ -257,8 +332,7 @@ def test_retries_are_class_aware(platform: DemoPlatform, retry_on: list[str] | N
     assert not result.ok
 
 
-def test_many_probes_all_recorded_and_classified(platform: DemoPlatform,
-                                                 refused_url: str) -> None:
+def test_many_probes_all_recorded_and_classified(platform: DemoPlatform, refused_url: str) -> None:
     probes = []
     for i in range(150):
         if i % 3 == 0:
@@ -272,5 +346,6 @@ def test_many_probes_all_recorded_and_classified(platform: DemoPlatform,
     assert len({r.probe for r in results}) == 150
     for r in results:
         expected = {"ok": None, "bad": "server.status", "ref": "network.refused"}[
-            r.probe.split("-")[0]]
+            r.probe.split("-")[0]
+        ]
         assert r.reason == expected, (r.probe, r.error)

@@ -28,10 +28,17 @@ NET = Network(resolver=api_resolver)
 
 @respx.mock(assert_all_called=False)
 def test_retry_until_success_reports_last_attempt(respx_mock: respx.MockRouter) -> None:
-    route = respx_mock.get("http://127.0.0.1/feed").mock(side_effect=[
-        httpx.ConnectError("refused"), httpx.ReadError("reset"), httpx.Response(200, json={})])
-    [r] = run_specs(specs_from_yaml(
-        "probes:\n  - {name: a, url: 'http://api.test.invalid/feed', retries: 3}"), NET)
+    route = respx_mock.get("http://127.0.0.1/feed").mock(
+        side_effect=[
+            httpx.ConnectError("refused"),
+            httpx.ReadError("reset"),
+            httpx.Response(200, json={}),
+        ]
+    )
+    [r] = run_specs(
+        specs_from_yaml("probes:\n  - {name: a, url: 'http://api.test.invalid/feed', retries: 3}"),
+        NET,
+    )
     assert route.call_count == 3
     assert r.ok and r.attempts == 3 and r.status == 200
 
@@ -39,15 +46,17 @@ def test_retry_until_success_reports_last_attempt(respx_mock: respx.MockRouter) 
 @respx.mock
 def test_host_header_keeps_the_name(respx_mock: respx.MockRouter) -> None:
     route = respx_mock.get("http://127.0.0.1:8080/feed").mock(return_value=httpx.Response(200))
-    run_specs(specs_from_yaml(
-        "probes:\n  - {name: a, url: 'http://api.test.invalid:8080/feed'}"), NET)
+    run_specs(
+        specs_from_yaml("probes:\n  - {name: a, url: 'http://api.test.invalid:8080/feed'}"), NET
+    )
     assert route.calls.last.request.headers["host"] == "api.test.invalid:8080"
 
 
 @respx.mock
 def test_headers_and_secrets_masked_in_result(respx_mock: respx.MockRouter) -> None:
     route = respx_mock.get(url__startswith="http://127.0.0.1/feed").mock(
-        return_value=httpx.Response(500, text="nope"))
+        return_value=httpx.Response(500, text="nope")
+    )
     text = """
 probes:
   - name: a
@@ -71,8 +80,10 @@ def test_results_come_back_in_config_order(respx_mock: respx.MockRouter) -> None
         return httpx.Response(200)
 
     respx_mock.get(url__startswith="http://127.0.0.1/").mock(side_effect=slow_first)
-    specs = specs_from_yaml("probes:\n" + "\n".join(
-        f"  - {{name: p{i}, url: 'http://127.0.0.1/{i}'}}" for i in range(5)))
+    specs = specs_from_yaml(
+        "probes:\n"
+        + "\n".join(f"  - {{name: p{i}, url: 'http://127.0.0.1/{i}'}}" for i in range(5))
+    )
     seen: list[str] = []
     runner = Runner(concurrency=5, location="t", redactor=Redactor())
     results = asyncio.run(runner.run(specs, lambda r: seen.append(r.probe)))
@@ -94,8 +105,10 @@ def test_concurrency_limit_is_respected(respx_mock: respx.MockRouter) -> None:
         return httpx.Response(200)
 
     respx_mock.get(url__startswith="http://127.0.0.1/").mock(side_effect=count)
-    specs = specs_from_yaml("probes:\n" + "\n".join(
-        f"  - {{name: p{i}, url: 'http://127.0.0.1/{i}'}}" for i in range(40)))
+    specs = specs_from_yaml(
+        "probes:\n"
+        + "\n".join(f"  - {{name: p{i}, url: 'http://127.0.0.1/{i}'}}" for i in range(40))
+    )
     results = run_specs(specs, concurrency=4)
     assert all(r.ok for r in results)
     assert peak == 4

@@ -17,17 +17,39 @@ from synthprobe.units import (
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("250ms", 0.25), ("5s", 5.0), ("2m", 120.0), ("1h", 3600.0), (3, 3.0), (0.5, 0.5),
-     ("1.5s", 1.5), (" 10s ", 10.0), ("7", 7.0)],
+    [
+        ("250ms", 0.25),
+        ("5s", 5.0),
+        ("2m", 120.0),
+        ("1h", 3600.0),
+        (3, 3.0),
+        (0.5, 0.5),
+        ("1.5s", 1.5),
+        (" 10s ", 10.0),
+        ("7", 7.0),
+    ],
     ids=["ms", "s", "m", "h", "int", "float", "fraction", "spaces", "bare-string"],
 )
 def test_parse_duration(text: object, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("bad", ["5 sec", "fast", "-1s", "", True, None, [], "1e400", 1e400, -3],
-                         ids=["word-unit", "word", "negative-str", "empty", "bool", "none",
-                              "list", "huge-str", "inf", "negative"])
+@pytest.mark.parametrize(
+    "bad",
+    ["5 sec", "fast", "-1s", "", True, None, [], "1e400", 1e400, -3],
+    ids=[
+        "word-unit",
+        "word",
+        "negative-str",
+        "empty",
+        "bool",
+        "none",
+        "list",
+        "huge-str",
+        "inf",
+        "negative",
+    ],
+)
 def test_bad_duration(bad: object) -> None:
     with pytest.raises(ValueError, match="bad duration"):
         parse_duration(bad)
@@ -35,16 +57,27 @@ def test_bad_duration(bad: object) -> None:
 
 @pytest.mark.parametrize(
     ("text", "size"),
-    [(512, 512), ("512", 512), ("64KiB", 65536), ("1MiB", 1048576), ("2MB", 2_000_000),
-     ("1GiB", 1024**3), ("10k", 10240), (1024.0, 1024)],
+    [
+        (512, 512),
+        ("512", 512),
+        ("64KiB", 65536),
+        ("1MiB", 1048576),
+        ("2MB", 2_000_000),
+        ("1GiB", 1024**3),
+        ("10k", 10240),
+        (1024.0, 1024),
+    ],
     ids=["int", "str", "kib", "mib", "mb", "gib", "k", "float-int"],
 )
 def test_parse_size(text: object, size: int) -> None:
     assert parse_size(text) == size
 
 
-@pytest.mark.parametrize("bad", ["10 megs", "-5", "1.5.5KiB", True, 1.5, "KiB"],
-                         ids=["word", "negative", "dots", "bool", "fraction", "unit-only"])
+@pytest.mark.parametrize(
+    "bad",
+    ["10 megs", "-5", "1.5.5KiB", True, 1.5, "KiB"],
+    ids=["word", "negative", "dots", "bool", "fraction", "unit-only"],
+)
 def test_bad_size(bad: object) -> None:
     with pytest.raises(ValueError, match="bad size"):
         parse_size(bad)
@@ -64,8 +97,14 @@ def test_size_round_trips_through_display(n: int, unit: str) -> None:
 
 @pytest.mark.parametrize(
     ("path", "steps"),
-    [("items", ("items",)), ("items[0].id", ("items", 0, "id")), ("[2]", (2,)),
-     ("a.b.c", ("a", "b", "c")), ("items[-1]", ("items", -1)), ("a[0][1]", ("a", 0, 1))],
+    [
+        ("items", ("items",)),
+        ("items[0].id", ("items", 0, "id")),
+        ("[2]", (2,)),
+        ("a.b.c", ("a", "b", "c")),
+        ("items[-1]", ("items", -1)),
+        ("a[0][1]", ("a", 0, 1)),
+    ],
 )
 def test_json_path(path: str, steps: tuple[object, ...]) -> None:
     assert parse_json_path(path) == steps

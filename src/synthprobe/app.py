@@ -101,7 +101,8 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
     for spec in skipped:
         io.err.print(
             f"[yellow]warning:[/] skipped {spec.name}: kind {spec.kind.value} is not "
-            "supported by this version of synthprobe", highlight=False,
+            "supported by this version of synthprobe",
+            highlight=False,
         )
     if not runnable:
         raise UsageError("nothing to run: every selected probe was skipped")
@@ -138,7 +139,8 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
         where = "stdout" if output == "-" else output
         io.err.print(
             f"[red]interrupted[/] by {interrupted}: {len(results)} of {len(runnable)} probes "
-            f"finished; their results are in {where}", highlight=False,
+            f"finished; their results are in {where}",
+            highlight=False,
         )
         return EXIT_INTERRUPTED
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
@@ -168,7 +170,9 @@ async def _run_interruptible(runner: Any, specs: list[ProbeSpec], record: Any) -
     return caught[0] if caught else None
 
 
-def _report(results: list[ProbeResult], fmt: str, console: Console, run_id: str, location: str) -> None:
+def _report(
+    results: list[ProbeResult], fmt: str, console: Console, run_id: str, location: str
+) -> None:
     from synthprobe.output.table import quiet_lines, render_table
 
     if fmt == "table":
@@ -193,7 +197,9 @@ def validate_command(configs: Sequence[str], console: Console) -> int:
     for kind in Kind:
         names = by_kind.get(kind.value)
         if names:
-            console.print(f"  {kind.value:<10} {len(names):>3}  {', '.join(names)}", highlight=False)
+            console.print(
+                f"  {kind.value:<10} {len(names):>3}  {', '.join(names)}", highlight=False
+            )
     return EXIT_OK
 
 
@@ -234,8 +240,9 @@ def describe(spec: ProbeSpec, redactor: Redactor) -> dict[str, Any]:
         up["size"] = format_size(spec.upload.size)
         out["upload"] = up
     if spec.options:
-        out[spec.kind.value] = {k: redactor.text(v) if isinstance(v, str) else v
-                                for k, v in spec.options}
+        out[spec.kind.value] = {
+            k: redactor.text(v) if isinstance(v, str) else v for k, v in spec.options
+        }
     return out
 
 
@@ -257,8 +264,16 @@ def list_command(configs: Sequence[str], console: Console, fmt: str = "table") -
             f"{k}={v if not isinstance(v, list | dict) else json.dumps(v)}"
             for k, v in d["expect"].items()
         )
-        table.add_row(d["name"], d["kind"], d["method"], d["url"], d["timeout"],
-                      str(d["retries"]), ",".join(d["tags"]), expect)
+        table.add_row(
+            d["name"],
+            d["kind"],
+            d["method"],
+            d["url"],
+            d["timeout"],
+            str(d["retries"]),
+            ",".join(d["tags"]),
+            expect,
+        )
     console.print(table)
     for d in described:
         if d["headers"]:
@@ -282,8 +297,10 @@ def demo_command(opts: RunOptions, io: Streams, serve: bool, port: int) -> int:
         with PlatformThread(DemoPlatform()) as platform:
             loaded = load_sources(
                 [("demo.yaml (bundled)", raw)],
-                variables={"DEMO_URL": platform.base_url,
-                           "DEMO_REFUSED": f"http://127.0.0.1:{refused}"},
+                variables={
+                    "DEMO_URL": platform.base_url,
+                    "DEMO_REFUSED": f"http://127.0.0.1:{refused}",
+                },
             )
             io.err.print(
                 f"demo platform on {platform.base_url}; probing it with the bundled config",

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from synthprobe.units import format_duration
 from synthprobe.models import Failure
+from synthprobe.units import format_duration
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +98,7 @@ def classify_exception(exc: BaseException) -> Classified | None:
             return e.classified
     for e in chain:
         if isinstance(e, socket.gaierror):
-            reason, text = _GAI_REASONS.get(e.errno, ("dns.error", "resolver error"))
+            reason, text = _GAI_REASONS.get(e.errno or 0, ("dns.error", "resolver error"))
             return Classified(Failure.DNS, reason, f"{text}: {e.strerror or e}")
     for e in chain:
         if isinstance(e, ssl.SSLCertVerificationError):

@@ -22,8 +22,8 @@ app = typer.Typer(
 )
 
 Configs = Annotated[
-    list[str], typer.Argument(help="Config files (YAML); - reads stdin. Several merge.",
-                              show_default=False)
+    list[str],
+    typer.Argument(help="Config files (YAML); - reads stdin. Several merge.", show_default=False),
 ]
 EXIT_CODES = "Exit: 0 all passed, 1 a probe failed, 2 usage or config error, 130 interrupted."
 
@@ -37,8 +37,10 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True,
-                           help="Print the version and exit.")
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
     ] = False,
 ) -> None:
     """Synthetic availability prober: is it down, which part, and why."""
@@ -79,44 +81,66 @@ def _guarded(fn: object, *args: object) -> None:
 def run(
     configs: Configs,
     output: Annotated[
-        str | None, typer.Option("-o", "--output", metavar="PATH",
-                                 help="Append JSON lines to PATH (- for stdout; the table then "
-                                 "goes to stderr). Default: $PROBE_OUTPUT or probe-results.jsonl.")
+        str | None,
+        typer.Option(
+            "-o",
+            "--output",
+            metavar="PATH",
+            help="Append JSON lines to PATH (- for stdout; the table then "
+            "goes to stderr). Default: $PROBE_OUTPUT or probe-results.jsonl.",
+        ),
     ] = None,
     concurrency: Annotated[
-        int | None, typer.Option("-c", "--concurrency", min=1, max=100_000,
-                                 help="Most probes in flight at once (default 20).")
+        int | None,
+        typer.Option(
+            "-c",
+            "--concurrency",
+            min=1,
+            max=100_000,
+            help="Most probes in flight at once (default 20).",
+        ),
     ] = None,
     only: Annotated[
-        list[str] | None, typer.Option("--only", metavar="SELECTOR",
-                                       help="A probe name, a kind or tag:NAME. Repeatable.")
+        list[str] | None,
+        typer.Option(
+            "--only", metavar="SELECTOR", help="A probe name, a kind or tag:NAME. Repeatable."
+        ),
     ] = None,
     location: Annotated[
-        str | None, typer.Option("--location", help="Vantage point recorded in every result "
-                                 "(default: the host name).")
+        str | None,
+        typer.Option(
+            "--location", help="Vantage point recorded in every result (default: the host name)."
+        ),
     ] = None,
     fmt: Annotated[
-        str, typer.Option("--format", metavar="table|json|quiet",
-                          help="table; json (a summary for scripts); quiet (nothing when all "
-                          "pass, one line per failure otherwise).")
+        str,
+        typer.Option(
+            "--format",
+            metavar="table|json|quiet",
+            help="table; json (a summary for scripts); quiet (nothing when all "
+            "pass, one line per failure otherwise).",
+        ),
     ] = "table",
     junit: Annotated[
         str | None, typer.Option("--junit", metavar="PATH", help="Write a JUnit XML report.")
     ] = None,
     timeout: Annotated[
-        str | None, typer.Option("--timeout", metavar="DURATION",
-                                 help="Override every probe's total deadline, e.g. 5s.")
+        str | None,
+        typer.Option(
+            "--timeout", metavar="DURATION", help="Override every probe's total deadline, e.g. 5s."
+        ),
     ] = None,
     retries: Annotated[
-        int | None, typer.Option("--retries", min=0, max=100,
-                                 help="Override every probe's retries.")
+        int | None,
+        typer.Option("--retries", min=0, max=100, help="Override every probe's retries."),
     ] = None,
 ) -> None:
     """Run the probes, append JSON lines, print a summary."""
     from synthprobe.app import RunOptions, run_command
 
-    opts = RunOptions(configs, output, concurrency, only or (), location, fmt, junit,
-                      _duration(timeout), retries)
+    opts = RunOptions(
+        configs, output, concurrency, only or (), location, fmt, junit, _duration(timeout), retries
+    )
     _guarded(run_command, opts)
 
 
@@ -144,12 +168,12 @@ def demo(
     serve: Annotated[
         bool, typer.Option("--serve", help="Keep the demo platform up instead of probing it.")
     ] = False,
-    port: Annotated[
-        int, typer.Option("--port", min=0, max=65535, help="Port for --serve.")
-    ] = 8787,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port for --serve.")] = 8787,
     output: Annotated[
-        str | None, typer.Option("-o", "--output", metavar="PATH",
-                                 help="Also append the demo's JSON lines to PATH.")
+        str | None,
+        typer.Option(
+            "-o", "--output", metavar="PATH", help="Also append the demo's JSON lines to PATH."
+        ),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", metavar="table|json|quiet")] = "table",
     junit: Annotated[str | None, typer.Option("--junit", metavar="PATH")] = None,

@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 import yaml
 
 from synthprobe.errors import ConfigError
-from synthprobe.units import parse_duration, parse_json_path, parse_size
 from synthprobe.models import (
     Expectation,
     Failure,
@@ -28,6 +27,7 @@ from synthprobe.models import (
     ProbeSpec,
     UploadSpec,
 )
+from synthprobe.units import parse_duration, parse_json_path, parse_size
 
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 """Larger files are refused before parsing: a config is never this big."""
@@ -126,9 +126,7 @@ class _Converter:
                 key = str(self._scalars.construct_object(key_node))
                 sub = f"{path}.{key}" if path else key
                 if key in out and key not in merged:
-                    raise _Problem(
-                        key_line, sub, f"duplicate key (first at line {out[key].line})"
-                    )
+                    raise _Problem(key_line, sub, f"duplicate key (first at line {out[key].line})")
                 merged.discard(key)  # an explicit key overrides a merged one
                 if id(key_node) not in explicit:
                     merged.add(key)
@@ -288,8 +286,11 @@ class _Reader:
         if allow_scalar and isinstance(value, int | float) and not isinstance(value, bool):
             value = str(value)
         if not isinstance(value, str):
-            hint = " (YAML reads yes/no/on/off as booleans: quote it)" if isinstance(
-                value, bool) else ""
+            hint = (
+                " (YAML reads yes/no/on/off as booleans: quote it)"
+                if isinstance(value, bool)
+                else ""
+            )
             _fail(loc, path, f"expected a string, got {_type_name(value)}{hint}")
         return self.x.expand(loc, path, value)
 
@@ -398,7 +399,7 @@ def load_sources(
     ``variables`` are extra, non-secret values for ``${...}`` (the demo uses this).
     """
     environ = dict(os.environ if env is None else env)
-    public = set()
+    public: set[str] = set()
     if variables:
         environ.update(variables)
         public.update(variables)
@@ -453,7 +454,7 @@ def _load_file(
         if public:
             expander.public = expander.public | public
     reader = _Reader(expander)
-    settings = {}
+    settings: dict[str, Any] = {}
     if settings_loc is not None:
         settings = attempt(lambda: _settings(reader, settings_loc)) or {}
     defaults: dict[str, Located] = {}
@@ -465,11 +466,12 @@ def _load_file(
     items = attempt(lambda: _list(top["probes"], "probes"))
     if items is not None and not items:
         problems.append(f"{name}:{top['probes'].line}: probes: the list is empty")
-    probes = []
+    probes: list[ProbeSpec] = []
     for i, item in enumerate(items or []):
-        spec = attempt(lambda i=i, item=item: _probe(reader, name, item, f"probes[{i}]", defaults))
-        if spec is not None:
-            probes.append(spec)
+        try:
+            probes.append(_probe(reader, name, item, f"probes[{i}]", defaults))
+        except _Problem as p:
+            problems.append(_format(name, p))
     return probes, settings, problems
 
 
@@ -575,14 +577,20 @@ def _probe(
         headers = tuple(pairs)
     tags = r.strings(m["tags"], f"{path}.tags") if "tags" in m else ()
     expect = _expect(r, m["expect"], f"{path}.expect") if "expect" in m else Expectation()
-    follow = r.boolean(m["follow_redirects"], f"{path}.follow_redirects") if (
-        "follow_redirects" in m
-    ) else True
+    follow = (
+        r.boolean(m["follow_redirects"], f"{path}.follow_redirects")
+        if ("follow_redirects" in m)
+        else True
+    )
     verify = r.boolean(m["verify_tls"], f"{path}.verify_tls") if "verify_tls" in m else True
     max_body = r.size(m["max_body"], f"{path}.max_body") if "max_body" in m else 10 * 1024**2
     upload = None
     options: list[tuple[str, Any]] = []
-    for block, wanted in (("upload", Kind.UPLOAD), ("live", Kind.LIVE), ("messaging", Kind.MESSAGING)):
+    for block, wanted in (
+        ("upload", Kind.UPLOAD),
+        ("live", Kind.LIVE),
+        ("messaging", Kind.MESSAGING),
+    ):
         if block in m and kind is not wanted and block in own:
             _fail(m[block], f"{path}.{block}", f"only for kind {wanted.value}, not {kind.value}")
     if kind is Kind.UPLOAD:
@@ -708,11 +716,15 @@ def _json_check(r: _Reader, loc: Located, path: str) -> JsonCheck:
     if len(m) == 1:
         _fail(loc, path, "nothing to check: add exists, equals, min_items, max_items or matches")
     equals = m.get("equals")
-    equals_value = equals.value if equals is not None else None
-    if isinstance(equals_value, str):
-        equals_value = r.text(equals, f"{path}.equals")
-    elif isinstance(equals_value, dict | list):
-        _fail(equals, f"{path}.equals", "compare with a single value (string, number, bool, null)")
+    equals_value = None
+    if equals is not None:
+        equals_value = equals.value
+        if isinstance(equals_value, str):
+            equals_value = r.text(equals, f"{path}.equals")
+        elif isinstance(equals_value, dict | list):
+            _fail(
+                equals, f"{path}.equals", "compare with a single value (text, number, bool, null)"
+            )
     return JsonCheck(
         path=json_path,
         exists=r.boolean(m["exists"], f"{path}.exists") if "exists" in m else None,
@@ -750,7 +762,9 @@ def _live(r: _Reader, loc: Located, path: str) -> list[tuple[str, Any]]:
     if "check_advancing" in m:
         out.append(("check_advancing", r.boolean(m["check_advancing"], f"{path}.check_advancing")))
     if "variant" in m:
-        variant = r.choice(m["variant"], f"{path}.variant", ["first", "highest", "lowest"], "variant")
+        variant = r.choice(
+            m["variant"], f"{path}.variant", ["first", "highest", "lowest"], "variant"
+        )
         out.append(("variant", variant))
     if "segments" in m:
         out.append(("segments", r.integer(m["segments"], f"{path}.segments", 0, 100)))

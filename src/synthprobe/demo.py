@@ -42,14 +42,37 @@ from urllib.parse import parse_qsl, urlsplit
 
 MAX_HEAD = 64 * 1024
 FAULT_MODES = (
-    "reset", "close", "garbage", "slow-headers", "slow", "trickle", "big",
-    "redirect-loop", "500", "502", "503", "504", "429", "404",
+    "reset",
+    "close",
+    "garbage",
+    "slow-headers",
+    "slow",
+    "trickle",
+    "big",
+    "redirect-loop",
+    "500",
+    "502",
+    "503",
+    "504",
+    "429",
+    "404",
 )
 ENDPOINTS = {"/v1/feed": "feed", "/v1/feed/trending": "trending", "/v1/media": "upload"}
-_REASONS = {200: "OK", 201: "Created", 204: "No Content", 302: "Found", 400: "Bad Request",
-            404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large",
-            429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
-            503: "Service Unavailable", 504: "Gateway Timeout"}
+_REASONS = {
+    200: "OK",
+    201: "Created",
+    204: "No Content",
+    302: "Found",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Payload Too Large",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
 
 @dataclass(slots=True)
@@ -81,7 +104,11 @@ class DemoPlatform:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
-            self._accept, self.host, self.port, ssl=self.tls, reuse_address=True,
+            self._accept,
+            self.host,
+            self.port,
+            ssl=self.tls,
+            reuse_address=True,
             limit=MAX_HEAD,
         )
         self.port = self._server.sockets[0].getsockname()[1]
@@ -146,9 +173,9 @@ class DemoPlatform:
             await self._switch(req, writer)
             return
         if req.path.startswith("/fault/"):
-            mode = req.path[len("/fault/"):]
+            mode = req.path[len("/fault/") :]
             if mode.startswith("status/"):
-                mode = mode[len("status/"):]
+                mode = mode[len("status/") :]
             await self._fault(mode, req, writer)
             return
         endpoint = ENDPOINTS.get(req.path)
@@ -161,8 +188,10 @@ class DemoPlatform:
             if req.path.endswith("trending"):
                 await asyncio.sleep(0.02)
             limit = _int(req.query.get("limit"), 10)
-            items = [{"id": f"post-{i}", "author": f"creator{i % 7}", "likes": i * 17}
-                     for i in range(max(0, min(limit, 100)))]
+            items = [
+                {"id": f"post-{i}", "author": f"creator{i % 7}", "likes": i * 17}
+                for i in range(max(0, min(limit, 100)))
+            ]
             body = json.dumps({"status": "ok", "items": items, "next": None}).encode()
             await _respond(writer, 200, body)
         elif req.path == "/v1/media":
@@ -176,7 +205,7 @@ class DemoPlatform:
             await _respond(writer, 404, b'{"error": "not found"}')
 
     async def _switch(self, req: HttpRequest, writer: asyncio.StreamWriter) -> None:
-        name = req.path[len("/_demo/faults"):].strip("/")
+        name = req.path[len("/_demo/faults") :].strip("/")
         if req.method == "GET" and not name:
             await _respond(writer, 200, json.dumps(self.faults).encode())
             return
@@ -236,8 +265,10 @@ class DemoPlatform:
                 await writer.drain()
                 sent += len(piece)
         elif mode in ("redirect", "redirect-loop", "redirect-loop-b"):
-            target = {"redirect-loop": "/fault/redirect-loop-b",
-                      "redirect-loop-b": "/fault/redirect-loop"}.get(mode, q.get("to", "/"))
+            target = {
+                "redirect-loop": "/fault/redirect-loop-b",
+                "redirect-loop-b": "/fault/redirect-loop",
+            }.get(mode, q.get("to", "/"))
             await _respond(writer, 302, b"", extra=[("Location", target)])
         elif mode == "headers":
             await _respond(writer, 200, b"{}", extra=list(q.items()))
@@ -248,16 +279,23 @@ class DemoPlatform:
 def _head(
     status: int, length: int, content_type: str, extra: list[tuple[str, str]] | None = None
 ) -> bytes:
-    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
-             f"Content-Type: {content_type}", f"Content-Length: {length}",
-             "Connection: close", "Server: synthprobe-demo"]
+    lines = [
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
+        f"Content-Type: {content_type}",
+        f"Content-Length: {length}",
+        "Connection: close",
+        "Server: synthprobe-demo",
+    ]
     lines += [f"{k}: {v}" for k, v in extra or []]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 async def _respond(
-    writer: asyncio.StreamWriter, status: int, body: bytes,
-    content_type: str = "application/json", extra: list[tuple[str, str]] | None = None,
+    writer: asyncio.StreamWriter,
+    status: int,
+    body: bytes,
+    content_type: str = "application/json",
+    extra: list[tuple[str, str]] | None = None,
 ) -> None:
     writer.write(_head(status, len(body), content_type, extra or []) + body)
     await writer.drain()
@@ -292,8 +330,9 @@ class PlatformThread:
     def __init__(self, platform: DemoPlatform) -> None:
         self.platform = platform
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
-                                        name="synthprobe-demo")
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, daemon=True, name="synthprobe-demo"
+        )
 
     def __enter__(self) -> DemoPlatform:
         self._thread.start()

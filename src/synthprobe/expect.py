@@ -49,7 +49,9 @@ def check(expect: Expectation, obs: Observation, latency_s: float) -> Classified
     """None when the response passes; otherwise the first failed check."""
     if not status_matches(obs.status, expect.status):
         wanted = ", ".join(str(s) for s in expect.status)
-        return Classified(Failure.SERVER, "server.status", f"status {obs.status}, expected {wanted}")
+        return Classified(
+            Failure.SERVER, "server.status", f"status {obs.status}, expected {wanted}"
+        )
     for name, pattern in expect.headers:
         values = [v for k, v in obs.headers if k == name.lower()]
         if not values:
@@ -87,12 +89,12 @@ def resolve_path(document: Any, path: str) -> Any:
     """The value at a dotted path, or ``_MISSING``."""
     value = document
     for step in parse_json_path(path):
-        if isinstance(step, int) and isinstance(value, list) and -len(value) <= step < len(value):
-            value = value[step]
-        elif isinstance(step, str) and isinstance(value, dict) and step in value:
-            value = value[step]
-        else:
+        if isinstance(step, int):
+            if not isinstance(value, list) or not -len(value) <= step < len(value):
+                return _MISSING
+        elif not isinstance(value, dict) or step not in value:
             return _MISSING
+        value = value[step]
     return value
 
 

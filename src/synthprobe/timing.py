@@ -89,11 +89,10 @@ class Timeline:
                 addr = stream.get_extra_info("server_addr") if stream is not None else None
                 if isinstance(addr, tuple) and len(addr) >= 2:
                     self.remote = (str(addr[0]), int(addr[1]))
-        elif state == "failed":
+        elif state == "failed" and not isinstance(info.get("exception"), asyncio.CancelledError):
             # keep `current`, so the classifier knows which step failed; a step our
             # deadline cut stays null, one the peer failed reports its time until then
-            if not isinstance(info.get("exception"), asyncio.CancelledError):
-                self.fail(step)
+            self.fail(step)
 
     def phases_ms(self) -> dict[str, float | None]:
         """The SPEC's phases in milliseconds; None for a phase not reached."""

@@ -58,7 +58,9 @@ class JsonlWriter:
         self._fd: int | None = None
         if path is not None:
             try:
-                self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                self._fd = os.open(
+                    path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
+                )
             except OSError as exc:
                 raise OutputError(
                     f"cannot write results to {path}: {exc.strerror or exc}",

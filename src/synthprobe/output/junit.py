@@ -11,23 +11,40 @@ def junit_xml(results: list[ProbeResult], run_id: str, location: str) -> bytes:
     """The report as bytes: a ``testsuites`` root with one ``testsuite``."""
     failures = sum(not r.ok for r in results)
     seconds = sum((r.latency_ms or 0.0) for r in results) / 1000
-    root = ET.Element("testsuites", name="synthprobe", tests=str(len(results)),
-                      failures=str(failures), errors="0", time=f"{seconds:.3f}")
+    root = ET.Element(
+        "testsuites",
+        name="synthprobe",
+        tests=str(len(results)),
+        failures=str(failures),
+        errors="0",
+        time=f"{seconds:.3f}",
+    )
     suite = ET.SubElement(
-        root, "testsuite", name=f"synthprobe@{location}", tests=str(len(results)),
-        failures=str(failures), errors="0", skipped="0", time=f"{seconds:.3f}",
+        root,
+        "testsuite",
+        name=f"synthprobe@{location}",
+        tests=str(len(results)),
+        failures=str(failures),
+        errors="0",
+        skipped="0",
+        time=f"{seconds:.3f}",
     )
     props = ET.SubElement(suite, "properties")
     ET.SubElement(props, "property", name="run_id", value=run_id)
     ET.SubElement(props, "property", name="location", value=location)
     for r in results:
         case = ET.SubElement(
-            suite, "testcase", classname=f"synthprobe.{r.kind.value}", name=r.probe,
+            suite,
+            "testcase",
+            classname=f"synthprobe.{r.kind.value}",
+            name=r.probe,
             time=f"{(r.latency_ms or 0.0) / 1000:.3f}",
         )
         if not r.ok:
             failure = ET.SubElement(
-                case, "failure", message=f"{r.reason}: {r.error}",
+                case,
+                "failure",
+                message=f"{r.reason}: {r.error}",
                 type=r.failure.value if r.failure else "failure",
             )
             failure.text = (
@@ -35,4 +52,5 @@ def junit_xml(results: list[ProbeResult], run_id: str, location: str) -> bytes:
                 f"attempts: {r.attempts}\nerror: {r.error}\n"
             )
     ET.indent(root)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return data + b"\n"

@@ -64,8 +64,13 @@ def summary_json(results: list[ProbeResult], run_id: str, location: str) -> dict
         "kinds": {k: {"state": c.state, "ok": c.ok, "total": c.total} for k, c in s.kinds.items()},
         "failures": {f.value: s.classes.get(f.value, 0) for f in Failure},
         "failed_probes": [
-            {"probe": r.probe, "kind": r.kind.value, "failure": r.failure.value, "reason": r.reason,
-             "error": r.error}
+            {
+                "probe": r.probe,
+                "kind": r.kind.value,
+                "failure": r.failure.value,
+                "reason": r.reason,
+                "error": r.error,
+            }
             for r in results
             if r.failure is not None
         ],

@@ -7,7 +7,7 @@ result record (as blackbox_exporter's handler does for its probers).
 from __future__ import annotations
 
 from synthprobe.models import Kind
-from synthprobe.probers.base import Network, Prober, ProbeOutcome
+from synthprobe.probers.base import Network, ProbeOutcome, Prober
 from synthprobe.probers.http import HttpProber
 from synthprobe.probers.upload import UploadProber
 

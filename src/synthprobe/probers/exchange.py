@@ -107,7 +107,7 @@ async def exchange(
             )
         visited.append(str(nxt))
         # as browsers and httpx do: 303 (and 301/302 after POST) become a GET without body
-        if status == 303 and method != "HEAD" or status in (301, 302) and method == "POST":
+        if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
             method, content = "GET", None
         url = nxt
     details: dict[str, Any] = {"truncated": truncated}
@@ -164,7 +164,10 @@ async def _one_hop(
         )
         async with httpx.AsyncClient(transport=transport, timeout=None) as client:
             req = client.build_request(
-                method, url.copy_with(host=ip), headers=headers, content=content,
+                method,
+                url.copy_with(host=ip),
+                headers=headers,
+                content=content,
                 extensions=extensions,
             )
             try:
