@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -349,3 +354,31 @@ def test_many_probes_all_recorded_and_classified(platform: DemoPlatform, refused
             r.probe.split("-")[0]
         ]
         assert r.reason == expected, (r.probe, r.error)
+
+
+def test_200_mib_body_is_read_with_bounded_memory(platform: DemoPlatform, tmp_path: Path) -> None:
+    """A real `probe run` process against a 200 MiB body: it stops at max_body, says so,
+    and its peak RSS stays far below the body's size."""
+    size = 200 * 1024 * 1024
+    config = tmp_path / "big.yaml"
+    config.write_text(
+        f"probes:\n  - {{name: big, url: '{platform.base_url}/fault/big?size={size}', "
+        "timeout: 30s}\n"
+    )
+    out = tmp_path / "r.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "synthprobe", "run", str(config), "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.stderr is not None
+    stderr = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.returncode == 0, stderr
+    [record] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert record["ok"] and record["details"]["truncated"] is True
+    assert 10 * 1024 * 1024 <= record["bytes_in"] < size
+    peak_mib = usage.ru_maxrss / 1024  # KiB on Linux
+    assert peak_mib < 150, f"peak RSS {peak_mib:.0f} MiB"
