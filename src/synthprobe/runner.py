@@ -15,7 +15,7 @@ from typing import Any
 
 from synthprobe.classify import Classified, classify_deadline, classify_exception
 from synthprobe.expect import check
-from synthprobe.models import ProbeResult, ProbeSpec
+from synthprobe.models import Failure, ProbeResult, ProbeSpec
 from synthprobe.probers import PROBERS, Network, ProbeOutcome
 from synthprobe.redact import Redactor
 from synthprobe.timing import Timeline
@@ -156,6 +156,11 @@ class Runner:
             details["remote_ip"] = remote[0]
         obs = outcome.observation if outcome else None
         mask = self.redactor
+        error = failed.error if failed else None
+        if failed and failed.failure in (Failure.NETWORK, Failure.TIMEOUT) and remote:
+            # at 3 a.m. "refused" is half an answer: say by which address
+            host = f"[{remote[0]}]" if ":" in remote[0] else remote[0]
+            error = f"{error} ({host}:{remote[1]})"
         return ProbeResult(
             run_id=self.run_id,
             ts=utc_iso(started),
@@ -167,7 +172,7 @@ class Runner:
             ok=failed is None,
             failure=failed.failure if failed else None,
             reason=failed.reason if failed else None,
-            error=mask.text(failed.error) if failed else None,
+            error=mask.text(error) if error else None,
             status=obs.status if obs else timeline.status,
             attempts=attempts,
             timings_ms=timeline.phases_ms(),
