@@ -310,35 +310,33 @@ class _Reader:
             return loc.value
         _fail(loc, path, f"expected true or false, got {_type_name(loc.value)}")
 
-    def duration(self, loc: Located, path: str, *, positive: bool = True) -> float:
+    def _measure(
+        self, loc: Located, path: str, parse: Callable[[object], Any], example: str
+    ) -> tuple[object, Any]:
+        """(value as written, parsed value) of a duration or size field."""
         value = loc.value
         if isinstance(value, str):
             value = self.x.expand(loc, path, value)
         elif not isinstance(value, int | float) or isinstance(value, bool):
-            _fail(loc, path, f"expected a duration such as 5s, got {_type_name(value)}")
+            _fail(loc, path, f"expected {example}, got {_type_name(value)}")
         try:
-            seconds = parse_duration(value)
+            return value, parse(value)
         except ValueError as exc:
             _fail(loc, path, str(exc))
+
+    def duration(self, loc: Located, path: str, *, positive: bool = True) -> float:
+        value, seconds = self._measure(loc, path, parse_duration, "a duration such as 5s")
         if positive and seconds <= 0:
             _fail(loc, path, f"must be more than 0, got {value!r}")
         if seconds > 86400:
             _fail(loc, path, f"must be at most 24h, got {value!r}")
-        return seconds
+        return float(seconds)
 
     def size(self, loc: Located, path: str) -> int:
-        value = loc.value
-        if isinstance(value, str):
-            value = self.x.expand(loc, path, value)
-        elif not isinstance(value, int | float) or isinstance(value, bool):
-            _fail(loc, path, f"expected a size such as 64KiB, got {_type_name(value)}")
-        try:
-            size = parse_size(value)
-        except ValueError as exc:
-            _fail(loc, path, str(exc))
+        value, size = self._measure(loc, path, parse_size, "a size such as 64KiB")
         if size > 64 * 1024**3:
             _fail(loc, path, f"must be at most 64GiB, got {value!r}")
-        return size
+        return int(size)
 
     def regex(self, loc: Located, path: str) -> str:
         pattern = self.text(loc, path)
