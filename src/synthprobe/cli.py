@@ -23,7 +23,11 @@ app = typer.Typer(
 
 Configs = Annotated[
     list[str],
-    typer.Argument(help="Config files (YAML); - reads stdin. Several merge.", show_default=False),
+    typer.Argument(
+        metavar="CONFIG...",
+        help="Config files (YAML); - reads stdin. Several merge.",
+        show_default=False,
+    ),
 ]
 EXIT_CODES = "Exit: 0 all passed, 1 a probe failed, 2 usage or config error, 130 interrupted."
 
