@@ -8,7 +8,7 @@ import pytest
 
 from synthprobe.config import load_configs, load_sources
 from synthprobe.errors import ConfigError
-from synthprobe.models import Failure, JsonCheck, Kind, UploadSpec
+from synthprobe.models import Failure, JsonCheck, Kind, LiveSpec, UploadSpec, Variant
 
 TESTDATA = Path(__file__).parent / "testdata"
 INVALID = sorted(TESTDATA.glob("invalid-*.yaml"))
@@ -114,8 +114,9 @@ probes:
     assert upload.method == "POST"
     assert upload.upload == UploadSpec(256 * 1024, "file", "probe.mp4", "video/mp4")
     assert upload.expect.status == (200, 201)
-    assert live.kind is Kind.LIVE and dict(live.options) == {"check_advancing": True}
-    assert chat.method == "WS" and dict(chat.options)["expect"] == "pong"
+    assert live.kind is Kind.LIVE and live.live == LiveSpec(check_advancing=True)
+    assert chat.method == "WS" and chat.messaging is not None
+    assert chat.messaging.expect == "pong"
     assert loaded.secrets == {"s3cr3t-token"}
 
 
@@ -256,9 +257,4 @@ probes:
     live: {check_advancing: true, variant: highest, segments: 2, max_age: 30s}
 """
     [spec] = load(text).probes
-    assert dict(spec.options) == {
-        "check_advancing": True,
-        "variant": "highest",
-        "segments": 2,
-        "max_age": 30.0,
-    }
+    assert spec.live == LiveSpec(True, Variant.HIGHEST, 2, 30.0)

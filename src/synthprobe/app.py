@@ -239,10 +239,13 @@ def describe(spec: ProbeSpec, redactor: Redactor) -> dict[str, Any]:
         up = dataclasses.asdict(spec.upload)
         up["size"] = format_size(spec.upload.size)
         out["upload"] = up
-    if spec.options:
-        out[spec.kind.value] = {
-            k: redactor.text(v) if isinstance(v, str) else v for k, v in spec.options
-        }
+    for block in (spec.live, spec.messaging):
+        if block is not None:
+            out[spec.kind.value] = {
+                k: redactor.text(v) if isinstance(v, str) else v
+                for k, v in dataclasses.asdict(block).items()
+                if v is not None
+            }
     return out
 
 

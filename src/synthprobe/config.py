@@ -24,8 +24,11 @@ from synthprobe.models import (
     Failure,
     JsonCheck,
     Kind,
+    LiveSpec,
+    MessagingSpec,
     ProbeSpec,
     UploadSpec,
+    Variant,
 )
 from synthprobe.units import parse_duration, parse_json_path, parse_size
 
@@ -64,11 +67,20 @@ PROBE_KEYS = {
 DEFAULT_KEYS = PROBE_KEYS - {"name", "url"}
 TOP_KEYS = {"version", "settings", "defaults", "probes"}
 SETTINGS_KEYS = {"concurrency", "output", "location", "junit", "public_vars"}
-EXPECT_KEYS = {"status", "max_latency", "body_contains", "body_regex", "headers", "json"}
+EXPECT_KEYS = {
+    "status",
+    "max_latency",
+    "body_contains",
+    "body_regex",
+    "headers",
+    "json",
+    "cert_min_days",
+}
 JSON_CHECK_KEYS = {"path", "exists", "equals", "min_items", "max_items", "matches"}
-UPLOAD_KEYS = {"size", "field", "filename", "content_type"}
+UPLOAD_KEYS = {"size", "field", "filename", "content_type", "verify_url", "cleanup"}
+CLEANUP_KEYS = {"method", "url"}
 LIVE_KEYS = {"check_advancing", "variant", "segments", "max_age"}
-MESSAGING_KEYS = {"send", "expect", "expect_regex", "receive_url"}
+MESSAGING_KEYS = {"send", "expect", "expect_regex"}
 # Blocks merged key by key under each probe; every other default is replaced whole.
 MERGED_BLOCKS = ("headers", "expect", "upload", "live", "messaging")
 
@@ -582,8 +594,7 @@ def _probe(
     )
     verify = r.boolean(m["verify_tls"], f"{path}.verify_tls") if "verify_tls" in m else True
     max_body = r.size(m["max_body"], f"{path}.max_body") if "max_body" in m else 10 * 1024**2
-    upload = None
-    options: list[tuple[str, Any]] = []
+    upload = live = messaging = None
     for block, wanted in (
         ("upload", Kind.UPLOAD),
         ("live", Kind.LIVE),
@@ -593,12 +604,12 @@ def _probe(
             _fail(m[block], f"{path}.{block}", f"only for kind {wanted.value}, not {kind.value}")
     if kind is Kind.UPLOAD:
         upload = _upload(r, m["upload"], f"{path}.upload") if "upload" in m else UploadSpec()
-    elif kind is Kind.LIVE and "live" in m:
-        options = _live(r, m["live"], f"{path}.live")
+    elif kind is Kind.LIVE:
+        live = _live(r, m["live"], f"{path}.live") if "live" in m else LiveSpec()
     elif kind is Kind.MESSAGING:
         if "messaging" not in m:
             _fail(item, path, 'missing required key "messaging" (with send and expect)')
-        options = _messaging(r, m["messaging"], f"{path}.messaging")
+        messaging = _messaging(r, m["messaging"], f"{path}.messaging")
     return ProbeSpec(
         name=name,
         kind=kind,
@@ -614,7 +625,8 @@ def _probe(
         verify_tls=verify,
         max_body=max_body,
         upload=upload,
-        options=tuple(options),
+        live=live,
+        messaging=messaging,
         source=f"{filename}:{item.line}",
     )
 
@@ -692,6 +704,9 @@ def _expect(r: _Reader, loc: Located, path: str) -> Expectation:
     if "json" in m:
         for i, item in enumerate(_list(m["json"], f"{path}.json")):
             checks.append(_json_check(r, item, f"{path}.json[{i}]"))
+    cert_min_days = None
+    if "cert_min_days" in m:
+        cert_min_days = r.integer(m["cert_min_days"], f"{path}.cert_min_days", 0, 3650)
     return Expectation(
         status=status,
         max_latency=max_latency,
@@ -699,6 +714,7 @@ def _expect(r: _Reader, loc: Located, path: str) -> Expectation:
         body_regex=body_regex,
         headers=tuple(headers),
         json=tuple(checks),
+        cert_min_days=cert_min_days,
     )
 
 
@@ -744,6 +760,25 @@ def _upload(r: _Reader, loc: Located, path: str) -> UploadSpec:
     size = r.size(m["size"], f"{path}.size") if "size" in m else base.size
     if size > 1024**3:
         _fail(m["size"], f"{path}.size", "must be at most 1GiB (the payload is held in memory)")
+    verify_url = None
+    if "verify_url" in m:
+        verify_url = r.text(m["verify_url"], f"{path}.verify_url")
+        _check_template(m["verify_url"], f"{path}.verify_url", verify_url)
+    cleanup_method, cleanup_url = base.cleanup_method, None
+    if "cleanup" in m:
+        sub = m["cleanup"]
+        if isinstance(sub.value, str):
+            cleanup_url = r.text(sub, f"{path}.cleanup")
+        else:
+            cm = _mapping(sub, f"{path}.cleanup", CLEANUP_KEYS)
+            if "url" not in cm:
+                _fail(sub, f"{path}.cleanup", 'missing required key "url"')
+            cleanup_url = r.text(cm["url"], f"{path}.cleanup.url")
+            if "method" in cm:
+                cleanup_method = r.text(cm["method"], f"{path}.cleanup.method").upper()
+                if not _TOKEN_RE.match(cleanup_method):
+                    _fail(cm["method"], f"{path}.cleanup.method", "bad HTTP method")
+        _check_template(sub, f"{path}.cleanup", cleanup_url)
     return UploadSpec(
         size=size,
         field=r.text(m["field"], f"{path}.field") if "field" in m else base.field,
@@ -751,37 +786,54 @@ def _upload(r: _Reader, loc: Located, path: str) -> UploadSpec:
         content_type=r.text(m["content_type"], f"{path}.content_type")
         if "content_type" in m
         else base.content_type,
+        verify_url=verify_url,
+        cleanup_method=cleanup_method,
+        cleanup_url=cleanup_url,
     )
 
 
-def _live(r: _Reader, loc: Located, path: str) -> list[tuple[str, Any]]:
+_FIELD_RE = re.compile(r"\{([^{}]*)\}")
+
+
+def _check_template(loc: Located, path: str, template: str) -> None:
+    """A URL with ``{field}`` placeholders: each must be a JSON path; the rest a URL."""
+    for field_path in _FIELD_RE.findall(template):
+        try:
+            parse_json_path(field_path)
+        except ValueError as exc:
+            _fail(loc, path, f"placeholder {{{field_path}}}: {exc}")
+    _check_url(loc, path, _FIELD_RE.sub("x", template), Kind.UPLOAD)
+
+
+def _live(r: _Reader, loc: Located, path: str) -> LiveSpec:
     m = _mapping(loc, path, LIVE_KEYS)
-    out: list[tuple[str, Any]] = []
-    if "check_advancing" in m:
-        out.append(("check_advancing", r.boolean(m["check_advancing"], f"{path}.check_advancing")))
-    if "variant" in m:
-        variant = r.choice(
-            m["variant"], f"{path}.variant", ["first", "highest", "lowest"], "variant"
+    base = LiveSpec()
+    return LiveSpec(
+        check_advancing=r.boolean(m["check_advancing"], f"{path}.check_advancing")
+        if "check_advancing" in m
+        else base.check_advancing,
+        variant=Variant(
+            r.choice(m["variant"], f"{path}.variant", [v.value for v in Variant], "variant")
         )
-        out.append(("variant", variant))
-    if "segments" in m:
-        out.append(("segments", r.integer(m["segments"], f"{path}.segments", 0, 100)))
-    if "max_age" in m:
-        out.append(("max_age", r.duration(m["max_age"], f"{path}.max_age")))
-    return out
+        if "variant" in m
+        else base.variant,
+        segments=r.integer(m["segments"], f"{path}.segments", 0, 20)
+        if "segments" in m
+        else base.segments,
+        max_age=r.duration(m["max_age"], f"{path}.max_age") if "max_age" in m else None,
+    )
 
 
-def _messaging(r: _Reader, loc: Located, path: str) -> list[tuple[str, Any]]:
+def _messaging(r: _Reader, loc: Located, path: str) -> MessagingSpec:
     m = _mapping(loc, path, MESSAGING_KEYS)
     if "send" not in m:
         _fail(loc, path, 'missing required key "send"')
     if "expect" not in m and "expect_regex" not in m:
         _fail(loc, path, 'missing "expect" or "expect_regex": what reply passes?')
-    out: list[tuple[str, Any]] = [("send", r.text(m["send"], f"{path}.send"))]
-    if "expect" in m:
-        out.append(("expect", r.text(m["expect"], f"{path}.expect")))
-    if "expect_regex" in m:
-        out.append(("expect_regex", r.regex(m["expect_regex"], f"{path}.expect_regex")))
-    if "receive_url" in m:
-        out.append(("receive_url", r.text(m["receive_url"], f"{path}.receive_url")))
-    return out
+    return MessagingSpec(
+        send=r.text(m["send"], f"{path}.send"),
+        expect=r.text(m["expect"], f"{path}.expect") if "expect" in m else None,
+        expect_regex=r.regex(m["expect_regex"], f"{path}.expect_regex")
+        if "expect_regex" in m
+        else None,
+    )

@@ -78,6 +78,8 @@ class Expectation:
     """(header name, regex) pairs: the header must exist and match."""
     json: tuple[JsonCheck, ...] = ()
     """Assertions on the body parsed as JSON."""
+    cert_min_days: float | None = None
+    """For https/wss: fail as ``server.cert_expiring`` when the certificate ends sooner."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,48 @@ class UploadSpec:
     """File name sent in the multipart part."""
     content_type: str = "application/octet-stream"
     """Content type of the part."""
+    verify_url: str | None = None
+    """Polled after the upload until it answers 2xx; ``{field}`` comes from the upload's
+    JSON response (e.g. ``https://cdn.example.com/v/{id}``)."""
+    cleanup_method: str = "DELETE"
+    """Method of the cleanup request."""
+    cleanup_url: str | None = None
+    """Sent after the probe whatever its result, with the same ``{field}`` substitutions;
+    never changes the result."""
+
+
+class Variant(enum.StrEnum):
+    """Which variant of an HLS master playlist a live probe follows."""
+
+    FIRST = "first"
+    HIGHEST = "highest"
+    LOWEST = "lowest"
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSpec:
+    """What a ``live`` probe checks of an HLS stream."""
+
+    check_advancing: bool = False
+    """Refetch the playlist after one target duration: it must have moved on."""
+    variant: Variant = Variant.FIRST
+    """Variant to follow in a master playlist."""
+    segments: int = 1
+    """How many of the newest segments to download (0: none)."""
+    max_age: float | None = None
+    """Seconds: with PROGRAM-DATE-TIME, the newest segment must be younger than this."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessagingSpec:
+    """What a ``messaging`` probe sends and waits for."""
+
+    send: str
+    """Text message sent once the WebSocket is open."""
+    expect: str | None = None
+    """A reply containing this text passes."""
+    expect_regex: str | None = None
+    """A reply matching this regex passes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +170,10 @@ class ProbeSpec:
     """Read no more than this many bytes of body."""
     upload: UploadSpec | None = None
     """The payload, for ``kind: upload``."""
-    options: tuple[tuple[str, Any], ...] = ()
-    """Kind-specific blocks (``live:``, ``messaging:``) as validated mappings."""
+    live: LiveSpec | None = None
+    """For ``kind: live``."""
+    messaging: MessagingSpec | None = None
+    """For ``kind: messaging``."""
     source: str = ""
     """``file:line`` where the probe is defined, for messages."""
 

@@ -122,6 +122,71 @@ async def exchange(
     )
 
 
+async def resolve(url: httpx.URL, timeline: Timeline, net: Network) -> list[str]:
+    """The addresses to try for ``url``, resolved as the timed ``dns`` step."""
+    host = url.host
+    if _is_ip(host):
+        return [host]
+    port = url.port or (443 if url.scheme in ("https", "wss") else 80)
+    timeline.begin("dns")
+    try:
+        addresses = await net.resolve(host, port)
+    except socket.gaierror as exc:
+        timeline.fail("dns")
+        found = classify_exception(exc)
+        assert found is not None
+        raise ProbeFailure(found.failure, found.reason, f"{host}: {found.error}") from exc
+    timeline.end("dns")
+    if not addresses:
+        raise ProbeFailure(Failure.DNS, "dns.no_address", f"{host} has no address")
+    return addresses
+
+
+@dataclass(slots=True)
+class Route:
+    """How to reach one address of a URL while the server still sees the name."""
+
+    url: httpx.URL
+    """The URL with the host replaced by the address (ws/wss mapped to http/https)."""
+    headers: list[tuple[str, str]]
+    """``Host`` first, then the caller's headers."""
+    extensions: dict[str, Any]
+    """httpcore extensions: our trace callback, and the SNI name for TLS."""
+
+
+def route(
+    url: httpx.URL, ip: str, headers: tuple[tuple[str, str], ...], timeline: Timeline
+) -> Route:
+    scheme = {"ws": "http", "wss": "https"}.get(url.scheme, url.scheme)
+    port = url.port or (443 if scheme == "https" else 80)
+    timeline.target = (ip, port)
+    all_headers = [("Host", url.netloc.decode("ascii"))]
+    all_headers += [(k, v) for k, v in headers if k.lower() != "host"]
+    extensions: dict[str, Any] = {"trace": timeline.trace}
+    if scheme == "https" and not _is_ip(url.host):
+        extensions["sni_hostname"] = url.host
+    return Route(url.copy_with(scheme=scheme, host=ip), all_headers, extensions)
+
+
+def client(net: Network, verify_tls: bool) -> httpx.AsyncClient:
+    """A client for one attempt: one connection, no keep-alive, no timeouts of its own
+    (the runner's deadline is the only clock), no environment proxies."""
+    transport = httpx.AsyncHTTPTransport(
+        verify=net.ssl_context(verify_tls), limits=_NO_LIMITS, retries=0
+    )
+    return httpx.AsyncClient(transport=transport, timeout=None, trust_env=False)
+
+
+def next_address(exc: Exception, timeline: Timeline, index: int, addresses: list[str]) -> bool:
+    """Whether to try the next address: only when this one failed to connect (refused,
+    unreachable), as happy eyeballs would; the deadline still covers them all."""
+    return (
+        isinstance(exc, httpx.ConnectError)
+        and index + 1 < len(addresses)
+        and timeline.current == "connect"
+    )
+
+
 async def _one_hop(
     method: str,
     url: httpx.URL,
@@ -133,56 +198,26 @@ async def _one_hop(
     max_body: int,
     follow_redirects: bool,
 ) -> tuple[int, tuple[tuple[str, str], ...], bytes, bool, int, int]:
-    host = url.host
-    port = url.port or (443 if url.scheme == "https" else 80)
-    if _is_ip(host):
-        addresses = [host]
-    else:
-        timeline.begin("dns")
-        try:
-            addresses = await net.resolve(host, port)
-        except socket.gaierror as exc:
-            timeline.fail("dns")
-            found = classify_exception(exc)
-            assert found is not None
-            raise ProbeFailure(found.failure, found.reason, f"{host}: {found.error}") from exc
-        timeline.end("dns")
-        if not addresses:
-            raise ProbeFailure(Failure.DNS, "dns.no_address", f"{host} has no address")
-    headers = [("Host", url.netloc.decode("ascii"))]
-    headers += [(k, v) for k, v in request.headers if k.lower() != "host"]
+    addresses = await resolve(url, timeline, net)
+    headers = request.headers
     if content is not None and request.content_type:
-        headers.append(("Content-Type", request.content_type))
-    extensions: dict[str, Any] = {"trace": timeline.trace}
-    if url.scheme == "https" and not _is_ip(host):
-        extensions["sni_hostname"] = host
-    last_error: Exception | None = None
+        headers = (*headers, ("Content-Type", request.content_type))
     for index, ip in enumerate(addresses):
-        timeline.target = (ip, port)
-        transport = httpx.AsyncHTTPTransport(
-            verify=net.ssl_context(verify_tls), limits=_NO_LIMITS, retries=0
-        )
-        async with httpx.AsyncClient(transport=transport, timeout=None) as client:
-            req = client.build_request(
-                method,
-                url.copy_with(host=ip),
-                headers=headers,
-                content=content,
-                extensions=extensions,
+        via = route(url, ip, headers, timeline)
+        async with client(net, verify_tls) as http:
+            req = http.build_request(
+                method, via.url, headers=via.headers, content=content, extensions=via.extensions
             )
             try:
                 try:
-                    response = await client.send(req, stream=True)
+                    response = await http.send(req, stream=True)
                 except asyncio.CancelledError:
                     # httpcore closes a half-made connection on Exception but not on
                     # cancellation (our deadline during the TLS handshake): close it here
-                    await _close_quietly(timeline.stream)
+                    await close_quietly(timeline.stream)
                     raise
             except httpx.ConnectError as exc:
-                # refused or unreachable on this address: try the next one, as
-                # happy eyeballs would; the deadline still covers all of them
-                last_error = exc
-                if index + 1 < len(addresses) and timeline.current == "connect":
+                if next_address(exc, timeline, index, addresses):
                     continue
                 raise
             timeline.status = response.status_code
@@ -210,10 +245,10 @@ async def _one_hop(
                 )
             finally:
                 await response.aclose()
-    raise last_error or RuntimeError("no address tried")
+    raise AssertionError("unreachable: the last address raises")
 
 
-async def _close_quietly(stream: Any) -> None:
+async def close_quietly(stream: Any) -> None:
     if stream is not None:
         with contextlib.suppress(Exception):
             await stream.aclose()
