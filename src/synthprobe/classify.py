@@ -65,6 +65,13 @@ _STEP_TIMEOUTS = {
     "send_body": (Failure.TIMEOUT, "timeout.write", "request body not sent within {t}"),
     "wait": (Failure.TIMEOUT, "timeout.read", "no response headers within {t}"),
     "body": (Failure.TIMEOUT, "timeout.total", "response body not complete within {t}"),
+    "refresh": (
+        Failure.TIMEOUT,
+        "timeout.total",
+        "live playlist re-check not complete within {t} (timeout must exceed the target duration)",
+    ),
+    "reply": (Failure.TIMEOUT, "timeout.read", "no matching reply within {t}"),
+    "verify": (Failure.TIMEOUT, "timeout.total", "uploaded media not available within {t}"),
 }
 
 

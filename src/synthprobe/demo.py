@@ -10,7 +10,17 @@ Endpoints (``/v1/...`` is the platform, ``/fault/...`` misbehaves on purpose):
     GET  /v1/feed?limit=N         JSON feed
     GET  /v1/feed/trending        JSON feed, 20 ms slower
     POST /v1/media                takes an upload, answers 201 {"id", "bytes"}
+    GET  /v1/media/ID             404 until 200 ms after the upload, then 200 (verify_url)
+    DELETE /v1/media/ID           204 (cleanup)
     GET  /healthz                 "ok"
+    GET  /live/master.m3u8        HLS master playlist: two variants of the main stream
+    GET  /live/main/index.m3u8    live HLS that advances every second
+    GET  /live/stalled/index.m3u8 live HLS frozen at one media sequence
+    GET  /live/ended/index.m3u8   an HLS playlist with #EXT-X-ENDLIST
+    GET  /ws                      WebSocket: answers a message containing "ping" with
+                                  {"type":"pong"}, echoes anything else
+    GET  /ws/wrong                WebSocket: answers "nope" and closes
+    GET  /ws/silent               WebSocket: accepts and never answers
     ANY  /fault/status/CODE       answers CODE
     ANY  /fault/reset             reads the request, then resets the connection (RST)
     ANY  /fault/close             reads the request, then closes without a reply
@@ -23,7 +33,8 @@ Endpoints (``/v1/...`` is the platform, ``/fault/...`` misbehaves on purpose):
     ANY  /fault/redirect-loop     302 to /fault/redirect-loop-b, which 302s back
     ANY  /fault/headers?x=v       200 with the query as response headers
 
-    PUT    /_demo/faults/ENDPOINT?mode=MODE   make feed|trending|upload behave as a fault
+    PUT    /_demo/faults/ENDPOINT?mode=MODE   make feed|trending|upload|live|chat misbehave
+                                              (live also takes stall and end)
     DELETE /_demo/faults/ENDPOINT             back to normal
     GET    /_demo/faults                      the faults set
 """
@@ -31,12 +42,15 @@ Endpoints (``/v1/...`` is the platform, ``/fault/...`` misbehaves on purpose):
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import json
 import socket
 import ssl
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
@@ -56,8 +70,21 @@ FAULT_MODES = (
     "504",
     "429",
     "404",
+    "stall",
+    "end",
 )
-ENDPOINTS = {"/v1/feed": "feed", "/v1/feed/trending": "trending", "/v1/media": "upload"}
+ENDPOINTS = {
+    "/v1/feed": "feed",
+    "/v1/feed/trending": "trending",
+    "/v1/media": "upload",
+    "/live/main/index.m3u8": "live",
+    "/live/master.m3u8": "live",
+    "/ws": "chat",
+}
+LIVE_TARGET = 1.0
+LIVE_WINDOW = 4
+SEGMENT_BYTES = 16 * 1024
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _REASONS = {
     200: "OK",
     201: "Created",
@@ -96,6 +123,8 @@ class DemoPlatform:
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _uploads: int = 0
+    _media: dict[str, float] = field(default_factory=dict)
+    _started: float = field(default_factory=time.time)
 
     @property
     def base_url(self) -> str:
@@ -166,9 +195,11 @@ class DemoPlatform:
                 break
             remaining -= len(chunk)
             request.body_bytes += len(chunk)
-        await self._route(request, writer)
+        await self._route(request, reader, writer)
 
-    async def _route(self, req: HttpRequest, writer: asyncio.StreamWriter) -> None:
+    async def _route(
+        self, req: HttpRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         if req.path.startswith("/_demo/faults"):
             await self._switch(req, writer)
             return
@@ -178,9 +209,18 @@ class DemoPlatform:
                 mode = mode[len("status/") :]
             await self._fault(mode, req, writer)
             return
-        endpoint = ENDPOINTS.get(req.path)
-        if endpoint and endpoint in self.faults:
-            await self._fault(self.faults[endpoint], req, writer)
+        switched = self.faults.get(ENDPOINTS.get(req.path, ""))
+        if switched and switched not in ("stall", "end"):
+            await self._fault(switched, req, writer)
+            return
+        if req.path.startswith("/live/"):
+            await self._live(req, writer, self.faults.get("live"))
+            return
+        if req.path in ("/ws", "/ws/wrong", "/ws/silent"):
+            await self._websocket(req, reader, writer)
+            return
+        if req.path.startswith("/v1/media/"):
+            await self._media_item(req, writer)
             return
         if req.path == "/healthz":
             await _respond(writer, 200, b"ok\n", "text/plain")
@@ -199,10 +239,90 @@ class DemoPlatform:
                 await _respond(writer, 405, b'{"error": "POST only"}')
                 return
             self._uploads += 1
-            body = json.dumps({"id": f"media-{self._uploads}", "bytes": req.body_bytes}).encode()
+            media_id = f"media-{self._uploads}"
+            self._media[media_id] = time.time() + 0.2  # "transcoding" before it is served
+            body = json.dumps(
+                {"id": media_id, "bytes": req.body_bytes, "url": f"/v1/media/{media_id}"}
+            ).encode()
             await _respond(writer, 201, body)
         else:
             await _respond(writer, 404, b'{"error": "not found"}')
+
+    async def _media_item(self, req: HttpRequest, writer: asyncio.StreamWriter) -> None:
+        media_id = req.path.rsplit("/", 1)[1]
+        ready = self._media.get(media_id)
+        if req.method == "DELETE":
+            self._media.pop(media_id, None)
+            await _respond(writer, 204 if ready else 404, b"")
+        elif ready is None or time.time() < ready:
+            await _respond(writer, 404, b'{"error": "not available yet"}')
+        else:
+            await _respond(writer, 200, json.dumps({"id": media_id, "ready": True}).encode())
+
+    async def _live(self, req: HttpRequest, writer: asyncio.StreamWriter, mode: str | None) -> None:
+        parts = req.path.split("/")  # ["", "live", NAME, FILE]
+        if req.path == "/live/master.m3u8":
+            body = (
+                "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360\n"
+                "main/index.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=2400000,RESOLUTION=1280x720\n"
+                "hd/index.m3u8\n"
+            )
+            await _respond(writer, 200, body.encode(), "application/vnd.apple.mpegurl")
+            return
+        if len(parts) != 4 or parts[2] not in ("main", "hd", "stalled", "ended"):
+            await _respond(writer, 404, b'{"error": "no such stream"}')
+            return
+        name, file = parts[2], parts[3]
+        if file.startswith("seg-") and file.endswith(".ts"):
+            await _respond(writer, 200, b"G" * SEGMENT_BYTES, "video/mp2t")
+            return
+        if file != "index.m3u8":
+            await _respond(writer, 404, b'{"error": "no such file"}')
+            return
+        if name == "stalled" or (name in ("main", "hd") and mode == "stall"):
+            newest, ended, now = 100, False, self._started - 3600
+        elif name == "ended" or mode == "end":
+            newest, ended, now = 100, True, self._started - 3600
+        else:
+            now, ended = time.time(), False
+            newest = int((now - self._started) / LIVE_TARGET) + LIVE_WINDOW
+        await _respond(
+            writer, 200, hls_playlist(newest, now, ended).encode(), "application/vnd.apple.mpegurl"
+        )
+
+    async def _websocket(
+        self, req: HttpRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        key = req.headers.get("sec-websocket-key")
+        if req.headers.get("upgrade", "").lower() != "websocket" or not key:
+            await _respond(writer, 426, b'{"error": "WebSocket upgrade required"}')
+            return
+        accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+        writer.write(
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+            ).encode()
+        )
+        await writer.drain()
+        while True:
+            opcode, payload = await _read_frame(reader)
+            if opcode == 0x8:  # close: answer it and stop
+                writer.write(_frame(0x8, payload[:2]))
+                await writer.drain()
+                return
+            if opcode == 0x9:
+                writer.write(_frame(0xA, payload))
+            elif opcode in (0x1, 0x2):
+                if req.path == "/ws/silent":
+                    continue
+                if req.path == "/ws/wrong":
+                    writer.write(_frame(0x1, b"nope") + _frame(0x8, struct.pack("!H", 1000)))
+                    await writer.drain()
+                    return
+                reply = b'{"type":"pong"}' if b"ping" in payload else payload
+                writer.write(_frame(opcode, reply))
+            await writer.drain()
 
     async def _switch(self, req: HttpRequest, writer: asyncio.StreamWriter) -> None:
         name = req.path[len("/_demo/faults") :].strip("/")
@@ -313,6 +433,55 @@ def _float(value: str | None, default: float) -> float:
         return float(value) if value is not None else default
     except ValueError:
         return default
+
+
+def hls_playlist(newest: int, now: float, ended: bool) -> str:
+    """A media playlist whose newest segment is number ``newest``, starting at ``now``."""
+    first = max(0, newest - LIVE_WINDOW + 1)
+    lines = [
+        "#EXTM3U",
+        "#EXT-X-VERSION:3",
+        f"#EXT-X-TARGETDURATION:{int(LIVE_TARGET)}",
+        f"#EXT-X-MEDIA-SEQUENCE:{first}",
+    ]
+    for n in range(first, newest + 1):
+        start = now - (newest - n + 1) * LIVE_TARGET
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start))
+        lines += [
+            f"#EXT-X-PROGRAM-DATE-TIME:{stamp}.{int(start % 1 * 1000):03d}Z",
+            f"#EXTINF:{LIVE_TARGET:.3f},",
+            f"seg-{n}.ts",
+        ]
+    if ended:
+        lines.append("#EXT-X-ENDLIST")
+    return "\n".join(lines) + "\n"
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One client frame (RFC 6455 §5.2): (opcode, unmasked payload)."""
+    head = await reader.readexactly(2)
+    opcode, length = head[0] & 0x0F, head[1] & 0x7F
+    if length == 126:
+        length = struct.unpack("!H", await reader.readexactly(2))[0]
+    elif length == 127:
+        length = struct.unpack("!Q", await reader.readexactly(8))[0]
+    if length > 1024 * 1024:
+        raise ConnectionError("frame too large")
+    mask = await reader.readexactly(4) if head[1] & 0x80 else b"\0\0\0\0"
+    data = await reader.readexactly(length)
+    return opcode, bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+def _frame(opcode: int, payload: bytes) -> bytes:
+    """One unmasked server frame."""
+    size = len(payload)
+    if size < 126:
+        head = struct.pack("!BB", 0x80 | opcode, size)
+    elif size < 65536:
+        head = struct.pack("!BBH", 0x80 | opcode, 126, size)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 127, size)
+    return head + payload
 
 
 def refused_port() -> tuple[socket.socket, int]:

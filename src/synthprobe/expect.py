@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,18 +83,18 @@ def check(expect: Expectation, obs: Observation, latency_s: float) -> Classified
     return None
 
 
-_MISSING = object()
+MISSING = object()
 
 
 def resolve_path(document: Any, path: str) -> Any:
-    """The value at a dotted path, or ``_MISSING``."""
+    """The value at a dotted path, or ``MISSING``."""
     value = document
     for step in parse_json_path(path):
         if isinstance(step, int):
             if not isinstance(value, list) or not -len(value) <= step < len(value):
-                return _MISSING
+                return MISSING
         elif not isinstance(value, dict) or step not in value:
-            return _MISSING
+            return MISSING
         value = value[step]
     return value
 
@@ -101,7 +102,7 @@ def resolve_path(document: Any, path: str) -> Any:
 def check_json(c: JsonCheck, document: Any) -> str | None:
     """A message when the check fails, else None."""
     value = resolve_path(document, c.path)
-    found = value is not _MISSING
+    found = value is not MISSING
     if c.exists is not None and found != c.exists:
         return f"json {c.path}: {'not found' if c.exists else 'exists, expected absent'}"
     if not found:
@@ -134,3 +135,21 @@ def _same(value: Any, wanted: Any) -> bool:
 def _short(value: Any) -> str:
     text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_certificate(min_days: float | None, not_after: float | None) -> Classified | None:
+    """``expect.cert_min_days``: the certificate must outlive the next ``min_days`` days.
+
+    Without a verified certificate (plain http, ``verify_tls: false``) there is nothing
+    to check; that is not a failure.
+    """
+    if min_days is None or not_after is None:
+        return None
+    days = (not_after - time.time()) / 86400
+    if days >= min_days:
+        return None
+    return Classified(
+        Failure.SERVER,
+        "server.cert_expiring",
+        f"certificate expires in {days:.1f} days (cert_min_days {min_days:g})",
+    )

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from synthprobe.classify import Classified, classify_deadline, classify_exception
-from synthprobe.expect import check
+from synthprobe.expect import check, check_certificate
 from synthprobe.models import Failure, ProbeResult, ProbeSpec
 from synthprobe.probers import PROBERS, Network, ProbeOutcome
 from synthprobe.redact import Redactor
@@ -137,6 +137,8 @@ class Runner:
             return _Attempt(None, self._classify(exc), timeline)
         latency = timeline.stop()
         failed = check(spec.expect, outcome.observation, latency) if outcome.observation else None
+        if failed is None:
+            failed = check_certificate(spec.expect.cert_min_days, timeline.cert_not_after)
         return _Attempt(outcome, failed, timeline)
 
     @staticmethod
@@ -151,6 +153,10 @@ class Runner:
     ) -> ProbeResult:
         outcome, failed, timeline = attempt.outcome, attempt.classified, attempt.timeline
         details: dict[str, Any] = dict(outcome.details) if outcome else {}
+        if timeline.cert_not_after is not None:
+            details["cert_expires_in_days"] = round(
+                (timeline.cert_not_after - time.time()) / 86400, 2
+            )
         remote = timeline.remote or timeline.target
         if remote is not None:
             details["remote_ip"] = remote[0]

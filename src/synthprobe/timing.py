@@ -9,6 +9,7 @@ path and must never await anything (HTTPX-NOTES.md).
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from typing import Any
 
@@ -37,6 +38,8 @@ class Timeline:
         """The step in progress: where a deadline cut the attempt, if it did."""
         self.remote: tuple[str, int] | None = None
         """(ip, port) of the last TCP connection, as the socket reports it."""
+        self.cert_not_after: float | None = None
+        """Epoch seconds when the last verified peer certificate expires."""
         self.stream: Any = None
         """The last network stream httpcore opened (to close it if a deadline cuts in)."""
         self.target: tuple[str, int] | None = None
@@ -83,6 +86,8 @@ class Timeline:
             self.begin(step)
         elif state == "complete":
             self.end(step)
+            if step == "tls":
+                self.cert_not_after = _not_after(info.get("return_value"))
             if step == "connect":
                 stream = info.get("return_value")
                 self.stream = stream
@@ -112,3 +117,13 @@ class Timeline:
             Phase.TRANSFER.value: ms("body"),
             Phase.TOTAL.value: round(self.elapsed * 1000, 3),
         }
+
+
+def _not_after(stream: Any) -> float | None:
+    """Expiry of the peer certificate. Only a verified handshake exposes it: with
+    ``verify_tls: false`` Python returns no decoded certificate."""
+    try:
+        cert = stream.get_extra_info("ssl_object").getpeercert()
+        return float(ssl.cert_time_to_seconds(cert["notAfter"]))
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None

@@ -9,13 +9,17 @@ from __future__ import annotations
 from synthprobe.models import Kind
 from synthprobe.probers.base import Network, ProbeOutcome, Prober
 from synthprobe.probers.http import HttpProber
+from synthprobe.probers.live import LiveProber
+from synthprobe.probers.messaging import MessagingProber
 from synthprobe.probers.upload import UploadProber
 
 PROBERS: dict[Kind, Prober] = {
     Kind.HTTP: HttpProber(),
     Kind.FEED: HttpProber(),
     Kind.UPLOAD: UploadProber(),
+    Kind.LIVE: LiveProber(),
+    Kind.MESSAGING: MessagingProber(),
 }
-"""Kinds this version can run. ``live`` and ``messaging`` validate but are not probed yet."""
+"""Every kind has a prober."""
 
 __all__ = ["PROBERS", "Network", "ProbeOutcome", "Prober"]

@@ -2,14 +2,50 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import json
 import random
+import re
+import time
 import uuid
+from typing import Any
 
-from synthprobe.models import ProbeSpec, UploadSpec
+from synthprobe.classify import ProbeFailure
+from synthprobe.expect import MISSING, resolve_path, status_matches
+from synthprobe.models import Failure, ProbeSpec, UploadSpec
 from synthprobe.probers.base import Network, ProbeOutcome
 from synthprobe.probers.exchange import Request, exchange
 from synthprobe.timing import Timeline
+
+POLL_START = 0.05
+POLL_MAX = 1.0
+"""verify_url polling: 50 ms, doubling, at most 1 s apart (the deadline bounds the total)."""
+CLEANUP_TIMEOUT = 5.0
+_FIELD_RE = re.compile(r"\{([^{}]*)\}")
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def fill(template: str, document: Any) -> str:
+    """``https://cdn/v/{id}`` with ``{id}`` taken from the upload's JSON response."""
+
+    def value(m: re.Match[str]) -> str:
+        found = resolve_path(document, m.group(1))
+        if found is MISSING or isinstance(found, dict | list) or found is None:
+            raise ProbeFailure(
+                Failure.SERVER,
+                "server.assertion",
+                f"upload response has no value for {{{m.group(1)}}} in {template}",
+            )
+        return str(found).lower() if isinstance(found, bool) else str(found)
+
+    return _FIELD_RE.sub(value, template)
 
 
 @functools.lru_cache(maxsize=8)
@@ -53,6 +89,7 @@ class UploadProber:
             verify_tls=spec.verify_tls,
             max_body=spec.max_body,
         )
+        uploaded_at = time.perf_counter()
         details = dict(result.details)
         details["upload_bytes"] = upload.size
         sent = timeline.durations.get("send_body")
@@ -60,4 +97,65 @@ class UploadProber:
             details["upload_ms"] = round(sent * 1000, 3)
             if sent > 0:
                 details["upload_mbps"] = round(result.bytes_out * 8 / sent / 1e6, 3)
-        return ProbeOutcome(result.observation, result.bytes_in, result.bytes_out, details)
+        outcome = ProbeOutcome(result.observation, result.bytes_in, result.bytes_out, details)
+        if not (upload.verify_url or upload.cleanup_url):
+            return outcome
+        if not status_matches(result.observation.status, spec.expect.status):
+            return outcome  # the upload failed: nothing to verify or clean up
+        document = _json(result.observation.body)
+        try:
+            if upload.verify_url:
+                verify_url = fill(upload.verify_url, document)
+                await self._await_available(spec, verify_url, timeline, net)
+                details["available_ms"] = round((time.perf_counter() - uploaded_at) * 1000, 3)
+        finally:
+            if upload.cleanup_url:
+                details["cleanup_status"] = await self._cleanup(spec, upload, document, net)
+        return outcome
+
+    async def _await_available(
+        self, spec: ProbeSpec, url: str, timeline: Timeline, net: Network
+    ) -> None:
+        """Poll until the uploaded media answers 2xx; the runner's deadline bounds it."""
+        pause = POLL_START
+        while True:
+            got = await exchange(
+                Request("GET", url, spec.headers),
+                timeline,
+                net,
+                follow_redirects=spec.follow_redirects,
+                verify_tls=spec.verify_tls,
+                max_body=0,  # only the status matters
+            )
+            if 200 <= got.observation.status < 300:
+                return
+            if got.observation.status >= 500 or got.observation.status in (401, 403):
+                raise ProbeFailure(
+                    Failure.SERVER,
+                    "server.status",
+                    f"verify_url {url}: status {got.observation.status}",
+                )
+            timeline.begin("verify")
+            await asyncio.sleep(pause)
+            timeline.end("verify")
+            pause = min(pause * 2, POLL_MAX)
+
+    async def _cleanup(
+        self, spec: ProbeSpec, upload: UploadSpec, document: Any, net: Network
+    ) -> int | str:
+        """Best effort, outside the probe's clock and result: the status, or what failed."""
+        assert upload.cleanup_url is not None
+        try:
+            url = fill(upload.cleanup_url, document)
+            async with asyncio.timeout(CLEANUP_TIMEOUT):
+                got = await exchange(
+                    Request(upload.cleanup_method, url, spec.headers),
+                    Timeline(),
+                    net,
+                    follow_redirects=False,
+                    verify_tls=spec.verify_tls,
+                    max_body=0,
+                )
+            return got.observation.status
+        except Exception as exc:  # ProbeFailure included: never changes the result
+            return f"failed: {type(exc).__name__}"
