@@ -3,9 +3,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# Debian programs the tests drive. None is needed yet by the core suite; later
-# issues (live, messaging, the status page) add nginx, ffmpeg, websocketd, chromium.
-DEBIAN_TEST_PACKAGES ?=
+# Debian programs the tests drive: ffmpeg makes live HLS, nginx serves it, websocketd
+# runs a WebSocket echo. Installed when missing (as root); tests skip, saying why, if not.
+DEBIAN_TEST_PACKAGES ?= ffmpeg nginx websocketd
 
 .PHONY: demo test lint check bench clean debian-deps
 

@@ -161,3 +161,30 @@ def probe_once(url: str, network: Network | None = None, **fields: Any) -> Probe
     text = "probes:\n  - " + json.dumps(probe)
     [result] = run_specs(specs_from_yaml(text), network)
     return result
+
+
+@pytest.fixture(scope="session")
+def hls() -> Iterator[Any]:
+    """ffmpeg making live, ended and killed (stalled) HLS streams, served by nginx."""
+    from .realprograms import hls_server
+
+    with hls_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def ws_echo() -> Iterator[str]:
+    """websocketd running `cat`: a real WebSocket echo."""
+    from .realprograms import websocketd
+
+    with websocketd("cat") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def ws_wrong_then_close() -> Iterator[str]:
+    """websocketd running a script that answers one wrong line and exits (socket closes)."""
+    from .realprograms import websocketd
+
+    with websocketd("sh", "-c", "read line; echo nope") as url:
+        yield url

@@ -23,7 +23,8 @@ def test_demo_shows_every_failure_class(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert {r["failure"] for r in records} == {None, "dns", "network", "server", "timeout"}
-    assert {r["kind"] for r in records} >= {"feed", "upload"}
+    assert {r["kind"] for r in records} == {"feed", "upload", "live", "messaging"}
+    assert {r["kind"] for r in records if r["ok"]} == {"feed", "upload", "live", "messaging"}
     assert any(r["ok"] for r in records)
     for needle in (
         "dns.nxdomain",
@@ -32,6 +33,9 @@ def test_demo_shows_every_failure_class(tmp_path: Path) -> None:
         "timeout.read",
         "server.status",
         "server.assertion",
+        "server.live_stalled",
+        "server.live_ended",
+        "server.reply",
         "✓ up",
     ):
         assert needle in result.stdout, needle

@@ -302,6 +302,7 @@ def demo_command(opts: RunOptions, io: Streams, serve: bool, port: int) -> int:
                 [("demo.yaml (bundled)", raw)],
                 variables={
                     "DEMO_URL": platform.base_url,
+                    "DEMO_WS": platform.base_url.replace("http://", "ws://"),
                     "DEMO_REFUSED": f"http://127.0.0.1:{refused}",
                 },
             )

@@ -57,6 +57,11 @@ class MediaPlaylist:
     ended: bool
 
     @property
+    def end_sequence(self) -> int:
+        """Media sequence number just past the newest segment."""
+        return self.media_sequence + len(self.segments)
+
+    @property
     def position(self) -> tuple[int, str | None]:
         """Moves when the stream advances: (media sequence, newest segment URI)."""
         return self.media_sequence, self.segments[-1].uri if self.segments else None
@@ -191,7 +196,9 @@ class LiveProber:
                     "server.live_stalled",
                     f"media sequence {media.media_sequence} did not advance in {wait:g}s",
                 )
-            details["advanced_by"] = later.media_sequence - media.media_sequence
+            # segments added since the first fetch (the sequence only moves once the
+            # window is full, so count by the index just past the newest segment)
+            details["advanced_by"] = later.end_sequence - media.end_sequence
         return ProbeOutcome(
             first.observation,
             bytes_in=sum(f.bytes_in for f in fetched),

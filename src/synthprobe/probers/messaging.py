@@ -10,6 +10,7 @@ import asyncio
 import re
 import time
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 
 import httpx
 import wsproto.events
@@ -21,7 +22,7 @@ from httpx_ws import (
     aconnect_ws,
 )
 
-from synthprobe.classify import ProbeFailure
+from synthprobe.classify import ProbeFailure, exception_chain
 from synthprobe.models import Failure, MessagingSpec, ProbeSpec
 from synthprobe.probers.base import Network, ProbeOutcome
 from synthprobe.probers.exchange import (
@@ -75,58 +76,90 @@ class MessagingProber:
     async def _round_trip(
         self, m: MessagingSpec, via: Route, http: httpx.AsyncClient, timeline: Timeline
     ) -> ProbeOutcome:
+        seen = _Seen()
         try:
-            connect: AbstractAsyncContextManager[AsyncWebSocketSession] = aconnect_ws(
-                str(via.url),
-                http,
-                headers=dict(via.headers),  # httpx-ws adds its upgrade headers with .update
-                extensions=via.extensions,
-                max_message_size_bytes=MAX_MESSAGE,
-                keepalive_ping_interval_seconds=None,  # one round trip: no keep-alive pings
-            )
-            async with connect as ws:
-                timeline.status = 101
-                sent_at = time.perf_counter()
-                await ws.send_text(m.send)
-                timeline.begin("reply")
-                skipped, received = 0, 0
-                last: str | None = None
-                while True:
-                    try:
-                        event = await ws.receive()
-                    except WebSocketDisconnect as exc:
-                        seen = f"; last reply {_short(last)}" if last is not None else ""
-                        raise ProbeFailure(
-                            Failure.SERVER,
-                            "server.reply",
-                            f"socket closed (code {exc.code}) before a matching reply{seen}",
-                        ) from None
-                    if isinstance(event, wsproto.events.TextMessage):
-                        text = str(event.data)
-                    elif isinstance(event, wsproto.events.BytesMessage):
-                        text = bytes(event.data).decode("utf-8", "replace")
-                    else:
-                        continue
-                    received += len(text.encode())
-                    if matches(text, m):
-                        rtt = time.perf_counter() - sent_at
-                        timeline.end("reply")
-                        break
-                    skipped += 1
-                    last = text
+            rtt = await self._exchange(m, via, http, timeline, seen)
         except WebSocketUpgradeError as exc:
             status = exc.response.status_code
             timeline.status = status
             raise ProbeFailure(
                 Failure.SERVER, "server.status", f"WebSocket upgrade refused: status {status}"
             ) from None
-        except WebSocketNetworkError as exc:
-            raise ProbeFailure(
-                Failure.NETWORK, "network.closed", f"WebSocket connection lost: {exc}"
-            ) from None
+        except (WebSocketDisconnect, WebSocketNetworkError, BaseExceptionGroup) as exc:
+            failure = _closed(exc, seen)
+            if failure is None:
+                raise  # not a close: the runner classifies it (or reports a bug of ours)
+            raise failure from exc
         return ProbeOutcome(
             observation=None,
-            bytes_in=received,
+            bytes_in=seen.bytes_in,
             bytes_out=len(m.send.encode()),
-            details={"rtt_ms": round(rtt * 1000, 3), "skipped": skipped},
+            details={"rtt_ms": round(rtt * 1000, 3), "skipped": seen.skipped},
         )
+
+    async def _exchange(
+        self,
+        m: MessagingSpec,
+        via: Route,
+        http: httpx.AsyncClient,
+        timeline: Timeline,
+        seen: _Seen,
+    ) -> float:
+        """Connect, send, and return the seconds from send to the matching reply."""
+        connect: AbstractAsyncContextManager[AsyncWebSocketSession] = aconnect_ws(
+            str(via.url),
+            http,
+            headers=dict(via.headers),  # httpx-ws adds its upgrade headers with .update
+            extensions=via.extensions,
+            max_message_size_bytes=MAX_MESSAGE,
+            keepalive_ping_interval_seconds=None,  # one round trip: no keep-alive pings
+        )
+        async with connect as ws:
+            timeline.status = 101
+            sent_at = time.perf_counter()
+            await ws.send_text(m.send)
+            timeline.begin("reply")
+            while True:
+                event = await ws.receive()
+                if isinstance(event, wsproto.events.TextMessage):
+                    text = str(event.data)
+                elif isinstance(event, wsproto.events.BytesMessage):
+                    text = bytes(event.data).decode("utf-8", "replace")
+                else:
+                    continue
+                seen.bytes_in += len(text.encode())
+                if matches(text, m):
+                    rtt = time.perf_counter() - sent_at
+                    timeline.end("reply")
+                    return rtt
+                seen.skipped += 1
+                seen.last = text
+
+
+@dataclass
+class _Seen:
+    """Replies that did not match, kept to explain a close."""
+
+    skipped: int = 0
+    bytes_in: int = 0
+    last: str | None = None
+
+
+def _closed(exc: BaseException, seen: _Seen) -> ProbeFailure | None:
+    """The server ended the session before a matching reply: after a wrong reply that is
+    the server's answer (``server.reply``); with no reply at all, the connection failed."""
+    leaves = list(exception_chain(exc))
+    for leaf in leaves:
+        if isinstance(leaf, ProbeFailure):
+            return leaf
+    code = next((e.code for e in leaves if isinstance(e, WebSocketDisconnect)), None)
+    how = f"socket closed (code {code})" if code is not None else "connection closed"
+    if seen.last is not None:
+        return ProbeFailure(
+            Failure.SERVER,
+            "server.reply",
+            f"{how} before a matching reply; last reply {_short(seen.last)}",
+        )
+    if not any(isinstance(e, WebSocketDisconnect | WebSocketNetworkError) for e in leaves):
+        return None
+    return ProbeFailure(Failure.NETWORK, "network.closed", f"{how} without any reply")

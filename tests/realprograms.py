@@ -1,0 +1,159 @@
+"""Real programs from Debian packages, started on 127.0.0.1 for the tests: ffmpeg making
+live HLS, nginx serving it, websocketd running an echo. `make test` installs them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+FFMPEG = shutil.which("ffmpeg")
+WEBSOCKETD = shutil.which("websocketd")
+
+
+def need(program: str | None, package: str) -> str:
+    if program is None:
+        pytest.skip(f"{package} is not installed (`make test` installs the Debian package as root)")
+    return program
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(check: object, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"timed out after {seconds}s waiting for {what}")
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def segments_in(playlist: Path) -> int:
+    try:
+        return playlist.read_text().count("#EXTINF")
+    except OSError:
+        return 0
+
+
+def ffmpeg_hls(out_dir: Path, seconds: float | None = None) -> subprocess.Popen[bytes]:
+    """A live HLS stream of a test pattern: 1 s segments, 4 in the list, old ones deleted."""
+    command = [need(FFMPEG, "ffmpeg"), "-nostdin", "-loglevel", "error", "-re",
+               "-f", "lavfi", "-i", "testsrc=size=160x90:rate=10"]
+    if seconds is not None:
+        command += ["-t", str(seconds)]
+    command += ["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "10",
+                "-f", "hls", "-hls_time", "1", "-hls_list_size", "4",
+                "-hls_flags", "delete_segments+program_date_time",
+                str(out_dir / "index.m3u8")]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+NGINX_CONF = """
+daemon off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        add_header Cache-Control no-cache;
+    }}
+}}
+"""
+
+
+@dataclass
+class HlsServer:
+    base_url: str
+    """nginx on 127.0.0.1 serving live/, ended/ and stalled/ streams made by ffmpeg."""
+
+
+@contextlib.contextmanager
+def hls_server() -> Iterator[HlsServer]:
+    need(FFMPEG, "ffmpeg")
+    nginx = need(NGINX, "nginx")
+    # nginx workers run unprivileged: serve from a world-readable directory
+    root = Path(tempfile.mkdtemp(prefix="synthprobe-hls-", dir="/tmp"))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for name in ("live", "ended", "stalled", "conf"):
+            (root / name).mkdir()
+        for path in (root, *root.iterdir()):
+            path.chmod(0o755)
+        port = free_port()
+        conf = root / "conf" / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(dir=root / "conf", root=root, port=port))
+        server = subprocess.Popen([nginx, "-c", str(conf), "-p", str(root / "conf")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        procs.append(server)
+        live = ffmpeg_hls(root / "live")
+        stalled = ffmpeg_hls(root / "stalled")
+        ended = ffmpeg_hls(root / "ended", seconds=3)
+        procs += [live, stalled, ended]
+        wait_until(lambda: listening(port), 10, "nginx to listen")
+        wait_until(lambda: segments_in(root / "stalled" / "index.m3u8") >= 2, 20,
+                   "ffmpeg to write two segments")
+        stalled.send_signal(signal.SIGKILL)  # killed: its playlist stays, frozen, no ENDLIST
+        stalled.wait(5)
+        ended.wait(30)  # a clean finish writes #EXT-X-ENDLIST
+        assert "#EXT-X-ENDLIST" in (root / "ended" / "index.m3u8").read_text()
+        wait_until(lambda: segments_in(root / "live" / "index.m3u8") >= 2, 20,
+                   "the live stream to have two segments")
+        yield HlsServer(f"http://127.0.0.1:{port}")
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+            if proc.stderr is not None:
+                proc.stderr.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def websocketd(*command: str) -> Iterator[str]:
+    """websocketd on 127.0.0.1 running ``command`` per connection; yields ws://..."""
+    program = need(WEBSOCKETD, "websocketd")
+    port = free_port()
+    proc = subprocess.Popen([program, f"--port={port}", "--address=127.0.0.1", *command],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: listening(port), 10, "websocketd to listen")
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(5)
