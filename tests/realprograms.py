@@ -58,14 +58,38 @@ def segments_in(playlist: Path) -> int:
 
 def ffmpeg_hls(out_dir: Path, seconds: float | None = None) -> subprocess.Popen[bytes]:
     """A live HLS stream of a test pattern: 1 s segments, 4 in the list, old ones deleted."""
-    command = [need(FFMPEG, "ffmpeg"), "-nostdin", "-loglevel", "error", "-re",
-               "-f", "lavfi", "-i", "testsrc=size=160x90:rate=10"]
+    command = [
+        need(FFMPEG, "ffmpeg"),
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=160x90:rate=10",
+    ]
     if seconds is not None:
         command += ["-t", str(seconds)]
-    command += ["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "10",
-                "-f", "hls", "-hls_time", "1", "-hls_list_size", "4",
-                "-hls_flags", "delete_segments+program_date_time",
-                str(out_dir / "index.m3u8")]
+    command += [
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-tune",
+        "zerolatency",
+        "-g",
+        "10",
+        "-f",
+        "hls",
+        "-hls_time",
+        "1",
+        "-hls_list_size",
+        "4",
+        "-hls_flags",
+        "delete_segments+program_date_time",
+        str(out_dir / "index.m3u8"),
+    ]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -113,22 +137,31 @@ def hls_server() -> Iterator[HlsServer]:
         port = free_port()
         conf = root / "conf" / "nginx.conf"
         conf.write_text(NGINX_CONF.format(dir=root / "conf", root=root, port=port))
-        server = subprocess.Popen([nginx, "-c", str(conf), "-p", str(root / "conf")],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        server = subprocess.Popen(
+            [nginx, "-c", str(conf), "-p", str(root / "conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         procs.append(server)
         live = ffmpeg_hls(root / "live")
         stalled = ffmpeg_hls(root / "stalled")
         ended = ffmpeg_hls(root / "ended", seconds=3)
         procs += [live, stalled, ended]
         wait_until(lambda: listening(port), 10, "nginx to listen")
-        wait_until(lambda: segments_in(root / "stalled" / "index.m3u8") >= 2, 20,
-                   "ffmpeg to write two segments")
+        wait_until(
+            lambda: segments_in(root / "stalled" / "index.m3u8") >= 2,
+            20,
+            "ffmpeg to write two segments",
+        )
         stalled.send_signal(signal.SIGKILL)  # killed: its playlist stays, frozen, no ENDLIST
         stalled.wait(5)
         ended.wait(30)  # a clean finish writes #EXT-X-ENDLIST
         assert "#EXT-X-ENDLIST" in (root / "ended" / "index.m3u8").read_text()
-        wait_until(lambda: segments_in(root / "live" / "index.m3u8") >= 2, 20,
-                   "the live stream to have two segments")
+        wait_until(
+            lambda: segments_in(root / "live" / "index.m3u8") >= 2,
+            20,
+            "the live stream to have two segments",
+        )
         yield HlsServer(f"http://127.0.0.1:{port}")
     finally:
         for proc in procs:
@@ -149,8 +182,11 @@ def websocketd(*command: str) -> Iterator[str]:
     """websocketd on 127.0.0.1 running ``command`` per connection; yields ws://..."""
     program = need(WEBSOCKETD, "websocketd")
     port = free_port()
-    proc = subprocess.Popen([program, f"--port={port}", "--address=127.0.0.1", *command],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [program, f"--port={port}", "--address=127.0.0.1", *command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_until(lambda: listening(port), 10, "websocketd to listen")
         yield f"ws://127.0.0.1:{port}"

@@ -47,9 +47,10 @@ def test_master_playlist_variants_resolve_relative_uris() -> None:
     )
 
 
-@pytest.mark.parametrize(("which", "suffix"), [(Variant.FIRST, "mid/index.m3u8"),
-                                                (Variant.HIGHEST, "hd.m3u8"),
-                                                (Variant.LOWEST, "low.m3u8")])
+@pytest.mark.parametrize(
+    ("which", "suffix"),
+    [(Variant.FIRST, "mid/index.m3u8"), (Variant.HIGHEST, "hd.m3u8"), (Variant.LOWEST, "low.m3u8")],
+)
 def test_variant_choice(which: Variant, suffix: str) -> None:
     parsed = parse_playlist(MASTER, BASE)
     assert isinstance(parsed, Variants)
@@ -82,8 +83,9 @@ def test_empty_playlist_has_no_segments() -> None:
     assert parsed.segments == () and parsed.position == (0, None)
 
 
-@pytest.mark.parametrize("text", ["", "<html>502 Bad Gateway</html>", '{"error": 1}'],
-                         ids=["empty-body", "html", "json"])
+@pytest.mark.parametrize(
+    "text", ["", "<html>502 Bad Gateway</html>", '{"error": 1}'], ids=["empty-body", "html", "json"]
+)
 def test_not_a_playlist(text: str) -> None:
     with pytest.raises(NotAPlaylist, match="not an HLS playlist"):
         parse_playlist(text, BASE)

@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import trustme
 
-from synthprobe.demo import DemoPlatform
+from synthprobe.demo import DemoPlatform, PlatformThread
 from synthprobe.models import Failure
 from synthprobe.probers import Network
 
@@ -397,3 +401,38 @@ def _vm_hwm_kib(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+@pytest.fixture(scope="module")
+def expiring_tls_platform(ca: trustme.CA) -> Iterator[DemoPlatform]:
+    """TLS whose (trusted) certificate ends in 5 days."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    soon = datetime.now(UTC) + timedelta(days=5)
+    ca.issue_cert("localhost", not_after=soon).configure_cert(ctx)
+    with PlatformThread(DemoPlatform(tls=ctx)) as running:
+        yield running
+
+
+@pytest.mark.parametrize(
+    ("min_days", "reason"),
+    [(14, "server.cert_expiring"), (3, None)],
+    ids=["too-soon", "long-enough"],
+)
+def test_certificate_expiry(
+    expiring_tls_platform: DemoPlatform,
+    trusting_network: Network,
+    min_days: int,
+    reason: str | None,
+) -> None:
+    result = probe_once(
+        f"https://localhost:{expiring_tls_platform.port}/v1/feed",
+        network=trusting_network,
+        expect={"cert_min_days": min_days},
+    )
+    assert result.reason == reason, result.error
+    assert 4 < result.details["cert_expires_in_days"] <= 5
+
+
+def test_plain_http_has_no_certificate_figure(platform: DemoPlatform) -> None:
+    result = probe_once(platform.base_url + "/v1/feed", expect={"cert_min_days": 14})
+    assert result.ok and "cert_expires_in_days" not in result.details
