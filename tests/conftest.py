@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import ssl
 import threading
@@ -23,6 +24,8 @@ from synthprobe.models import ProbeResult, ProbeSpec
 from synthprobe.probers import Network
 from synthprobe.redact import Redactor
 from synthprobe.runner import Runner
+
+from .realprograms import HlsServer, hls_server, websocketd
 
 
 @pytest.fixture(scope="session")
@@ -154,9 +157,7 @@ def run_specs(
 
 
 def probe_once(url: str, network: Network | None = None, **fields: Any) -> ProbeResult:
-    """Run a single http probe at ``url`` with extra config fields (YAML-ish values)."""
-    import json
-
+    """Run a single probe (http unless ``kind`` says) at ``url`` with extra config fields."""
     probe = {"name": "p", "url": url, "timeout": "2s", **fields}
     text = "probes:\n  - " + json.dumps(probe)
     [result] = run_specs(specs_from_yaml(text), network)
@@ -164,10 +165,8 @@ def probe_once(url: str, network: Network | None = None, **fields: Any) -> Probe
 
 
 @pytest.fixture(scope="session")
-def hls() -> Iterator[Any]:
+def hls() -> Iterator[HlsServer]:
     """ffmpeg making live, ended and killed (stalled) HLS streams, served by nginx."""
-    from .realprograms import hls_server
-
     with hls_server() as server:
         yield server
 
@@ -175,8 +174,6 @@ def hls() -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def ws_echo() -> Iterator[str]:
     """websocketd running `cat`: a real WebSocket echo."""
-    from .realprograms import websocketd
-
     with websocketd("cat") as url:
         yield url
 
@@ -184,7 +181,5 @@ def ws_echo() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def ws_wrong_then_close() -> Iterator[str]:
     """websocketd running a script that answers one wrong line and exits (socket closes)."""
-    from .realprograms import websocketd
-
     with websocketd("sh", "-c", "read line; echo nope") as url:
         yield url
