@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -340,6 +341,103 @@ async def _serve_demo(platform: Any, io: Streams) -> int:
     finally:
         await platform.close()
     return EXIT_OK
+
+
+@dataclass(frozen=True, slots=True)
+class ReportOptions:
+    """``probe report`` options."""
+
+    results: Sequence[str]
+    since: str | None = None
+    until: str | None = None
+    probes: Sequence[str] = ()
+    kinds: Sequence[str] = ()
+    locations: Sequence[str] = ()
+    format: str = "table"
+    html: str | None = None
+
+
+def parse_when(text: str, reference: float, option: str) -> float:
+    """``24h``/``90m`` (before ``reference``) or an ISO 8601 time (UTC unless it says)."""
+    from datetime import UTC, datetime
+
+    from synthprobe.units import parse_duration
+
+    try:
+        return reference - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"{option} {text!r}: use a duration such as 24h or 90m, "
+            "or a time such as 2026-11-22T06:00:00Z"
+        ) from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp.timestamp()
+
+
+def report_command(opts: ReportOptions, io: Streams) -> int:
+    """``probe report``: history -> availability, percentiles, failures, outages."""
+    import time
+
+    from synthprobe.report import Filters, analyse, read_history, to_json
+
+    if opts.format not in ("table", "json"):
+        raise UsageError(f"unknown format {opts.format!r}: use table or json")
+    until = parse_when(opts.until, time.time(), "--until") if opts.until else None
+    since = parse_when(opts.since, until or time.time(), "--since") if opts.since else None
+    if since is not None and until is not None and since >= until:
+        raise UsageError("--since must be before --until")
+    filters = Filters(
+        since, until, frozenset(opts.probes), frozenset(opts.kinds), frozenset(opts.locations)
+    )
+    if opts.html:
+        from synthprobe.output.files import check_writable
+
+        check_writable(opts.html)
+    with _opened(opts.results) as sources:
+        history = read_history(
+            sources,
+            filters,
+            lambda msg: io.err.print(f"[yellow]warning:[/] {msg}", highlight=False, markup=True),
+        )
+    report = analyse(history, filters, keep_timelines=bool(opts.html))
+    data = to_json(report)
+    if opts.format == "json":
+        io.stdout_bytes.write((json.dumps(data, indent=2) + "\n").encode())
+        io.stdout_bytes.flush()
+    else:
+        from synthprobe.output.report_table import render_report
+
+        render_report(data, io.out)
+    if opts.html:
+        from synthprobe.output.files import write_atomic
+        from synthprobe.output.html import status_page
+
+        write_atomic(opts.html, status_page(report, data).encode())
+        io.err.print(f"status page written to {opts.html}", highlight=False)
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def _opened(paths: Sequence[str]) -> Iterator[list[tuple[str, IO[bytes]]]]:
+    """Open every results file first: a missing one is an error before any work."""
+    from synthprobe.errors import OutputError
+
+    with contextlib.ExitStack() as stack:
+        sources: list[tuple[str, IO[bytes]]] = []
+        for path in paths:
+            if path == "-":
+                sources.append(("<stdin>", sys.stdin.buffer))
+                continue
+            try:
+                sources.append((path, stack.enter_context(open(path, "rb"))))
+            except OSError as exc:
+                raise OutputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        yield sources
 
 
 def main_streams() -> Streams:

@@ -167,6 +167,39 @@ def list_(
     _guarded(lambda io: list_command(configs, io.out, fmt))
 
 
+@app.command(epilog="Exit: 0 done, 2 usage error or unreadable file.")
+def report(
+    results: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="RESULTS.jsonl...", help="JSON lines files; - reads stdin.", show_default=False
+        ),
+    ],
+    since: Annotated[
+        str | None, typer.Option("--since", help="Start of the window: 24h, 90m or a time.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="End of the window: a duration ago or a time.")
+    ] = None,
+    probe: Annotated[
+        list[str] | None, typer.Option("--probe", help="Only this probe. Repeatable.")
+    ] = None,
+    kind: Annotated[list[str] | None, typer.Option("--kind", help="Only this kind.")] = None,
+    location: Annotated[
+        list[str] | None, typer.Option("--location", help="Only this location.")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", metavar="table|json")] = "table",
+    html: Annotated[
+        str | None, typer.Option("--html", metavar="FILE", help="Write a status page.")
+    ] = None,
+) -> None:
+    """Availability, latency percentiles, failures by class and outage windows."""
+    from synthprobe.app import ReportOptions, report_command
+
+    opts = ReportOptions(results, since, until, probe or (), kind or (), location or (), fmt, html)
+    _guarded(report_command, opts)
+
+
 @app.command(epilog=EXIT_CODES)
 def demo(
     serve: Annotated[

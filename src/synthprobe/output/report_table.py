@@ -1,0 +1,124 @@
+"""``probe report --format table``: the same figures as the JSON, for people."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from synthprobe.models import Failure
+from synthprobe.output.table import CLASS_STYLE
+
+
+def _pct(value: float | None) -> Text:
+    if value is None:
+        return Text("-")
+    style = "green" if value >= 0.999 else "yellow" if value >= 0.99 else "bold red"
+    return Text(f"{value * 100:.2f}%", style=style)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def _duration(value: float) -> str:
+    seconds = round(value)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _failures(counts: dict[str, int]) -> Text:
+    text = Text()
+    for f in Failure:
+        n = counts.get(f.value, 0)
+        if n:
+            if text:
+                text.append(" ")
+            text.append(f"{f.value} {n}", style=CLASS_STYLE[f])
+    return text or Text("-")
+
+
+def render_report(data: dict[str, Any], console: Console) -> None:
+    """Window, per kind, per probe and location, outages, gaps."""
+    console.print(f"[bold]window[/] {data['from'] or '-'} → {data['to'] or '-'}", highlight=False)
+    if not data["probes"]:
+        console.print("no results in this window")
+        return
+    kinds = Table(title="by kind", title_justify="left", pad_edge=False)
+    for col in ("kind", "runs", "availability", "p50 ms", "p95 ms", "p99 ms", "failures"):
+        kinds.add_column(col, justify="left" if col in ("kind", "failures") else "right")
+    for k in data["kinds"]:
+        lat = k["latency_ms"]
+        kinds.add_row(
+            k["kind"],
+            str(k["runs"]),
+            _pct(k["availability"]),
+            _ms(lat["p50"]),
+            _ms(lat["p95"]),
+            _ms(lat["p99"]),
+            _failures(k["failures"]),
+        )
+    console.print(kinds)
+    probes = Table(title="by probe", title_justify="left", pad_edge=False)
+    for col in (
+        "probe",
+        "kind",
+        "location",
+        "runs",
+        "availability",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "failures",
+        "top reasons",
+        "MTTR",
+        "longest",
+    ):
+        probes.add_column(col, overflow="fold")
+    for p in data["probes"]:
+        lat = p["latency_ms"]
+        reasons = ", ".join(f"{r['reason']} {r['count']}" for r in p["top_reasons"]) or "-"
+        probes.add_row(
+            p["probe"],
+            p["kind"],
+            p["location"],
+            str(p["runs"]),
+            _pct(p["availability"]),
+            _ms(lat["p50"]),
+            _ms(lat["p95"]),
+            _ms(lat["p99"]),
+            _failures(p["failures"]),
+            reasons,
+            _duration(p["mttr_s"]) if p["mttr_s"] is not None else "-",
+            _duration(p["longest_outage_s"]) if p["longest_outage_s"] is not None else "-",
+        )
+    console.print(probes)
+    if data["outages"]:
+        outages = Table(title="outages", title_justify="left", pad_edge=False)
+        for col in ("probe", "location", "start", "end", "duration", "class", "runs"):
+            outages.add_column(col)
+        for o in data["outages"]:
+            end = Text("ongoing", style="bold red") if o["ongoing"] else Text(o["end"])
+            outages.add_row(
+                o["probe"],
+                o["location"],
+                o["start"],
+                end,
+                _duration(o["duration_s"]),
+                Text(o["failure"], style=CLASS_STYLE[Failure(o["failure"])]),
+                str(o["runs"]),
+            )
+        console.print(outages)
+    else:
+        console.print("[green]no outages[/] in this window")
+    for g in data["gaps"]:
+        console.print(
+            f"[dim]no data:[/] {g['probe']}@{g['location']} {g['start']} → "
+            f"{g['end']} ({_duration(g['duration_s'])})",
+            highlight=False,
+        )

@@ -1,0 +1,416 @@
+"""History -> availability, latency percentiles, failures by class, outage windows.
+
+JSON lines from any number of files (several cron hosts, several locations) are read
+streaming, one line at a time. Each (probe, location) keeps only compact arrays
+(timestamp, class code, latency, reason id: about 20 bytes a result), so a million-line
+history fits in tens of MiB, not in the size of the files.
+
+Definitions (SPEC › Report):
+- availability = ok / runs, over the results in the window;
+- latency percentiles are over successful results, nearest-rank;
+- an outage is a run of consecutive failed results of one probe at one location: it
+  starts at the first failure's ``ts`` and ends at the ``ts`` of the next success
+  (``ongoing`` while none came); its ``failure`` is the class seen most in it;
+- a gap is a stretch between two results longer than GAP_FACTOR times the usual
+  (median) interval: "no data", counted neither up nor down.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import pairwise
+from typing import IO, Any
+
+from synthprobe.models import Failure
+
+GAP_FACTOR = 3.0
+"""A silence longer than this many usual intervals is a gap."""
+MAX_WARNINGS_PER_FILE = 10
+CLASSES = (None, Failure.DNS, Failure.NETWORK, Failure.SERVER, Failure.TIMEOUT)
+"""Class codes in the compact arrays: 0 is ok."""
+_CODE = {c.value: i for i, c in enumerate(CLASSES) if c is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Which results count."""
+
+    since: float | None = None
+    """Epoch seconds; results before are ignored."""
+    until: float | None = None
+    """Epoch seconds; results at or after are ignored."""
+    probes: frozenset[str] = frozenset()
+    """Probe names; empty means all."""
+    kinds: frozenset[str] = frozenset()
+    """Kinds; empty means all."""
+    locations: frozenset[str] = frozenset()
+    """Locations; empty means all."""
+
+    def keep(self, probe: str, kind: str, location: str, ts: float) -> bool:
+        return (
+            (self.since is None or ts >= self.since)
+            and (self.until is None or ts < self.until)
+            and (not self.probes or probe in self.probes)
+            and (not self.kinds or kind in self.kinds)
+            and (not self.locations or location in self.locations)
+        )
+
+
+@dataclass(slots=True)
+class Series:
+    """Every kept result of one probe at one location, compactly."""
+
+    probe: str
+    kind: str
+    location: str
+    ts: array[float] = field(default_factory=lambda: array("d"))
+    codes: array[int] = field(default_factory=lambda: array("b"))
+    latency: array[float] = field(default_factory=lambda: array("d"))
+    reasons: array[int] = field(default_factory=lambda: array("H"))
+
+    def add(self, ts: float, code: int, latency: float, reason: int) -> None:
+        self.ts.append(ts)
+        self.codes.append(code)
+        self.latency.append(latency)
+        self.reasons.append(reason)
+
+    def ordered(self) -> list[int]:
+        """Indexes by time: files from several hosts arrive in any order."""
+        return sorted(range(len(self.ts)), key=self.ts.__getitem__)
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """A run of consecutive failed results."""
+
+    probe: str
+    location: str
+    start: float
+    end: float | None
+    """The next success's ts; None while ongoing."""
+    duration_s: float
+    failure: Failure
+    runs: int
+    ongoing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """A stretch with no results: neither up nor down."""
+
+    probe: str
+    location: str
+    start: float
+    end: float
+    duration_s: float
+
+
+@dataclass(slots=True)
+class Stats:
+    """Figures for one probe at one location, or for one kind."""
+
+    runs: int = 0
+    ok: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def availability(self) -> float | None:
+        return round(self.ok / self.runs, 6) if self.runs else None
+
+    def percentiles(self) -> dict[str, float | None]:
+        ordered = sorted(self.latencies)
+        return {f"p{p}": nearest_rank(ordered, p) for p in (50, 95, 99)}
+
+
+def nearest_rank(ordered: Sequence[float], p: float) -> float | None:
+    """The smallest value with at least p% of the values at or below it."""
+    if not ordered:
+        return None
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return round(ordered[rank - 1], 3)
+
+
+@dataclass
+class History:
+    """All kept results, by (probe, location)."""
+
+    series: dict[tuple[str, str], Series] = field(default_factory=dict)
+    reason_names: list[str] = field(default_factory=lambda: [""])
+    first: float | None = None
+    last: float | None = None
+    _reason_ids: dict[str, int] = field(default_factory=lambda: {"": 0})
+
+    def reason_id(self, reason: str | None) -> int:
+        if not reason:
+            return 0
+        found = self._reason_ids.get(reason)
+        if found is None:
+            found = self._reason_ids[reason] = len(self.reason_names)
+            self.reason_names.append(reason)
+        return found
+
+
+class BadLine(ValueError):
+    """A line that is not a schema-1 result."""
+
+
+def parse_ts(text: object) -> float:
+    if not isinstance(text, str):
+        raise BadLine("ts is not a string")
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise BadLine(f"bad ts {text[:40]!r}") from None
+
+
+def _record(line: bytes) -> tuple[str, str, str, float, int, float, str | None]:
+    try:
+        rec = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise BadLine(f"not JSON: {exc.msg}") from None
+    except ValueError:
+        raise BadLine("not UTF-8 JSON") from None
+    if not isinstance(rec, dict):
+        raise BadLine("not a JSON object")
+    if rec.get("schema") != 1:
+        raise BadLine(f"unknown schema {rec.get('schema')!r}")
+    probe, kind, location = rec.get("probe"), rec.get("kind"), rec.get("location")
+    if not (isinstance(probe, str) and isinstance(kind, str) and isinstance(location, str)):
+        raise BadLine("probe, kind and location must be strings")
+    ok = rec.get("ok")
+    if not isinstance(ok, bool):
+        raise BadLine("ok is not a boolean")
+    code = 0
+    if not ok:
+        code = _CODE.get(rec.get("failure"), -1)  # type: ignore[arg-type]
+        if code < 0:
+            raise BadLine(f"unknown failure {rec.get('failure')!r}")
+    timings = rec.get("timings_ms")
+    total = timings.get("total") if isinstance(timings, dict) else None
+    latency = float(total) if isinstance(total, int | float) else math.nan
+    reason = rec.get("reason")
+    return (
+        probe,
+        kind,
+        location,
+        parse_ts(rec.get("ts")),
+        code,
+        latency,
+        reason if isinstance(reason, str) else None,
+    )
+
+
+def read_history(
+    sources: Iterable[tuple[str, IO[bytes]]],
+    filters: Filters,
+    warn: Callable[[str], None],
+) -> History:
+    """Stream every line of every source into a History. A torn or malformed line (the
+    last line of a file still being written, say) is skipped with a warning naming the
+    file and line; it is never fatal."""
+    history = History()
+    for name, stream in sources:
+        bad = 0
+        for number, line in enumerate(stream, start=1):
+            if not line.strip():
+                continue
+            try:
+                probe, kind, location, ts, code, latency, reason = _record(line)
+            except BadLine as exc:
+                bad += 1
+                if bad <= MAX_WARNINGS_PER_FILE:
+                    warn(f"{name}:{number}: skipped malformed line ({exc})")
+                continue
+            if not filters.keep(probe, kind, location, ts):
+                continue
+            key = (probe, location)
+            series = history.series.get(key)
+            if series is None:
+                series = history.series[key] = Series(probe, kind, location)
+            series.add(ts, code, latency, history.reason_id(reason))
+            history.first = ts if history.first is None else min(history.first, ts)
+            history.last = ts if history.last is None else max(history.last, ts)
+        if bad > MAX_WARNINGS_PER_FILE:
+            warn(f"{name}: {bad - MAX_WARNINGS_PER_FILE} more malformed lines skipped")
+    return history
+
+
+@dataclass
+class Report:
+    """Everything ``probe report`` shows."""
+
+    start: float | None
+    end: float | None
+    probes: list[tuple[Series, Stats]]
+    kinds: dict[str, Stats]
+    outages: list[Outage]
+    gaps: list[Gap]
+    timelines: dict[tuple[str, str], list[tuple[float, int, float]]]
+    """(probe, location) -> (ts, class code, latency) in time order, for the status page."""
+
+
+def analyse(history: History, filters: Filters, keep_timelines: bool = False) -> Report:
+    start = filters.since if filters.since is not None else history.first
+    end = filters.until if filters.until is not None else history.last
+    probes: list[tuple[Series, Stats]] = []
+    kinds: dict[str, Stats] = {}
+    outages: list[Outage] = []
+    gaps: list[Gap] = []
+    timelines: dict[tuple[str, str], list[tuple[float, int, float]]] = {}
+    for key in sorted(history.series):
+        series = history.series[key]
+        order = series.ordered()
+        stats = Stats()
+        kind_stats = kinds.setdefault(series.kind, Stats())
+        for i in order:
+            code = series.codes[i]
+            for target in (stats, kind_stats):
+                target.runs += 1
+                if code == 0:
+                    target.ok += 1
+                    if not math.isnan(series.latency[i]):
+                        target.latencies.append(series.latency[i])
+                else:
+                    failure = CLASSES[code]
+                    assert failure is not None
+                    target.failures[failure.value] += 1
+                    reason = history.reason_names[series.reasons[i]]
+                    if reason:
+                        target.reasons[reason] += 1
+        outages.extend(_outages(series, order, end))
+        gaps.extend(_gaps(series, order))
+        probes.append((series, stats))
+        if keep_timelines:
+            timelines[key] = [(series.ts[i], series.codes[i], series.latency[i]) for i in order]
+    outages.sort(key=lambda o: (o.start, o.probe, o.location))
+    return Report(start, end, probes, kinds, outages, gaps, timelines)
+
+
+def _outages(series: Series, order: list[int], end: float | None) -> Iterator[Outage]:
+    begin: float | None = None
+    classes: Counter[int] = Counter()
+    for i in order:
+        ts, code = series.ts[i], series.codes[i]
+        if code:
+            if begin is None:
+                begin, classes = ts, Counter()
+            classes[code] += 1
+        elif begin is not None:
+            yield _outage(series, begin, ts, classes, ongoing=False)
+            begin = None
+    if begin is not None:
+        last = max(end if end is not None else begin, series.ts[order[-1]])
+        yield _outage(series, begin, last, classes, ongoing=True)
+
+
+def _outage(
+    series: Series, begin: float, until: float, classes: Counter[int], ongoing: bool
+) -> Outage:
+    # most seen; on a tie, the first in class order (dns, network, server, timeout)
+    code = max(classes, key=lambda c: (classes[c], -c))
+    failure = CLASSES[code]
+    assert failure is not None
+    return Outage(
+        probe=series.probe,
+        location=series.location,
+        start=begin,
+        end=None if ongoing else until,
+        duration_s=round(until - begin, 3),
+        failure=failure,
+        runs=sum(classes.values()),
+        ongoing=ongoing,
+    )
+
+
+def _gaps(series: Series, order: list[int]) -> Iterator[Gap]:
+    if len(order) < 3:
+        return
+    times = [series.ts[i] for i in order]
+    deltas = [b - a for a, b in pairwise(times)]
+    usual = statistics.median(deltas)
+    if usual <= 0:
+        return
+    for a, b in pairwise(times):
+        if b - a > GAP_FACTOR * usual:
+            yield Gap(series.probe, series.location, a, b, round(b - a, 3))
+
+
+def utc(epoch: float | None) -> str | None:
+    """``2026-11-22T02:10:00Z``, with milliseconds only when there are some."""
+    if epoch is None:
+        return None
+    total_ms = round(epoch * 1000)
+    stamp = datetime.fromtimestamp(total_ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    ms = total_ms % 1000
+    return f"{stamp}.{ms:03d}Z" if ms else f"{stamp}Z"
+
+
+def _stats_json(stats: Stats) -> dict[str, Any]:
+    return {
+        "runs": stats.runs,
+        "ok": stats.ok,
+        "availability": stats.availability,
+        "latency_ms": stats.percentiles(),
+        "failures": {f.value: stats.failures.get(f.value, 0) for f in Failure},
+        "top_reasons": [{"reason": r, "count": n} for r, n in stats.reasons.most_common(3)],
+    }
+
+
+def to_json(report: Report) -> dict[str, Any]:
+    """The SPEC's shape; ``kinds``, ``gaps``, ``top_reasons``, ``mttr_s`` and
+    ``longest_outage_s`` are additions."""
+    by_probe: dict[tuple[str, str], list[Outage]] = {}
+    for o in report.outages:
+        by_probe.setdefault((o.probe, o.location), []).append(o)
+    probes = []
+    for series, stats in report.probes:
+        mine = by_probe.get((series.probe, series.location), [])
+        closed = [o.duration_s for o in mine if not o.ongoing]
+        probes.append(
+            {
+                "probe": series.probe,
+                "kind": series.kind,
+                "location": series.location,
+                **_stats_json(stats),
+                "mttr_s": round(sum(closed) / len(closed), 3) if closed else None,
+                "longest_outage_s": max((o.duration_s for o in mine), default=None),
+            }
+        )
+    return {
+        "from": utc(report.start),
+        "to": utc(report.end),
+        "probes": probes,
+        "kinds": [{"kind": k, **_stats_json(s)} for k, s in sorted(report.kinds.items())],
+        "outages": [
+            {
+                "probe": o.probe,
+                "location": o.location,
+                "start": utc(o.start),
+                "end": utc(o.end),
+                "duration_s": o.duration_s,
+                "failure": o.failure.value,
+                "runs": o.runs,
+                "ongoing": o.ongoing,
+            }
+            for o in report.outages
+        ],
+        "gaps": [
+            {
+                "probe": g.probe,
+                "location": g.location,
+                "start": utc(g.start),
+                "end": utc(g.end),
+                "duration_s": g.duration_s,
+            }
+            for g in report.gaps
+        ],
+    }
