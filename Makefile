@@ -4,8 +4,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian programs the tests drive: ffmpeg makes live HLS, nginx serves it, websocketd
-# runs a WebSocket echo. Installed when missing (as root); tests skip, saying why, if not.
-DEBIAN_TEST_PACKAGES ?= ffmpeg nginx websocketd
+# runs a WebSocket echo, chromium renders the status page. Installed when missing (as root); tests skip, saying why, if not.
+DEBIAN_TEST_PACKAGES ?= ffmpeg nginx websocketd chromium
 
 .PHONY: demo test lint check bench clean debian-deps
 

@@ -42,14 +42,16 @@ h2 { font-size: 1.15em; margin: 24px 0 8px; display: flex; gap: 8px; align-items
 .probe { border: 1px solid #eaecee; border-radius: 8px; padding: 10px 12px; margin: 8px 0; }
 .row { display: flex; justify-content: space-between; gap: 8px; flex-wrap: wrap; }
 .name { font-weight: 600; overflow-wrap: anywhere; }
-svg { display: block; width: 100%; height: auto; }
+svg { display: block; width: 100%; }
+svg.bar { height: 22px; margin: 8px 0 4px; } svg.spark { height: 28px; }
 .legend span { display: inline-block; margin-right: 12px; white-space: nowrap; }
 .legend i { display: inline-block; width: 10px; height: 10px; margin-right: 4px;
             border-radius: 2px; vertical-align: middle; }
+.scroll { overflow-x: auto; }
 table { border-collapse: collapse; width: 100%; font-size: .92em; }
 th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid #eaecee; }
 @media (max-width: 600px) { body { padding: 8px; font-size: 14px; }
-  th:nth-child(2), td:nth-child(2) { display: none; } }
+  th:nth-child(2), td:nth-child(2), th:nth-child(4), td:nth-child(4) { display: none; } }
 @media print { body { max-width: none; } .probe { break-inside: avoid; }
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; } }
 """
@@ -91,7 +93,7 @@ def _bar(points: list[tuple[float, int, float]], start: float, end: float) -> st
             f'rx="0.6" fill="{colour}"><title>{escape(str(when))}: {label}</title></rect>'
         )
     return (
-        '<svg viewBox="0 0 100 10" preserveAspectRatio="none" role="img" '
+        '<svg class="bar" viewBox="0 0 100 10" preserveAspectRatio="none" role="img" '
         f'aria-label="results over time">{"".join(cells)}</svg>'
     )
 
@@ -112,7 +114,7 @@ def _sparkline(points: list[tuple[float, int, float]], start: float, end: float)
         f"{(i + 0.5) * 100 / BUCKETS:.2f},{18 - m / top * 16:.2f}" for i, m in medians
     )
     return (
-        '<svg viewBox="0 0 100 20" preserveAspectRatio="none" role="img" '
+        '<svg class="spark" viewBox="0 0 100 20" preserveAspectRatio="none" role="img" '
         f'aria-label="latency, peak {top:.0f} ms"><polyline points="{coords}" fill="none" '
         'stroke="#2874a6" stroke-width="0.6" vector-effect="non-scaling-stroke"/></svg>'
         f'<div class="muted">latency (median per bucket), peak {top:,.0f} ms</div>'
@@ -184,8 +186,8 @@ def status_page(report: Report, data: dict[str, Any]) -> str:
     parts.append("<section><h2>Outages</h2>")
     if data["outages"]:
         parts.append(
-            "<table><thead><tr><th>probe</th><th>location</th><th>start</th><th>end</th>"
-            "<th>duration</th><th>class</th></tr></thead><tbody>"
+            '<div class="scroll"><table><thead><tr><th>probe</th><th>location</th>'
+            "<th>start</th><th>end</th><th>duration</th><th>class</th></tr></thead><tbody>"
         )
         for o in reversed(data["outages"]):
             end_text = "<b>ongoing</b>" if o["ongoing"] else escape(str(o["end"]))
@@ -196,7 +198,7 @@ def status_page(report: Report, data: dict[str, Any]) -> str:
                 f"<td>{_duration(o['duration_s'])}</td>"
                 f'<td><i style="color:{colour}">■</i> {escape(o["failure"])}</td></tr>'
             )
-        parts.append("</tbody></table>")
+        parts.append("</tbody></table></div>")
     else:
         parts.append('<p class="muted">No outages in this window.</p>')
     parts.append(
