@@ -251,3 +251,58 @@ def test_write_atomic_replaces_whole_file(tmp_path: Path) -> None:
     assert target.read_bytes() == b"new"
     assert [p.name for p in tmp_path.iterdir()] == ["report.xml"]
     assert oct(os.stat(target).st_mode & 0o777) == "0o644"
+
+
+def test_prom_text_parses_with_prometheus_parsers() -> None:
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as om
+    from prometheus_client.parser import text_string_to_metric_families as classic
+
+    from synthprobe.output.prom import prom_text
+
+    results = [
+        result("feed-home"),
+        result(
+            'we"ird\\name',
+            ok=False,
+            failure=Failure.DNS,
+            reason="dns.nxdomain",
+            timings_ms={**dict.fromkeys(PHASES), "total": 8.5},
+        ),
+    ]
+    text = prom_text(results, 1_790_000_000.0)
+    for parse in (om, classic):
+        families = {f.name: f for f in parse(text)}
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in families.values()
+            for s in f.samples
+        }
+        up = {s.labels["probe"]: s.value for s in families["synthprobe_up"].samples}
+        assert up == {"feed-home": 1.0, 'we"ird\\name': 0.0}
+        failure = [s for s in families["synthprobe_failure"].samples]
+        assert [(s.labels["class"], s.labels["reason"]) for s in failure] == [
+            ("dns", "dns.nxdomain")
+        ]
+        durations = [
+            s
+            for s in families["synthprobe_duration_seconds"].samples
+            if s.labels["probe"] == "feed-home"
+        ]
+        assert {s.labels["phase"] for s in durations} == set(PHASES)
+        assert all(s.value == 0.001 for s in durations)
+        assert [s.value for s in families["synthprobe_http_status"].samples] == [200.0]
+        assert samples[("synthprobe_last_run_timestamp_seconds", ())] == 1_790_000_000.0
+
+
+def test_junit_is_read_by_a_real_consumer(tmp_path: Path) -> None:
+    from junitparser import Failure as JFailure
+    from junitparser import JUnitXml
+
+    path = tmp_path / "junit.xml"
+    write_atomic(str(path), junit_xml([result("a"), result("b", ok=False)], "RUN", "eu-1"))
+    xml = JUnitXml.fromfile(str(path))
+    cases = [case for suite in xml for case in suite]
+    assert [c.name for c in cases] == ["a", "b"]
+    assert cases[0].is_passed
+    [failure] = [r for r in cases[1].result if isinstance(r, JFailure)]
+    assert failure.type == "timeout" and failure.message.startswith("timeout.read")

@@ -52,6 +52,7 @@ class RunOptions:
     location: str | None = None
     format: str = "table"
     junit: str | None = None
+    prom: str | None = None
     timeout: float | None = None
     retries: int | None = None
 
@@ -111,12 +112,14 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
         opts.output or os.environ.get("PROBE_OUTPUT") or settings.get("output") or DEFAULT_OUTPUT
     )
     junit = opts.junit or settings.get("junit")
+    prom = opts.prom or settings.get("prom")
     concurrency = opts.concurrency or settings.get("concurrency") or DEFAULT_CONCURRENCY
     location = opts.location or settings.get("location") or default_location()
     # open every output before probing: a bad path fails now, with nothing sent
     writer = JsonlWriter(stream=io.stdout_bytes) if output == "-" else JsonlWriter(output)
-    if junit:
-        check_writable(junit)
+    for report_path in (junit, prom):
+        if report_path:
+            check_writable(report_path)
     human = io.err if output == "-" else io.out
     runner = Runner(concurrency=concurrency, location=location, redactor=Redactor(loaded.secrets))
     finished: list[ProbeResult] = []
@@ -136,6 +139,12 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
         from synthprobe.output.junit import junit_xml
 
         write_atomic(junit, junit_xml(results, runner.run_id, location))
+    if prom:
+        import time
+
+        from synthprobe.output.prom import prom_text
+
+        write_atomic(prom, prom_text(results, time.time()).encode())
     if interrupted:
         where = "stdout" if output == "-" else output
         io.err.print(

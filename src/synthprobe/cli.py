@@ -128,6 +128,14 @@ def run(
     junit: Annotated[
         str | None, typer.Option("--junit", metavar="PATH", help="Write a JUnit XML report.")
     ] = None,
+    prom: Annotated[
+        str | None,
+        typer.Option(
+            "--prom",
+            metavar="PATH",
+            help="Write OpenMetrics for node_exporter's textfile collector (atomically).",
+        ),
+    ] = None,
     timeout: Annotated[
         str | None,
         typer.Option(
@@ -143,7 +151,16 @@ def run(
     from synthprobe.app import RunOptions, run_command
 
     opts = RunOptions(
-        configs, output, concurrency, only or (), location, fmt, junit, _duration(timeout), retries
+        configs,
+        output=output,
+        concurrency=concurrency,
+        only=only or (),
+        location=location,
+        format=fmt,
+        junit=junit,
+        prom=prom,
+        timeout=_duration(timeout),
+        retries=retries,
     )
     _guarded(run_command, opts)
 

@@ -66,7 +66,7 @@ PROBE_KEYS = {
 }
 DEFAULT_KEYS = PROBE_KEYS - {"name", "url"}
 TOP_KEYS = {"version", "settings", "defaults", "probes"}
-SETTINGS_KEYS = {"concurrency", "output", "location", "junit", "public_vars"}
+SETTINGS_KEYS = {"concurrency", "output", "location", "junit", "prom", "public_vars"}
 EXPECT_KEYS = {
     "status",
     "max_latency",
@@ -508,7 +508,7 @@ def _settings(r: _Reader, loc: Located) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "concurrency" in m:
         out["concurrency"] = r.integer(m["concurrency"], "settings.concurrency", 1, 100_000)
-    for key in ("output", "location", "junit"):
+    for key in ("output", "location", "junit", "prom"):
         if key in m:
             value = r.text(m[key], f"settings.{key}")
             if not value:
