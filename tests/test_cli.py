@@ -171,14 +171,19 @@ def test_json_format_summary(mixed_config: str, tmp_path: Path) -> None:
     assert summary["failed_probes"][0]["reason"] == "server.status"
 
 
-def test_junit_timeout_retries_overrides(mixed_config: str, tmp_path: Path) -> None:
+def test_junit_prom_timeout_retries_overrides(mixed_config: str, tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
     junit = tmp_path / "junit.xml"
+    prom = tmp_path / "synthprobe.prom"
     out = tmp_path / "r.jsonl"
     result = probe(
         "run",
         mixed_config,
         "--junit",
         str(junit),
+        "--prom",
+        str(prom),
         "--retries",
         "2",
         "--timeout",
@@ -192,6 +197,10 @@ def test_junit_timeout_retries_overrides(mixed_config: str, tmp_path: Path) -> N
     assert junit.read_text().count("<testcase") == 3
     records = {json.loads(x)["probe"]: x for x in out.read_text().splitlines()}
     assert json.loads(records["feed-503"])["attempts"] == 1  # server class: not retried
+    families = {f.name: f for f in text_string_to_metric_families(prom.read_text())}
+    up = {s.labels["probe"]: s.value for s in families["synthprobe_up"].samples}
+    assert up == {"feed-ok": 1.0, "feed-503": 0.0, "up-ok": 1.0}
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".synthprobe-")] == []
 
 
 def test_only_matching_nothing_is_a_usage_error(mixed_config: str) -> None:

@@ -120,7 +120,8 @@ class Stats:
     ok: int = 0
     failures: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
-    latencies: list[float] = field(default_factory=list)
+    latencies: array[float] = field(default_factory=lambda: array("d"))
+    """8 bytes a success: a Python list of floats would take 32."""
 
     @property
     def availability(self) -> float | None:

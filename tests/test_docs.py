@@ -1,0 +1,67 @@
+"""The docs' examples must be valid: YAML blocks parse, Kubernetes manifests have their
+kinds, synthprobe configs validate, and the README documents every command."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from synthprobe.config import load_sources
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+BLOCK = re.compile(r"```yaml\n(.*?)```", re.DOTALL)
+
+
+def yaml_blocks() -> list[tuple[str, str]]:
+    blocks = []
+    for doc in [*DOCS, ROOT / "README.md"]:
+        for i, block in enumerate(BLOCK.findall(doc.read_text())):
+            blocks.append((f"{doc.name}#{i}", block))
+    return blocks
+
+
+BLOCKS = yaml_blocks()
+
+
+@pytest.mark.parametrize(("where", "block"), BLOCKS, ids=[b[0] for b in BLOCKS])
+def test_yaml_blocks_parse(where: str, block: str) -> None:
+    documents = list(yaml.safe_load_all(block))
+    assert documents and all(d is not None for d in documents), where
+
+
+def test_kubernetes_manifests_are_complete() -> None:
+    text = (ROOT / "docs" / "scale.md").read_text()
+    manifests = [
+        d
+        for block in BLOCK.findall(text)
+        for d in yaml.safe_load_all(block)
+        if isinstance(d, dict) and "apiVersion" in d
+    ]
+    kinds = {m["kind"] for m in manifests}
+    assert {"ConfigMap", "CronJob"} <= kinds
+    for m in manifests:
+        assert m["metadata"]["name"]
+    cron = next(m for m in manifests if m["kind"] == "CronJob")
+    container = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert "--location" in " ".join(container["args"])
+    config = next(m for m in manifests if m["kind"] == "ConfigMap")
+    loaded = load_sources([("configmap", config["data"]["probes.yaml"].encode())], env={})
+    assert [p.name for p in loaded.probes] == ["feed-home", "upload-avatar"]
+
+
+def test_readme_config_example_validates() -> None:
+    readme = (ROOT / "README.md").read_text()
+    config = next(b for b in BLOCK.findall(readme) if "probes:" in b)
+    loaded = load_sources([("README", config.encode())], env={"FEED_TOKEN": "t0ken-value"})
+    assert {p.kind.value for p in loaded.probes} >= {"feed", "upload"}
+
+
+def test_docs_link_from_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for doc in DOCS:
+        assert f"docs/{doc.name}" in readme, f"README does not link docs/{doc.name}"
+    assert "docs/status-page.png" in readme
