@@ -10,7 +10,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -129,7 +129,8 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
         finished.append(result)
 
     try:
-        interrupted = asyncio.run(_run_interruptible(runner, runnable, record))
+        with asyncio.Runner(loop_factory=event_loop_factory()) as loop_runner:
+            interrupted = loop_runner.run(_run_interruptible(runner, runnable, record))
     finally:
         writer.close()
     order = {s.name: i for i, s in enumerate(runnable)}
@@ -178,6 +179,20 @@ async def _run_interruptible(runner: Any, specs: list[ProbeSpec], record: Any) -
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     return caught[0] if caught else None
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (a dependency except on Windows): its I/O callbacks
+    cost a fraction of asyncio's, so a busy run notices responses sooner and its
+    latencies stay closer to the server's (bench/fidelity.py). ``SYNTHPROBE_LOOP=asyncio``
+    opts out."""
+    if os.environ.get("SYNTHPROBE_LOOP") == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _report(

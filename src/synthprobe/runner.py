@@ -4,9 +4,11 @@ the result record. The one place that knows about time; probers only probe."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import secrets
 import time
+from array import array
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,10 +18,19 @@ from typing import Any
 from synthprobe.classify import Classified, classify_deadline, classify_exception
 from synthprobe.expect import check, check_certificate
 from synthprobe.models import Failure, ProbeResult, ProbeSpec
-from synthprobe.probers import PROBERS, Network, ProbeOutcome
+from synthprobe.probers import REGISTRY, Network, ProbeOutcome, prober_for
 from synthprobe.redact import Redactor
 from synthprobe.timing import Timeline
 
+DEFAULT_PACE = 1000.0
+"""Most probe starts per second. A start costs us CPU; a burst of them keeps the event
+loop from noticing responses that have already arrived, which then show as latency of
+the server's. Spread starts instead (bench/fidelity.py measures the effect)."""
+LAG_GUARD = 0.010
+"""Loop lag above which the pacer slows new starts down (a young-generation garbage
+collection alone can take 5 ms)."""
+LAG_WARNING_MS = 20.0
+"""Lag above this during a probe is said in the table: its timings may be inflated."""
 RETRY_PAUSE = 0.2
 """Seconds between attempts: long enough to step past a blip, short enough for cron."""
 
@@ -40,7 +51,76 @@ def utc_iso(epoch: float) -> str:
 
 def supported(spec: ProbeSpec) -> bool:
     """Whether this version has a prober for the spec's kind."""
-    return spec.kind in PROBERS
+    return spec.kind in REGISTRY
+
+
+class LoopMonitor:
+    """How late the event loop runs: a heartbeat every INTERVAL notes its own lateness.
+
+    A response that arrives while the loop is busy waits just as long before we see it,
+    so a probe's timings are only as good as the loop lag while it ran.
+    """
+
+    INTERVAL = 0.01
+
+    def __init__(self) -> None:
+        self.samples = array("d")
+        """Lateness of each heartbeat, in seconds, in order."""
+        self.latest = 0.0
+        self.on_sample: Callable[[float], None] | None = None
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + self.INTERVAL
+            await asyncio.sleep(self.INTERVAL)
+            self.latest = max(0.0, loop.time() - due)
+            self.samples.append(self.latest)
+            if self.on_sample is not None:
+                self.on_sample(self.latest)
+
+    def mark(self) -> int:
+        return len(self.samples)
+
+    def worst_since(self, mark: int) -> float:
+        """The largest lag seen since ``mark`` (including the current one)."""
+        seen = self.samples[mark:]
+        return max(max(seen, default=0.0), self.latest)
+
+
+class Pacer:
+    """Spaces probe starts: at most ``rate`` a second, and slower while the loop lags.
+
+    Starts are reserved one after another on a schedule (never a burst). Every loop-lag
+    sample (10 ms apart) adjusts the rate: cut by 20% while the loop runs late, raised by
+    10% of the maximum while it keeps up. Our own CPU then stays below the point where it would
+    delay responses that have already arrived; a run that asks for more than the machine
+    can serve gets slower, not wrong.
+    """
+
+    MIN_RATE = 20.0
+
+    def __init__(self, rate: float, monitor: LoopMonitor) -> None:
+        self.max_rate = rate
+        self.rate = rate
+        self._next = 0.0
+        monitor.on_sample = self.adapt
+
+    def adapt(self, lag: float) -> None:
+        if lag > LAG_GUARD:
+            self.rate = max(self.MIN_RATE, self.rate * 0.8)
+        else:
+            self.rate = min(self.max_rate, self.rate + self.max_rate * 0.1)
+
+    async def turn(self) -> None:
+        if self.max_rate <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        start = max(now, self._next)
+        self._next = start + 1.0 / self.rate
+        if start > now:
+            await asyncio.sleep(start - now)
 
 
 @dataclass(slots=True)
@@ -61,8 +141,11 @@ class Runner:
         redactor: Redactor,
         network: Network | None = None,
         run_id: str | None = None,
+        pace: float = DEFAULT_PACE,
     ) -> None:
         self.concurrency = max(1, concurrency)
+        self.pace = pace
+        self.monitor = LoopMonitor()
         self.location = location
         self.redactor = redactor
         self.network = network or Network()
@@ -85,21 +168,30 @@ class Runner:
         loop.set_default_executor(executor)
         self.network.prepare(specs)
         for spec in specs:
-            PROBERS[spec.kind].prepare(spec)
-        slots = asyncio.Semaphore(self.concurrency)
+            prober_for(spec.kind).prepare(spec)
+        # what exists now (modules, config, specs) lives for the whole run: keep it out
+        # of the collector's way, so full collections during the run stay short
+        gc.freeze()
         results: dict[int, ProbeResult] = {}
+        queue = iter(enumerate(specs))
+        pacer = Pacer(self.pace, self.monitor)
 
-        async def one(index: int, spec: ProbeSpec) -> None:
-            async with slots:
+        async def worker() -> None:
+            # a fixed pool of workers, not one task per probe: 10,000 probes must not
+            # mean 10,000 waiting tasks
+            for index, spec in queue:
+                await pacer.turn()
                 result = await self.probe(spec)
-            results[index] = result
-            on_result(result)
+                results[index] = result
+                on_result(result)
 
+        heartbeat = asyncio.create_task(self.monitor.run(), name="loop-lag")
         try:
             async with asyncio.TaskGroup() as group:
-                for index, spec in enumerate(specs):
-                    group.create_task(one(index, spec), name=spec.name)
+                for n in range(min(self.concurrency, len(specs))):
+                    group.create_task(worker(), name=f"worker-{n}")
         finally:
+            heartbeat.cancel()
             # a cancelled lookup keeps its thread: don't wait for resolvers on the way out
             executor.shutdown(wait=False, cancel_futures=True)
         return [results[i] for i in sorted(results)]
@@ -118,8 +210,9 @@ class Runner:
         return self._record(spec, started, attempts, attempt)
 
     async def _attempt(self, spec: ProbeSpec) -> _Attempt:
-        prober = PROBERS[spec.kind]
+        prober = prober_for(spec.kind)
         timeline = Timeline()
+        lag_mark = self.monitor.mark()
         # the deadline starts once the probe has its slot: our own queueing must
         # never show up as a timeout of theirs (HTTPX-NOTES.md)
         deadline = asyncio.timeout(spec.timeout)
@@ -128,14 +221,18 @@ class Runner:
                 outcome = await prober.probe(spec, timeline, self.network)
         except TimeoutError:
             timeline.stop()
+            timeline.loop_lag = self.monitor.worst_since(lag_mark)
             if deadline.expired():
                 # httpx timeouts are per read (encode/httpx#1450): the total is enforced here
                 return _Attempt(None, classify_deadline(timeline.current, spec.timeout), timeline)
             return _Attempt(None, self._classify(TimeoutError("timed out")), timeline)
         except Exception as exc:
             timeline.stop()
+            timeline.loop_lag = self.monitor.worst_since(lag_mark)
             return _Attempt(None, self._classify(exc), timeline)
-        latency = timeline.stop()
+        timeline.stop()
+        latency = timeline.total
+        timeline.loop_lag = self.monitor.worst_since(lag_mark)
         failed = check(spec.expect, outcome.observation, latency) if outcome.observation else None
         if failed is None:
             failed = check_certificate(spec.expect.cert_min_days, timeline.cert_not_after)
@@ -157,6 +254,7 @@ class Runner:
             details["cert_expires_in_days"] = round(
                 (timeline.cert_not_after - time.time()) / 86400, 2
             )
+        details["loop_lag_ms"] = round(timeline.loop_lag * 1000, 1)
         remote = timeline.remote or timeline.target
         if remote is not None:
             details["remote_ip"] = remote[0]

@@ -22,6 +22,8 @@ _TRACE_STEPS = {
     "send_request_headers": "send",
     "send_request_body": "send_body",
     "receive_response_headers": "wait",
+    # the body's end is when its last byte arrived, not after we closed the connection
+    "receive_response_body": "body",
 }
 STEPS = ("dns", "connect", "tls", "send", "send_body", "wait", "body")
 
@@ -32,6 +34,9 @@ class Timeline:
     def __init__(self) -> None:
         self.started = time.perf_counter()
         self.ended: float | None = None
+        self.last_byte: float | None = None
+        """When the final response's body completed: the end of ``total``, so closing
+        our own connection is not counted as the server's time."""
         self.durations: dict[str, float] = {}
         """step -> seconds, for steps that completed."""
         self.current: str | None = None
@@ -44,12 +49,17 @@ class Timeline:
         """The last network stream httpcore opened (to close it if a deadline cuts in)."""
         self.target: tuple[str, int] | None = None
         """(ip, port) the last connection attempt went to, even if it failed."""
+        self.loop_lag = 0.0
+        """Worst event-loop lag (seconds) while the attempt ran: how late we may have
+        noticed what the network did."""
         self.status: int | None = None
         """HTTP status of the last response headers received, even if the body then failed."""
         self._since: float = self.started
 
     def begin(self, step: str) -> None:
         self.current = step
+        if step != "body":
+            self.last_byte = None  # more work followed: the end is later
         self._since = time.perf_counter()
 
     def end(self, step: str) -> None:
@@ -76,6 +86,11 @@ class Timeline:
     def elapsed(self) -> float:
         return (self.ended or time.perf_counter()) - self.started
 
+    @property
+    def total(self) -> float:
+        """Start to the last byte of the final response (or to the end, if none came)."""
+        return (self.last_byte or self.ended or time.perf_counter()) - self.started
+
     async def trace(self, event: str, info: dict[str, Any]) -> None:
         """httpcore ``trace`` extension callback: record, never wait."""
         prefix, _, state = event.rpartition(".")
@@ -86,6 +101,8 @@ class Timeline:
             self.begin(step)
         elif state == "complete":
             self.end(step)
+            if step == "body":
+                self.last_byte = time.perf_counter()
             if step == "tls":
                 self.cert_not_after = _not_after(info.get("return_value"))
             if step == "connect":
@@ -115,7 +132,7 @@ class Timeline:
             Phase.TLS.value: ms("tls"),
             Phase.TTFB.value: ms(*send_steps),
             Phase.TRANSFER.value: ms("body"),
-            Phase.TOTAL.value: round(self.elapsed * 1000, 3),
+            Phase.TOTAL.value: round(self.total * 1000, 3),
         }
 
 

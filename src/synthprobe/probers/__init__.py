@@ -1,25 +1,35 @@
-"""One prober per kind, behind the ``Prober`` protocol, found through ``PROBERS``.
+"""One prober per kind, behind the ``Prober`` protocol, found through ``prober_for``.
 
 A prober only probes: the runner owns the deadline, retries, the clock and the
-result record (as blackbox_exporter's handler does for its probers).
+result record (as blackbox_exporter's handler does for its probers). Modules load on
+first use: a run of feed probes never imports the HLS parser or the WebSocket stack.
 """
 
 from __future__ import annotations
 
+import importlib
+
 from synthprobe.models import Kind
-from synthprobe.probers.base import Network, ProbeOutcome, Prober
-from synthprobe.probers.http import HttpProber
-from synthprobe.probers.live import LiveProber
-from synthprobe.probers.messaging import MessagingProber
-from synthprobe.probers.upload import UploadProber
+from synthprobe.probers.base import Network, Prober, ProbeOutcome
 
-PROBERS: dict[Kind, Prober] = {
-    Kind.HTTP: HttpProber(),
-    Kind.FEED: HttpProber(),
-    Kind.UPLOAD: UploadProber(),
-    Kind.LIVE: LiveProber(),
-    Kind.MESSAGING: MessagingProber(),
+REGISTRY: dict[Kind, tuple[str, str]] = {
+    Kind.HTTP: ("synthprobe.probers.http", "HttpProber"),
+    Kind.FEED: ("synthprobe.probers.http", "HttpProber"),
+    Kind.UPLOAD: ("synthprobe.probers.upload", "UploadProber"),
+    Kind.LIVE: ("synthprobe.probers.live", "LiveProber"),
+    Kind.MESSAGING: ("synthprobe.probers.messaging", "MessagingProber"),
 }
-"""Every kind has a prober."""
+"""Kind -> (module, class)."""
+_LOADED: dict[Kind, Prober] = {}
 
-__all__ = ["PROBERS", "Network", "ProbeOutcome", "Prober"]
+
+def prober_for(kind: Kind) -> Prober:
+    """The prober of a kind, imported and built on first use."""
+    found = _LOADED.get(kind)
+    if found is None:
+        module, name = REGISTRY[kind]
+        found = _LOADED[kind] = getattr(importlib.import_module(module), name)()
+    return found
+
+
+__all__ = ["REGISTRY", "Network", "ProbeOutcome", "Prober", "prober_for"]

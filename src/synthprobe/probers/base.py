@@ -80,7 +80,7 @@ class Network:
     def prepare(self, specs: Iterable[ProbeSpec]) -> None:
         """Build what the first probe would otherwise build on its own clock: the TLS
         contexts, and httpx's lazily imported HTTP/1.1 machinery."""
-        for verify in {s.verify_tls for s in specs}:
+        for verify in {s.verify_tls for s in specs if s.url.startswith(("https:", "wss:"))}:
             self.ssl_context(verify)
         # imported on the first connection otherwise, inside the first probe's clock
         import anyio._backends._asyncio  # noqa: F401
