@@ -44,5 +44,11 @@ lint: $(VENV)/.installed-test
 
 check: lint test
 
+# Benchmarks print figures beside curl's; timings depend on the machine, so they are
+# never part of `make test`.
+bench: $(VENV)/.installed-test
+	$(BIN)/python bench/fidelity.py
+	$(BIN)/python bench/report_scale.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -330,3 +330,34 @@ def test_version() -> None:
 def test_module_entry_point_help_is_fast_enough_to_run() -> None:
     result = probe("--help")
     assert result.returncode == 0 and "run" in result.stdout
+
+
+def test_2000_probes_under_load_all_recorded_and_classified(
+    tmp_path: Path, platform: DemoPlatform, refused_url: str
+) -> None:
+    """Correctness under load (no timing thresholds): every result written once, whole,
+    and labelled right."""
+    expected = {"ok": None, "bad": "server.status", "gone": "network.refused"}
+    lines = []
+    for i in range(2000):
+        kind = ("ok", "bad", "gone")[i % 3]
+        url = {
+            "ok": f"{platform.base_url}/v1/feed?limit=1",
+            "bad": f"{platform.base_url}/fault/status/502",
+            "gone": refused_url + "/",
+        }[kind]
+        lines.append(f'  - {{name: {kind}-{i}, url: "{url}", timeout: 20s}}')
+    config = write(tmp_path, "probes:\n" + "\n".join(lines))
+    out = tmp_path / "r.jsonl"
+    result = probe("run", config, "-o", str(out), "-c", "200", "--format", "quiet", timeout=300)
+    assert result.returncode == 1, result.stderr
+    records = [json.loads(line) for line in out.read_bytes().splitlines()]
+    assert len(records) == 2000
+    assert len({r["probe"] for r in records}) == 2000
+    wrong = [
+        (r["probe"], r["reason"], r["error"])
+        for r in records
+        if r["reason"] != expected[r["probe"].split("-")[0]]
+    ]
+    assert wrong == []
+    assert all("loop_lag_ms" in r["details"] for r in records)

@@ -306,3 +306,20 @@ def test_junit_is_read_by_a_real_consumer(tmp_path: Path) -> None:
     assert cases[0].is_passed
     [failure] = [r for r in cases[1].result if isinstance(r, JFailure)]
     assert failure.type == "timeout" and failure.message.startswith("timeout.read")
+
+
+def test_table_warns_when_timings_were_taken_under_loop_lag() -> None:
+    console = recorded()
+    render_table(
+        [
+            result("calm", details={"loop_lag_ms": 1.0}),
+            result("busy", details={"loop_lag_ms": 85.0}),
+        ],
+        console,
+    )
+    out = console.export_text()
+    assert "1 probe(s) ran while synthprobe itself was busy" in out
+    assert "85 ms late" in out
+    quiet = recorded()
+    render_table([result("calm", details={"loop_lag_ms": 1.0})], quiet)
+    assert "busy" not in quiet.export_text()

@@ -29,8 +29,6 @@ the server's. Spread starts instead (bench/fidelity.py measures the effect)."""
 LAG_GUARD = 0.010
 """Loop lag above which the pacer slows new starts down (a young-generation garbage
 collection alone can take 5 ms)."""
-LAG_WARNING_MS = 20.0
-"""Lag above this during a probe is said in the table: its timings may be inflated."""
 RETRY_PAUSE = 0.2
 """Seconds between attempts: long enough to step past a blip, short enough for cron."""
 

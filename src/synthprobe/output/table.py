@@ -16,6 +16,8 @@ CLASS_STYLE = {
     Failure.SERVER: "bright_red",
 }
 STATE_STYLE = {"up": "green", "degraded": "yellow", "down": "bold red"}
+LAG_WARNING_MS = 20.0
+"""Event-loop lag above which a probe's timings are flagged as possibly inflated."""
 
 
 def _latency(result: ProbeResult) -> str:
@@ -68,6 +70,15 @@ def render_table(results: list[ProbeResult], console: Console, title: str | None
             ", ".join(f"{f.value} {s.classes.get(f.value, 0)}" for f in Failure), style="default"
         )
     console.print(verdict)
+    lagged = [r for r in results if (r.details.get("loop_lag_ms") or 0) > LAG_WARNING_MS]
+    if lagged:
+        worst = max(r.details["loop_lag_ms"] for r in lagged)
+        console.print(
+            f"[yellow]note:[/] {len(lagged)} probe(s) ran while synthprobe itself was busy "
+            f"(event loop up to {worst:,.0f} ms late): their timings may be that much high. "
+            "Lower --concurrency, or spread probes over more runs.",
+            highlight=False,
+        )
 
 
 def quiet_lines(results: list[ProbeResult]) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 
 from synthprobe.models import Kind
-from synthprobe.probers.base import Network, Prober, ProbeOutcome
+from synthprobe.probers.base import Network, ProbeOutcome, Prober
 
 REGISTRY: dict[Kind, tuple[str, str]] = {
     Kind.HTTP: ("synthprobe.probers.http", "HttpProber"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ class Request:
     content_type: str | None = None
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
@@ -168,13 +170,18 @@ def route(
     return Route(url.copy_with(scheme=scheme, host=ip), all_headers, extensions)
 
 
-def client(net: Network, verify_tls: bool) -> httpx.AsyncClient:
-    """A client for one attempt: one connection, no keep-alive, no timeouts of its own
-    (the runner's deadline is the only clock), no environment proxies."""
-    transport = httpx.AsyncHTTPTransport(
+def transport(net: Network, verify_tls: bool) -> httpx.AsyncHTTPTransport:
+    """A transport for one attempt: one connection, no keep-alive, no environment
+    proxies; no timeouts of its own (requests carry none: the runner's deadline is the
+    only clock)."""
+    return httpx.AsyncHTTPTransport(
         verify=net.ssl_context(verify_tls), limits=_NO_LIMITS, retries=0
     )
-    return httpx.AsyncClient(transport=transport, timeout=None, trust_env=False)
+
+
+def client(net: Network, verify_tls: bool) -> httpx.AsyncClient:
+    """A client around ``transport``, for libraries that need one (httpx-ws)."""
+    return httpx.AsyncClient(transport=transport(net, verify_tls), timeout=None, trust_env=False)
 
 
 def next_address(exc: Exception, timeline: Timeline, index: int, addresses: list[str]) -> bool:
@@ -204,13 +211,15 @@ async def _one_hop(
         headers = (*headers, ("Content-Type", request.content_type))
     for index, ip in enumerate(addresses):
         via = route(url, ip, headers, timeline)
-        async with client(net, verify_tls) as http:
-            req = http.build_request(
+        # the transport alone, not a Client: no cookie jar, auth flow or event hooks to
+        # run for every probe (a thousand Set-Cookie headers cost nothing here)
+        async with transport(net, verify_tls) as http:
+            req = httpx.Request(
                 method, via.url, headers=via.headers, content=content, extensions=via.extensions
             )
             try:
                 try:
-                    response = await http.send(req, stream=True)
+                    response = await http.handle_async_request(req)
                 except asyncio.CancelledError:
                     # httpcore closes a half-made connection on Exception but not on
                     # cancellation (our deadline during the TLS handshake): close it here
@@ -220,6 +229,7 @@ async def _one_hop(
                 if next_address(exc, timeline, index, addresses):
                     continue
                 raise
+            response.request = req
             timeline.status = response.status_code
             try:
                 timeline.begin("body")
