@@ -56,8 +56,12 @@ def run_measured(command: list[str], stdout: Any = subprocess.DEVNULL) -> dict[s
     wall = time.perf_counter() - started
     # rusage of this child alone: wait4 on an already-reaped child is not possible, so
     # take RUSAGE_CHILDREN deltas around it
-    return {"wall_s": wall, "peak_rss_mib": peak / 1024, "returncode": proc.returncode,
-            "stderr": proc.stderr.read().decode()[-500:] if proc.stderr else ""}
+    return {
+        "wall_s": wall,
+        "peak_rss_mib": peak / 1024,
+        "returncode": proc.returncode,
+        "stderr": proc.stderr.read().decode()[-500:] if proc.stderr else "",
+    }
 
 
 def children_cpu() -> float:
@@ -76,8 +80,21 @@ def bench_probe(urls: list[str], concurrency: int, tmp: Path) -> dict[str, Any]:
     out = tmp / "results.jsonl"
     out.unlink(missing_ok=True)
     before = children_cpu()
-    figures = run_measured([sys.executable, "-m", "synthprobe", "run", str(config), "-o", str(out),
-                            "-c", str(concurrency), "--format", "quiet"])
+    figures = run_measured(
+        [
+            sys.executable,
+            "-m",
+            "synthprobe",
+            "run",
+            str(config),
+            "-o",
+            str(out),
+            "-c",
+            str(concurrency),
+            "--format",
+            "quiet",
+        ]
+    )
     cpu = children_cpu() - before
     records = [json.loads(line) for line in out.read_text().splitlines()]
     ok = [r for r in records if r["ok"]]
@@ -100,9 +117,21 @@ def bench_curl(urls: list[str], concurrency: int, tmp: Path) -> dict[str, Any]:
     out = tmp / "curl.out"
     before = children_cpu()
     with out.open("wb") as fh:
-        figures = run_measured(["curl", "--parallel", "--parallel-max", str(concurrency),
-                                "--parallel-immediate", "-s", "-w", "%{http_code} %{time_total}\n",
-                                "-K", str(config)], stdout=fh)
+        figures = run_measured(
+            [
+                "curl",
+                "--parallel",
+                "--parallel-max",
+                str(concurrency),
+                "--parallel-immediate",
+                "-s",
+                "-w",
+                "%{http_code} %{time_total}\n",
+                "-K",
+                str(config),
+            ],
+            stdout=fh,
+        )
     cpu = children_cpu() - before
     rows = [line.split() for line in out.read_text().splitlines() if line.strip()]
     ok = [float(t) * 1000 for code, t in rows if code == "200"]
@@ -139,8 +168,10 @@ def main() -> None:
         sys.exit("curl is needed for the side-by-side figures")
     scales = QUICK if "--quick" in sys.argv else SCALES
     port = 20000 + os.getpid() % 20000
-    server = subprocess.Popen([sys.executable, str(HERE / "delay_server.py"), str(port),
-                               str(DELAY_MS)], stdout=subprocess.PIPE)
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "delay_server.py"), str(port), str(DELAY_MS)],
+        stdout=subprocess.PIPE,
+    )
     assert server.stdout is not None
     server.stdout.readline()  # "ready"
     rows = []
@@ -152,36 +183,59 @@ def main() -> None:
             starts = {
                 "probe --help": startup([sys.executable, "-m", "synthprobe", "--help"]),
                 "probe run (1 probe)": startup(
-                    [sys.executable, "-m", "synthprobe", "run", str(one), "-o", os.devnull,
-                     "--format", "quiet"]) - DELAY_MS,
+                    [
+                        sys.executable,
+                        "-m",
+                        "synthprobe",
+                        "run",
+                        str(one),
+                        "-o",
+                        os.devnull,
+                        "--format",
+                        "quiet",
+                    ]
+                )
+                - DELAY_MS,
             }
             for n, c in scales:
                 urls = [f"http://127.0.0.1:{port}/item?i={i}" for i in range(n)]
                 ours = bench_probe(urls, c, tmp)
                 theirs = bench_curl(urls, c, tmp)
-                rows.append({"n": n, "concurrency": c, "synthprobe": ours, "curl": theirs,
-                             "wall_ratio": ours["wall_s"] / theirs["wall_s"]})
+                rows.append(
+                    {
+                        "n": n,
+                        "concurrency": c,
+                        "synthprobe": ours,
+                        "curl": theirs,
+                        "wall_ratio": ours["wall_s"] / theirs["wall_s"],
+                    }
+                )
     finally:
         server.terminate()
         server.wait(5)
     print(f"server delay {DELAY_MS:.0f} ms; latency error = measured - delay\n")
-    header = (f"{'N':>6} {'c':>5} {'tool':<11} {'wall s':>8} {'x curl':>7} {'CPU ms/probe':>13} "
-              f"{'peak MiB':>9} {'p50 err':>8} {'p95 err':>8} {'recorded':>9} {'ok':>6}")
+    header = (
+        f"{'N':>6} {'c':>5} {'tool':<11} {'wall s':>8} {'x curl':>7} {'CPU ms/probe':>13} "
+        f"{'peak MiB':>9} {'p50 err':>8} {'p95 err':>8} {'recorded':>9} {'ok':>6}"
+    )
     print(header)
     print("-" * len(header))
     for row in rows:
         for tool in ("synthprobe", "curl"):
             f = row[tool]
             ratio = fmt(row["wall_ratio"], 2) if tool == "synthprobe" else "1.00"
-            print(f"{row['n']:>6} {row['concurrency']:>5} {tool:<11} {fmt(f['wall_s'], 2):>8} "
-                  f"{ratio:>7} {fmt(f['cpu_ms_per_probe'], 2):>13} {fmt(f['peak_rss_mib'], 0):>9} "
-                  f"{fmt(f['p50_error_ms']):>8} {fmt(f['p95_error_ms']):>8} "
-                  f"{fmt(f['recorded']):>9} {fmt(f['ok']):>6}")
+            print(
+                f"{row['n']:>6} {row['concurrency']:>5} {tool:<11} {fmt(f['wall_s'], 2):>8} "
+                f"{ratio:>7} {fmt(f['cpu_ms_per_probe'], 2):>13} {fmt(f['peak_rss_mib'], 0):>9} "
+                f"{fmt(f['p50_error_ms']):>8} {fmt(f['p95_error_ms']):>8} "
+                f"{fmt(f['recorded']):>9} {fmt(f['ok']):>6}"
+            )
     print()
     for name, ms in starts.items():
         print(f"startup: {name:<22} {ms:,.0f} ms")
-    (HERE / "results.json").write_text(json.dumps({"delay_ms": DELAY_MS, "startup_ms": starts,
-                                                   "rows": rows}, indent=2))
+    (HERE / "results.json").write_text(
+        json.dumps({"delay_ms": DELAY_MS, "startup_ms": starts, "rows": rows}, indent=2)
+    )
     print(f"\nwritten to {HERE / 'results.json'}")
 
 
