@@ -32,6 +32,11 @@ Endpoints (``/v1/...`` is the platform, ``/fault/...`` misbehaves on purpose):
     ANY  /fault/redirect?to=PATH  302 to PATH
     ANY  /fault/redirect-loop     302 to /fault/redirect-loop-b, which 302s back
     ANY  /fault/headers?x=v       200 with the query as response headers
+    ANY  /fault/endless           a chunked body that never ends
+    ANY  /fault/huge-headers?size=N   one response header N bytes long (default 1 MiB)
+    ANY  /fault/cookies?n=N       N Set-Cookie headers (default 1000)
+    ANY  /fault/gzip-bomb?size=N  gzip that inflates to N zero bytes (default 1 GiB)
+    ANY  /fault/silent            accepts, reads the request, never answers
 
     PUT    /_demo/faults/ENDPOINT?mode=MODE   make feed|trending|upload|live|chat misbehave
                                               (live also takes stall and end)
@@ -44,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import hashlib
 import json
 import socket
@@ -51,6 +57,7 @@ import ssl
 import struct
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
@@ -392,6 +399,26 @@ class DemoPlatform:
             await _respond(writer, 302, b"", extra=[("Location", target)])
         elif mode == "headers":
             await _respond(writer, 200, b"{}", extra=list(q.items()))
+        elif mode == "endless":
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            )
+            chunk = b"%x\r\n%s\r\n" % (64 * 1024, b"e" * 64 * 1024)
+            while True:  # until the client goes away
+                writer.write(chunk)
+                await writer.drain()
+        elif mode == "huge-headers":
+            pad = "p" * _int(q.get("size"), 1024 * 1024)
+            await _respond(writer, 200, b"{}", extra=[("X-Pad", pad)])
+        elif mode == "cookies":
+            cookies = [("Set-Cookie", f"c{i}=v{i}; Path=/") for i in range(_int(q.get("n"), 1000))]
+            await _respond(writer, 200, b'{"status": "ok"}', extra=cookies)
+        elif mode == "gzip-bomb":
+            body = gzip_of_zeros(_int(q.get("size"), 1024**3))
+            await _respond(writer, 200, body, "text/plain", extra=[("Content-Encoding", "gzip")])
+        elif mode == "silent":
+            await asyncio.sleep(3600)
         else:
             await _respond(writer, 404, json.dumps({"error": f"unknown fault {mode!r}"}).encode())
 
@@ -433,6 +460,18 @@ def _float(value: str | None, default: float) -> float:
         return float(value) if value is not None else default
     except ValueError:
         return default
+
+
+@functools.lru_cache(maxsize=4)
+def gzip_of_zeros(size: int) -> bytes:
+    """gzip of ``size`` zero bytes, made in 1 MiB steps (never holding ``size`` bytes)."""
+    out = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block = bytes(1024 * 1024)
+    parts = []
+    for start in range(0, size, len(block)):
+        parts.append(out.compress(block[: min(len(block), size - start)]))
+    parts.append(out.flush())
+    return b"".join(parts)
 
 
 def hls_playlist(newest: int, now: float, ended: bool) -> str:

@@ -16,11 +16,13 @@ import contextlib
 import functools
 import ipaddress
 import socket
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from synthprobe import __version__
 from synthprobe.classify import ProbeFailure, classify_exception
 from synthprobe.config import MAX_REDIRECTS
 from synthprobe.expect import Observation
@@ -29,6 +31,12 @@ from synthprobe.probers.base import Network
 from synthprobe.timing import Timeline
 
 _REDIRECTS = {301, 302, 303, 307, 308}
+DEFAULT_HEADERS = (
+    ("User-Agent", f"synthprobe/{__version__}"),
+    ("Accept", "*/*"),
+    ("Accept-Encoding", "gzip, deflate"),
+)
+"""Sent unless the probe sets them: what an ordinary client sends (a transport adds none)."""
 _NO_LIMITS = httpx.Limits(max_connections=1, max_keepalive_connections=0)
 
 
@@ -112,7 +120,7 @@ async def exchange(
         if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
             method, content = "GET", None
         url = nxt
-    details: dict[str, Any] = {"truncated": truncated}
+    details: dict[str, Any] = {"truncated": truncated, "body_bytes": len(body)}
     if len(visited) > 1:
         details["redirects"] = len(visited) - 1
         details["final_url"] = str(url)
@@ -164,6 +172,8 @@ def route(
     timeline.target = (ip, port)
     all_headers = [("Host", url.netloc.decode("ascii"))]
     all_headers += [(k, v) for k, v in headers if k.lower() != "host"]
+    given = {k.lower() for k, _ in all_headers}
+    all_headers += [(k, v) for k, v in DEFAULT_HEADERS if k.lower() not in given]
     extensions: dict[str, Any] = {"trace": timeline.trace}
     if scheme == "https" and not _is_ip(url.host):
         extensions["sni_hostname"] = url.host
@@ -233,17 +243,10 @@ async def _one_hop(
             timeline.status = response.status_code
             try:
                 timeline.begin("body")
-                body = bytearray()
-                truncated = False
+                body, truncated = b"", False
                 # a redirect we will follow: its body is of no interest
                 if not (follow_redirects and response.status_code in _REDIRECTS):
-                    async for chunk in response.aiter_bytes():
-                        room = max_body - len(body)
-                        if len(chunk) > room:
-                            body += chunk[:room]
-                            truncated = True
-                            break
-                        body += chunk
+                    body, truncated = await read_body(response, max_body)
                 timeline.end("body")
                 return (
                     response.status_code,
@@ -256,6 +259,49 @@ async def _one_hop(
             finally:
                 await response.aclose()
     raise AssertionError("unreachable: the last address raises")
+
+
+class BoundedDecoder:
+    """Content-Encoding gzip/deflate decoded with a hard limit on the output: httpx
+    inflates each network chunk whole, so a gzip bomb's 64 KiB chunk becomes 64 MB
+    before any limit applies. Other encodings are kept as they came."""
+
+    def __init__(self, encoding: str) -> None:
+        coding = encoding.strip().lower()
+        self._deflate = coding == "deflate"
+        self._fresh = True
+        self._z: Any = None
+        if coding in ("gzip", "x-gzip"):
+            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self._deflate:
+            self._z = zlib.decompressobj()
+
+    def decode(self, data: bytes, room: int) -> tuple[bytes, bool]:
+        """Up to ``room`` decoded bytes; True when more would have followed."""
+        if self._z is None:
+            return data[:room], len(data) > room
+        try:
+            out: bytes = self._z.decompress(data, room + 1)
+        except zlib.error:
+            if self._deflate and self._fresh:
+                # "deflate" is often sent without its zlib header: raw deflate
+                self._z, self._fresh = zlib.decompressobj(-zlib.MAX_WBITS), False
+                return self.decode(data, room)
+            raise httpx.DecodingError("invalid compressed body") from None
+        self._fresh = False
+        return out[:room], len(out) > room or bool(self._z.unconsumed_tail)
+
+
+async def read_body(response: httpx.Response, max_body: int) -> tuple[bytes, bool]:
+    """The first ``max_body`` bytes of the decoded body, and whether there was more."""
+    decoder = BoundedDecoder(response.headers.get("content-encoding", ""))
+    body = bytearray()
+    async for chunk in response.aiter_raw():
+        piece, more = decoder.decode(chunk, max_body - len(body))
+        body += piece
+        if more:
+            return bytes(body), True
+    return bytes(body), False
 
 
 async def close_quietly(stream: Any) -> None:
