@@ -271,7 +271,19 @@ def describe(spec: ProbeSpec, redactor: Redactor) -> dict[str, Any]:
                 for k, v in dataclasses.asdict(block).items()
                 if v is not None
             }
-    return out
+    masked: dict[str, Any] = _masked(out, redactor)
+    return masked
+
+
+def _masked(value: Any, redactor: Redactor) -> Any:
+    """Every string masked, however deep: a URL template is as secret as a URL."""
+    if isinstance(value, str):
+        return redactor.text(value)
+    if isinstance(value, dict):
+        return {k: _masked(v, redactor) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v, redactor) for v in value]
+    return value
 
 
 def list_command(configs: Sequence[str], console: Console, fmt: str = "table") -> int:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from synthprobe.errors import ConfigError
+from synthprobe.redact import Redactor
 from synthprobe.models import (
     Expectation,
     Failure,
@@ -451,7 +452,9 @@ def load_sources(
             seen[spec.name] = spec.source
             probes.append(spec)
     if problems:
-        raise ConfigError(problems)
+        # a bad value may have come from the environment: mask it in the message too
+        mask = Redactor(secrets)
+        raise ConfigError([mask.text(p) for p in problems])
     return LoadedConfig(tuple(probes), settings, frozenset(secrets), tuple(files))
 
 
