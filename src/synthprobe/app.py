@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from synthprobe.config import LoadedConfig, load_configs
-from synthprobe.errors import UsageError
+from synthprobe.errors import SynthprobeError, UsageError
 from synthprobe.models import Kind, ProbeResult, ProbeSpec
 from synthprobe.redact import Redactor
 from synthprobe.units import format_duration, format_size
@@ -175,6 +175,16 @@ async def _run_interruptible(runner: Any, specs: list[ProbeSpec], record: Any) -
     except asyncio.CancelledError:
         if not caught:
             raise
+    except BaseExceptionGroup as group:
+        # an output that fails mid-run (disk full) surfaces from the task group: report
+        # it as the user's error it is, not as a traceback
+        mine = group.subgroup(lambda e: isinstance(e, SynthprobeError))
+        if mine is None:
+            raise
+        first: BaseException = mine
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 import yaml
 
 from synthprobe.errors import ConfigError
-from synthprobe.redact import Redactor
 from synthprobe.models import (
     Expectation,
     Failure,
@@ -31,6 +30,7 @@ from synthprobe.models import (
     UploadSpec,
     Variant,
 )
+from synthprobe.redact import Redactor
 from synthprobe.units import parse_duration, parse_json_path, parse_size
 
 MAX_CONFIG_BYTES = 16 * 1024 * 1024

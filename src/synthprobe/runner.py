@@ -10,7 +10,6 @@ import secrets
 import time
 from array import array
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +18,7 @@ from synthprobe.classify import Classified, classify_deadline, classify_exceptio
 from synthprobe.expect import check, check_certificate
 from synthprobe.models import Failure, ProbeResult, ProbeSpec
 from synthprobe.probers import REGISTRY, Network, ProbeOutcome, prober_for
+from synthprobe.probers.base import DNS_THREADS
 from synthprobe.redact import Redactor
 from synthprobe.timing import Timeline
 
@@ -157,13 +157,7 @@ class Runner:
         Cancelling this coroutine cancels every probe in flight; results already passed
         to ``on_result`` stay written.
         """
-        loop = asyncio.get_running_loop()
-        # getaddrinfo runs in the default executor; its 6 threads here would queue
-        # lookups and show our own queueing as DNS time (HTTPX-NOTES.md)
-        executor = ThreadPoolExecutor(
-            max_workers=min(self.concurrency, 256), thread_name_prefix="synthprobe-dns"
-        )
-        loop.set_default_executor(executor)
+        DNS_THREADS.grow(min(self.concurrency, 256))
         self.network.prepare(specs)
         for spec in specs:
             prober_for(spec.kind).prepare(spec)
@@ -190,8 +184,6 @@ class Runner:
                     group.create_task(worker(), name=f"worker-{n}")
         finally:
             heartbeat.cancel()
-            # a cancelled lookup keeps its thread: don't wait for resolvers on the way out
-            executor.shutdown(wait=False, cancel_futures=True)
         return [results[i] for i in sorted(results)]
 
     async def probe(self, spec: ProbeSpec) -> ProbeResult:

@@ -17,6 +17,8 @@ from synthprobe.errors import OutputError
 from synthprobe.models import ProbeResult
 
 SCHEMA = 1
+MIN_FREE_BYTES = 64 * 1024
+"""Less free space than this on the output's file system is an error before probing."""
 
 
 def to_record(result: ProbeResult) -> dict[str, Any]:
@@ -66,6 +68,22 @@ class JsonlWriter:
                     f"cannot write results to {path}: {exc.strerror or exc}",
                     hint="choose another file with -o, or - for stdout",
                 ) from None
+            self._check_space(path)
+
+    def _check_space(self, path: str) -> None:
+        """A full disk is found now, before probing, not after the first probe."""
+        assert self._fd is not None
+        try:
+            stats = os.fstatvfs(self._fd)
+        except OSError:
+            return
+        if stats.f_blocks and stats.f_bavail * stats.f_frsize < MIN_FREE_BYTES:
+            os.close(self._fd)
+            self._fd = None
+            raise OutputError(
+                f"cannot write results to {path}: No space left on device "
+                f"(less than {MIN_FREE_BYTES // 1024} KiB free)"
+            )
 
     def write(self, result: ProbeResult) -> None:
         data = encode(result)

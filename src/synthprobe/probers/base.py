@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import queue
 import socket
 import ssl
+import threading
 from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -42,9 +45,74 @@ class Prober(Protocol):
     async def probe(self, spec: ProbeSpec, timeline: Timeline, net: Network) -> ProbeOutcome: ...
 
 
+class DaemonThreads(Executor):
+    """A thread pool whose threads never hold up exit.
+
+    getaddrinfo cannot be cancelled: a lookup cut by our deadline keeps its thread until
+    the resolver gives up (30 s and more). ThreadPoolExecutor joins its threads at
+    interpreter exit, so one hung lookup would keep a SIGTERMed run alive; these threads
+    are daemons and are abandoned instead.
+    """
+
+    def __init__(self, max_workers: int) -> None:
+        self._max = max(1, max_workers)
+        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._queue.put((future, lambda: fn(*args, **kwargs)))
+        with self._lock:
+            if self._idle == 0 and self._threads < self._max:
+                self._threads += 1
+                threading.Thread(target=self._work, daemon=True, name="synthprobe-dns").start()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            item = self._queue.get()
+            with self._lock:
+                self._idle -= 1
+            if item is None:
+                return
+            future, call = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as exc:  # handed to the awaiting coroutine
+                future.set_exception(exc)
+
+    def grow(self, max_workers: int) -> None:
+        """Allow up to ``max_workers`` threads: lookups must not queue behind each other
+        (a queued lookup's wait would show as DNS time)."""
+        with self._lock:
+            self._max = max(self._max, max_workers)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Ask idle threads to stop; never wait for a busy one."""
+        with self._lock:
+            threads = self._threads
+        for _ in range(threads):
+            self._queue.put(None)
+
+
+DNS_THREADS = DaemonThreads(64)
+"""Shared by every lookup of the process: sized for concurrency, never joined at exit."""
+
+
 async def system_resolver(host: str, port: int) -> list[str]:
-    """getaddrinfo in the loop's executor; addresses de-duplicated, order kept."""
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    """getaddrinfo in daemon threads; addresses de-duplicated, order kept."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.run_in_executor(
+        DNS_THREADS, socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM
+    )
     addresses: list[str] = []
     for _family, _type, _proto, _name, sockaddr in infos:
         ip = str(sockaddr[0])
