@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import ssl
 import threading
@@ -26,6 +27,10 @@ from synthprobe.redact import Redactor
 from synthprobe.runner import Runner
 
 from .realprograms import HlsServer, hls_server, websocketd
+
+# the tests talk to 127.0.0.1 only: a proxy from the CI environment must not get between
+for _name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+    os.environ.pop(_name, None)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ ConfigError lines that name the file (and line), never another exception or a ha
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -42,6 +43,8 @@ def check(raw: bytes) -> None:
 
 
 REPLACEMENTS = [
+    b"[[a-",
+    b"(?P<",
     b"",
     b"-1",
     b"1e400",
@@ -86,7 +89,13 @@ def mutated(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
-@settings(max_examples=400, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+# derandomized in CI, so a red build is reproducible; random (exploring) elsewhere
+@settings(
+    max_examples=400,
+    deadline=2000,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=os.environ.get("CI") == "true",
+)
 @given(mutated())
 def test_mutated_configs_load_or_fail_cleanly(raw: bytes) -> None:
     check(raw)

@@ -85,7 +85,7 @@ def test_four_overlapping_runs_append_1200_whole_lines(
         for n in range(4)
     ]
     for p in procs:
-        stdout, stderr = p.communicate(timeout=180)
+        _stdout, stderr = p.communicate(timeout=180)
         assert p.returncode == 0, stderr
     records = [json.loads(line) for line in out.read_bytes().splitlines()]
     assert len(records) == 1200

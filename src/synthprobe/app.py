@@ -53,6 +53,7 @@ class RunOptions:
     format: str = "table"
     junit: str | None = None
     prom: str | None = None
+    env_proxy: bool | None = None
     timeout: float | None = None
     retries: int | None = None
 
@@ -121,7 +122,18 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
         if report_path:
             check_writable(report_path)
     human = io.err if output == "-" else io.out
-    runner = Runner(concurrency=concurrency, location=location, redactor=Redactor(loaded.secrets))
+    from synthprobe.probers import Network
+    from synthprobe.probers.base import env_proxies
+
+    use_env_proxy = (
+        opts.env_proxy if opts.env_proxy is not None else settings.get("env_proxy", True)
+    )
+    runner = Runner(
+        concurrency=concurrency,
+        location=location,
+        redactor=Redactor(loaded.secrets),
+        network=Network(proxies=env_proxies() if use_env_proxy else None),
+    )
     finished: list[ProbeResult] = []
 
     def record(result: ProbeResult) -> None:

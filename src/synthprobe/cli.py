@@ -136,6 +136,13 @@ def run(
             help="Write OpenMetrics for node_exporter's textfile collector (atomically).",
         ),
     ] = None,
+    ignore_env_proxy: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-env-proxy",
+            help="Connect directly even when HTTP_PROXY / HTTPS_PROXY are set.",
+        ),
+    ] = False,
     timeout: Annotated[
         str | None,
         typer.Option(
@@ -159,6 +166,7 @@ def run(
         format=fmt,
         junit=junit,
         prom=prom,
+        env_proxy=False if ignore_env_proxy else None,
         timeout=_duration(timeout),
         retries=retries,
     )

@@ -11,6 +11,7 @@ import difflib
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -61,13 +62,22 @@ PROBE_KEYS = {
     "follow_redirects",
     "verify_tls",
     "max_body",
+    "ip_version",
     "upload",
     "live",
     "messaging",
 }
 DEFAULT_KEYS = PROBE_KEYS - {"name", "url"}
 TOP_KEYS = {"version", "settings", "defaults", "probes"}
-SETTINGS_KEYS = {"concurrency", "output", "location", "junit", "prom", "public_vars"}
+SETTINGS_KEYS = {
+    "concurrency",
+    "output",
+    "location",
+    "junit",
+    "prom",
+    "public_vars",
+    "env_proxy",
+}
 EXPECT_KEYS = {
     "status",
     "max_latency",
@@ -197,6 +207,11 @@ def _parse_yaml(name: str, raw: bytes) -> Located:
             if context_line != line:
                 problem += f" ({exc.context} at line {context_line})"
         raise ConfigError([f"{name}:{line}: invalid YAML: {problem}"]) from None
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        raise ConfigError(
+            [f"{name}:{line}: invalid YAML: character {exc.character!r} is not allowed"]
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"{name}:1: invalid YAML: {exc}"]) from None
     except RecursionError:
@@ -368,7 +383,10 @@ class _Reader:
     def regex(self, loc: Located, path: str) -> str:
         pattern = self.text(loc, path)
         try:
-            re.compile(pattern)
+            with warnings.catch_warnings():
+                # "possible nested set" and the like: valid today, the user's to judge
+                warnings.simplefilter("ignore")
+                re.compile(pattern)
         except re.error as exc:
             _fail(loc, path, f"bad regex {pattern!r}: {exc}")
         return pattern
@@ -525,6 +543,8 @@ def _settings(r: _Reader, loc: Located) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "concurrency" in m:
         out["concurrency"] = r.integer(m["concurrency"], "settings.concurrency", 1, 100_000)
+    if "env_proxy" in m:
+        out["env_proxy"] = r.boolean(m["env_proxy"], "settings.env_proxy")
     for key in ("output", "location", "junit", "prom"):
         if key in m:
             value = r.text(m[key], f"settings.{key}")
@@ -611,6 +631,13 @@ def _probe(
     )
     verify = r.boolean(m["verify_tls"], f"{path}.verify_tls") if "verify_tls" in m else True
     max_body = r.size(m["max_body"], f"{path}.max_body") if "max_body" in m else 10 * 1024**2
+    ip_version = None
+    if "ip_version" in m:
+        loc = m["ip_version"]
+        text = str(loc.value).lower() if not isinstance(loc.value, bool) else ""
+        if text not in ("4", "6", "auto"):
+            _fail(loc, f"{path}.ip_version", f"expected 4, 6 or auto, got {_type_name(loc.value)}")
+        ip_version = None if text == "auto" else int(text)
     upload = live = messaging = None
     for block, wanted in (
         ("upload", Kind.UPLOAD),
@@ -641,6 +668,7 @@ def _probe(
         follow_redirects=follow,
         verify_tls=verify,
         max_body=max_body,
+        ip_version=ip_version,
         upload=upload,
         live=live,
         messaging=messaging,

@@ -31,6 +31,8 @@ class ConfigError(SynthprobeError):
     """One or more problems in config files, each naming file, line and field."""
 
     def __init__(self, problems: list[str]) -> None:
+        # one problem, one line: a message echoing input may carry newlines
+        problems = [" ".join(p.split()) for p in problems]
         super().__init__(problems[0] if problems else "invalid config")
         self.problems = problems
 

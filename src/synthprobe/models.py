@@ -168,6 +168,8 @@ class ProbeSpec:
     """Verify the server certificate and host name."""
     max_body: int = 10 * 1024 * 1024
     """Read no more than this many bytes of body."""
+    ip_version: int | None = None
+    """4 or 6 to use only that family; None (``auto``) tries every address in order."""
     upload: UploadSpec | None = None
     """The payload, for ``kind: upload``."""
     live: LiveSpec | None = None

@@ -8,6 +8,7 @@ import queue
 import socket
 import ssl
 import threading
+import urllib.request
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
@@ -132,6 +133,15 @@ def _trusted_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
+def env_proxies() -> dict[str, str]:
+    """HTTP_PROXY, HTTPS_PROXY and NO_PROXY (either case) from the environment."""
+    return {
+        k: v
+        for k, v in urllib.request.getproxies_environment().items()
+        if k in ("http", "https", "no")
+    }
+
+
 class Network:
     """Shared, reusable pieces of every attempt. Nothing here holds a connection:
     each attempt opens its own, so a probe always measures the cold path."""
@@ -140,10 +150,22 @@ class Network:
         self,
         resolver: Resolver = system_resolver,
         trusted: ssl.SSLContext | None = None,
+        proxies: dict[str, str] | None = None,
     ) -> None:
         self.resolve = resolver
+        self.proxies = proxies or {}
+        """scheme -> proxy URL, and "no" -> the NO_PROXY list, as urllib reads them."""
         self._trusted = trusted
         self._unverified: ssl.SSLContext | None = None
+
+    def proxy_for(self, url: Any) -> str | None:
+        """The proxy for an http(s) URL, honouring NO_PROXY; None to go direct."""
+        proxy = self.proxies.get(url.scheme)
+        # proxy_bypass_environment is urllib's NO_PROXY matcher (public, not in typeshed)
+        bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+        if not proxy or bypass(url.host, self.proxies):
+            return None
+        return proxy
 
     def prepare(self, specs: Iterable[ProbeSpec]) -> None:
         """Build what the first probe would otherwise build on its own clock: the TLS

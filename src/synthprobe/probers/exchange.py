@@ -78,6 +78,7 @@ async def exchange(
     follow_redirects: bool,
     verify_tls: bool,
     max_body: int,
+    ip_version: int | None = None,
 ) -> Exchange:
     """Send ``request``, following redirects if asked; raise on transport faults."""
     url = httpx.URL(request.url)
@@ -86,7 +87,16 @@ async def exchange(
     bytes_out = 0
     while True:
         response_data = await _one_hop(
-            method, url, request, content, timeline, net, verify_tls, max_body, follow_redirects
+            method,
+            url,
+            request,
+            content,
+            timeline,
+            net,
+            verify_tls,
+            max_body,
+            follow_redirects,
+            ip_version,
         )
         status, headers, body, truncated, wire_in, sent = response_data
         bytes_out += sent
@@ -121,6 +131,9 @@ async def exchange(
             method, content = "GET", None
         url = nxt
     details: dict[str, Any] = {"truncated": truncated, "body_bytes": len(body)}
+    proxy = net.proxy_for(url)
+    if proxy is not None:
+        details["proxy"] = proxy
     if len(visited) > 1:
         details["redirects"] = len(visited) - 1
         details["final_url"] = str(url)
@@ -132,11 +145,14 @@ async def exchange(
     )
 
 
-async def resolve(url: httpx.URL, timeline: Timeline, net: Network) -> list[str]:
-    """The addresses to try for ``url``, resolved as the timed ``dns`` step."""
+async def resolve(
+    url: httpx.URL, timeline: Timeline, net: Network, ip_version: int | None = None
+) -> list[str]:
+    """The addresses to try for ``url``, resolved as the timed ``dns`` step; only IPv4 or
+    only IPv6 ones when ``ip_version`` says."""
     host = url.host
     if _is_ip(host):
-        return [host]
+        return _family([host], host, ip_version)
     port = url.port or (443 if url.scheme in ("https", "wss") else 80)
     timeline.begin("dns")
     try:
@@ -149,7 +165,16 @@ async def resolve(url: httpx.URL, timeline: Timeline, net: Network) -> list[str]
     timeline.end("dns")
     if not addresses:
         raise ProbeFailure(Failure.DNS, "dns.no_address", f"{host} has no address")
-    return addresses
+    return _family(addresses, host, ip_version)
+
+
+def _family(addresses: list[str], host: str, ip_version: int | None) -> list[str]:
+    if ip_version is None:
+        return addresses
+    kept = [a for a in addresses if (":" in a) == (ip_version == 6)]
+    if not kept:
+        raise ProbeFailure(Failure.DNS, "dns.no_address", f"{host} has no IPv{ip_version} address")
+    return kept
 
 
 @dataclass(slots=True)
@@ -180,12 +205,19 @@ def route(
     return Route(url.copy_with(scheme=scheme, host=ip), all_headers, extensions)
 
 
-def transport(net: Network, verify_tls: bool) -> httpx.AsyncHTTPTransport:
-    """A transport for one attempt: one connection, no keep-alive, no environment
-    proxies; no timeouts of its own (requests carry none: the runner's deadline is the
-    only clock)."""
+def proxied(url: httpx.URL, headers: tuple[tuple[str, str], ...], timeline: Timeline) -> Route:
+    """The request as sent through a proxy: to the name, which the proxy resolves."""
+    given = {k.lower() for k, _ in headers}
+    all_headers = [*headers, *((k, v) for k, v in DEFAULT_HEADERS if k.lower() not in given)]
+    return Route(url, all_headers, {"trace": timeline.trace})
+
+
+def transport(net: Network, verify_tls: bool, proxy: str | None = None) -> httpx.AsyncHTTPTransport:
+    """A transport for one attempt: one connection, no keep-alive; no timeouts of its
+    own (requests carry none: the runner's deadline is the only clock); a proxy only
+    when the Network chose one for this URL."""
     return httpx.AsyncHTTPTransport(
-        verify=net.ssl_context(verify_tls), limits=_NO_LIMITS, retries=0
+        verify=net.ssl_context(verify_tls), limits=_NO_LIMITS, retries=0, proxy=proxy
     )
 
 
@@ -214,16 +246,24 @@ async def _one_hop(
     verify_tls: bool,
     max_body: int,
     follow_redirects: bool,
+    ip_version: int | None = None,
 ) -> tuple[int, tuple[tuple[str, str], ...], bytes, bool, int, int]:
-    addresses = await resolve(url, timeline, net)
     headers = request.headers
     if content is not None and request.content_type:
         headers = (*headers, ("Content-Type", request.content_type))
+    proxy = net.proxy_for(url)
+    if proxy is not None:
+        # through a proxy: it resolves the name, so there is no DNS phase of ours
+        addresses = [url.host]
+    else:
+        addresses = await resolve(url, timeline, net, ip_version)
     for index, ip in enumerate(addresses):
-        via = route(url, ip, headers, timeline)
+        via = (
+            route(url, ip, headers, timeline) if proxy is None else proxied(url, headers, timeline)
+        )
         # the transport alone, not a Client: no cookie jar, auth flow or event hooks to
         # run for every probe (a thousand Set-Cookie headers cost nothing here)
-        async with transport(net, verify_tls) as http:
+        async with transport(net, verify_tls, proxy) as http:
             req = httpx.Request(
                 method, via.url, headers=via.headers, content=content, extensions=via.extensions
             )

@@ -22,5 +22,6 @@ class HttpProber:
             follow_redirects=spec.follow_redirects,
             verify_tls=spec.verify_tls,
             max_body=spec.max_body,
+            ip_version=spec.ip_version,
         )
         return ProbeOutcome(result.observation, result.bytes_in, result.bytes_out, result.details)

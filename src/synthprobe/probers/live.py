@@ -228,6 +228,7 @@ class LiveProber:
             follow_redirects=spec.follow_redirects,
             verify_tls=spec.verify_tls,
             max_body=spec.max_body,
+            ip_version=spec.ip_version,
         )
 
     async def _get_ok(

@@ -57,7 +57,8 @@ class MessagingProber:
     async def probe(self, spec: ProbeSpec, timeline: Timeline, net: Network) -> ProbeOutcome:
         assert spec.messaging is not None  # config.py requires the block for this kind
         url = httpx.URL(spec.url)
-        addresses = await resolve(url, timeline, net)
+        # WebSockets go direct: most HTTP proxies do not pass an Upgrade through
+        addresses = await resolve(url, timeline, net, spec.ip_version)
         for index, ip in enumerate(addresses):
             via = route(url, ip, spec.headers, timeline)
             async with client(net, spec.verify_tls) as http:

@@ -88,6 +88,7 @@ class UploadProber:
             follow_redirects=spec.follow_redirects,
             verify_tls=spec.verify_tls,
             max_body=spec.max_body,
+            ip_version=spec.ip_version,
         )
         uploaded_at = time.perf_counter()
         details = dict(result.details)
