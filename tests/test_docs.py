@@ -65,3 +65,13 @@ def test_docs_link_from_readme() -> None:
     for doc in DOCS:
         assert f"docs/{doc.name}" in readme, f"README does not link docs/{doc.name}"
     assert "docs/status-page.png" in readme
+
+
+def test_every_test_named_in_reliability_md_exists() -> None:
+    text = (ROOT / "docs" / "reliability.md").read_text()
+    named = re.findall(r"`(tests/[\w/]+\.py)::(\w+)", text)
+    named += [(f, n) for f, n in re.findall(r"`(tests/[\w/]+\.py)::\w+`[^|]*?`::(\w+)", text)]
+    assert len(named) >= 15
+    for path, name in named:
+        source = (ROOT / path).read_text()
+        assert f"def {name}(" in source, f"{path}::{name} is named in docs but does not exist"
