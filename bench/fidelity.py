@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from tests.procwatch import vm_hwm_kib  # noqa: E402  (one reader of /proc for tests and bench)
+
 DELAY_MS = 200.0
 SCALES = [(100, 10), (1000, 100), (10_000, 1000)]
 QUICK = [(1000, 100)]
@@ -32,17 +35,6 @@ QUICK = [(1000, 100)]
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, min(len(ordered) - 1, round(p / 100 * len(ordered)) - 1))]
-
-
-def vm_hwm_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def run_measured(command: list[str], stdout: Any = subprocess.DEVNULL) -> dict[str, float]:

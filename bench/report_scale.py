@@ -18,6 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.procwatch import vm_hwm_kib
+
 PROBES = [(f"probe-{i:02d}", ("feed", "upload", "live", "messaging")[i % 4]) for i in range(50)]
 LOCATIONS = ["eu-1", "us-1"]
 
@@ -70,17 +73,6 @@ def write_history(path: Path, lines: int) -> int:
     return size
 
 
-def peak_rss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def main() -> None:
     lines = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,7 +94,7 @@ def main() -> None:
             )
             peak = 0
             while proc.poll() is None:
-                peak = max(peak, peak_rss_kib(proc.pid))
+                peak = max(peak, vm_hwm_kib(proc.pid))
                 time.sleep(0.02)
         wall = time.perf_counter() - started
         if proc.returncode != 0:

@@ -7,7 +7,6 @@ import json
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +18,7 @@ from synthprobe.demo import DemoPlatform, PlatformThread
 from synthprobe.probers import Network
 
 from .conftest import run_specs, specs_from_yaml
+from .procwatch import wait_watching_peak
 
 
 @pytest.fixture(scope="module")
@@ -85,17 +85,6 @@ def test_every_hostile_server_in_one_run(
     assert "expired" in (results["expired-cert"].error or "")
 
 
-def _vm_hwm_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def test_gzip_bomb_memory_is_bounded(platform: DemoPlatform, tmp_path: Path) -> None:
     """1 GiB of zeros as ~1 MB of gzip, through the real CLI: peak RSS stays small."""
     config = tmp_path / "bomb.yaml"
@@ -109,11 +98,7 @@ def test_gzip_bomb_memory_is_bounded(platform: DemoPlatform, tmp_path: Path) -> 
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    peak = 0
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
-        peak = max(peak, _vm_hwm_kib(proc.pid))
-        time.sleep(0.002)
+    peak = wait_watching_peak(proc, 120)
     _, stderr = proc.communicate(timeout=10)
     assert proc.returncode == 0, stderr
     [record] = [json.loads(line) for line in out.read_text().splitlines()]

@@ -8,7 +8,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ from synthprobe.models import Failure
 from synthprobe.probers import Network
 
 from .conftest import probe_once, run_specs, specs_from_yaml
+from .procwatch import wait_watching_peak
 
 # (id, path on the demo platform, extra probe fields, failure, reason)
 FAULTS = [
@@ -375,14 +375,7 @@ def test_200_mib_body_is_read_with_bounded_memory(platform: DemoPlatform, tmp_pa
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    # VmHWM is the peak RSS of the process's own memory since exec: unlike ru_maxrss it
-    # does not count the pages of the (forked) pytest parent. It only grows, so the last
-    # reading before exit holds the peak of the body read, which happens long before.
-    peak_kib = 0
-    deadline = time.monotonic() + 60
-    while proc.poll() is None and time.monotonic() < deadline:
-        peak_kib = max(peak_kib, _vm_hwm_kib(proc.pid))
-        time.sleep(0.002)
+    peak_kib = wait_watching_peak(proc, 60)
     _, stderr = proc.communicate(timeout=10)
     assert proc.returncode == 0, stderr
     [record] = [json.loads(line) for line in out.read_text().splitlines()]
@@ -390,17 +383,6 @@ def test_200_mib_body_is_read_with_bounded_memory(platform: DemoPlatform, tmp_pa
     assert 10 * 1024 * 1024 <= record["bytes_in"] < size
     assert peak_kib > 0, "could not read /proc/PID/status"
     assert peak_kib / 1024 < 150, f"peak RSS {peak_kib / 1024:.0f} MiB"
-
-
-def _vm_hwm_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 @pytest.fixture(scope="module")

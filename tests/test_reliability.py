@@ -15,6 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from synthprobe.demo import DemoPlatform
 
+from .procwatch import wait_watching_peak
+
 
 def probe_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "synthprobe", *args]
@@ -156,17 +158,7 @@ def test_5000_probes_one_line_each_bounded_memory(tmp_path: Path, platform: Demo
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    peak = 0
-    deadline = time.monotonic() + 240
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{proc.pid}/status") as status:
-                for line in status:
-                    if line.startswith("VmHWM:"):
-                        peak = max(peak, int(line.split()[1]))
-        except OSError:
-            pass
-        time.sleep(0.05)
+    peak = wait_watching_peak(proc, 240, interval=0.05)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr
     records = [json.loads(line) for line in out.read_bytes().splitlines()]

@@ -67,6 +67,16 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:.6f}".rstrip("0").rstrip(".") + "s"
 
 
+def format_span(seconds: float) -> str:
+    """A duration for people: ``45s``, ``15m00s``, ``2h05m``."""
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
 def format_size(size: int) -> str:
     """Bytes for display: ``512B``, ``64KiB``, ``1.5MiB``."""
     for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):

@@ -14,6 +14,7 @@ from typing import Any
 
 from synthprobe.models import Failure
 from synthprobe.report import CLASSES, Report, utc
+from synthprobe.units import format_span
 
 BUCKETS = 60
 COLOURS = {
@@ -125,15 +126,6 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.2f}%"
 
 
-def _duration(seconds: float) -> str:
-    total = round(seconds)
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
-
-
 def status_page(report: Report, data: dict[str, Any]) -> str:
     """The whole page as text."""
     start = report.start or 0.0
@@ -195,7 +187,7 @@ def status_page(report: Report, data: dict[str, Any]) -> str:
             parts.append(
                 f"<tr><td>{escape(o['probe'])}</td><td>{escape(o['location'])}</td>"
                 f"<td>{escape(str(o['start']))}</td><td>{end_text}</td>"
-                f"<td>{_duration(o['duration_s'])}</td>"
+                f"<td>{format_span(o['duration_s'])}</td>"
                 f'<td><i style="color:{colour}">■</i> {escape(o["failure"])}</td></tr>'
             )
         parts.append("</tbody></table></div>")

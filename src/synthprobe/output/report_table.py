@@ -10,6 +10,7 @@ from rich.text import Text
 
 from synthprobe.models import Failure
 from synthprobe.output.table import CLASS_STYLE
+from synthprobe.units import format_span
 
 
 def _pct(value: float | None) -> Text:
@@ -21,15 +22,6 @@ def _pct(value: float | None) -> Text:
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
-
-
-def _duration(value: float) -> str:
-    seconds = round(value)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def _failures(counts: dict[str, int]) -> Text:
@@ -94,8 +86,8 @@ def render_report(data: dict[str, Any], console: Console) -> None:
             _ms(lat["p99"]),
             _failures(p["failures"]),
             reasons,
-            _duration(p["mttr_s"]) if p["mttr_s"] is not None else "-",
-            _duration(p["longest_outage_s"]) if p["longest_outage_s"] is not None else "-",
+            format_span(p["mttr_s"]) if p["mttr_s"] is not None else "-",
+            format_span(p["longest_outage_s"]) if p["longest_outage_s"] is not None else "-",
         )
     console.print(probes)
     if data["outages"]:
@@ -109,7 +101,7 @@ def render_report(data: dict[str, Any], console: Console) -> None:
                 o["location"],
                 o["start"],
                 end,
-                _duration(o["duration_s"]),
+                format_span(o["duration_s"]),
                 Text(o["failure"], style=CLASS_STYLE[Failure(o["failure"])]),
                 str(o["runs"]),
             )
@@ -119,6 +111,6 @@ def render_report(data: dict[str, Any], console: Console) -> None:
     for g in data["gaps"]:
         console.print(
             f"[dim]no data:[/] {g['probe']}@{g['location']} {g['start']} → "
-            f"{g['end']} ({_duration(g['duration_s'])})",
+            f"{g['end']} ({format_span(g['duration_s'])})",
             highlight=False,
         )

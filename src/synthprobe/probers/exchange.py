@@ -26,7 +26,7 @@ from synthprobe import __version__
 from synthprobe.classify import ProbeFailure, classify_exception
 from synthprobe.config import MAX_REDIRECTS
 from synthprobe.expect import Observation
-from synthprobe.models import Failure
+from synthprobe.models import Failure, ProbeSpec
 from synthprobe.probers.base import Network
 from synthprobe.timing import Timeline
 
@@ -142,6 +142,28 @@ async def exchange(
         bytes_in=wire_in,
         bytes_out=bytes_out,
         details=details,
+    )
+
+
+async def fetch(
+    spec: ProbeSpec,
+    request: Request,
+    timeline: Timeline,
+    net: Network,
+    *,
+    max_body: int | None = None,
+    follow_redirects: bool | None = None,
+) -> Exchange:
+    """``exchange`` with the probe's own settings: redirects, TLS verification, body
+    limit and IP version; a caller may narrow the body limit or the redirects."""
+    return await exchange(
+        request,
+        timeline,
+        net,
+        follow_redirects=spec.follow_redirects if follow_redirects is None else follow_redirects,
+        verify_tls=spec.verify_tls,
+        max_body=spec.max_body if max_body is None else max_body,
+        ip_version=spec.ip_version,
     )
 
 

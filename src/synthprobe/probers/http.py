@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from synthprobe.models import ProbeSpec
 from synthprobe.probers.base import Network, ProbeOutcome
-from synthprobe.probers.exchange import Request, exchange
+from synthprobe.probers.exchange import Request, fetch
 from synthprobe.timing import Timeline
 
 
@@ -15,13 +15,5 @@ class HttpProber:
         """Nothing to build."""
 
     async def probe(self, spec: ProbeSpec, timeline: Timeline, net: Network) -> ProbeOutcome:
-        result = await exchange(
-            Request(spec.method, spec.url, spec.headers),
-            timeline,
-            net,
-            follow_redirects=spec.follow_redirects,
-            verify_tls=spec.verify_tls,
-            max_body=spec.max_body,
-            ip_version=spec.ip_version,
-        )
+        result = await fetch(spec, Request(spec.method, spec.url, spec.headers), timeline, net)
         return ProbeOutcome(result.observation, result.bytes_in, result.bytes_out, result.details)

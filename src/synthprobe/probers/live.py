@@ -23,7 +23,7 @@ from synthprobe.classify import ProbeFailure
 from synthprobe.expect import status_matches
 from synthprobe.models import Failure, LiveSpec, ProbeSpec, Variant
 from synthprobe.probers.base import Network, ProbeOutcome
-from synthprobe.probers.exchange import Exchange, Request, exchange
+from synthprobe.probers.exchange import Exchange, Request, fetch
 from synthprobe.timing import Timeline
 
 
@@ -221,15 +221,7 @@ class LiveProber:
         net: Network,
         headers: tuple[tuple[str, str], ...] = (),
     ) -> Exchange:
-        return await exchange(
-            Request("GET", url, spec.headers + headers),
-            timeline,
-            net,
-            follow_redirects=spec.follow_redirects,
-            verify_tls=spec.verify_tls,
-            max_body=spec.max_body,
-            ip_version=spec.ip_version,
-        )
+        return await fetch(spec, Request("GET", url, spec.headers + headers), timeline, net)
 
     async def _get_ok(
         self,

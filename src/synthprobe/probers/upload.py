@@ -15,7 +15,7 @@ from synthprobe.classify import ProbeFailure
 from synthprobe.expect import MISSING, resolve_path, status_matches
 from synthprobe.models import Failure, ProbeSpec, UploadSpec
 from synthprobe.probers.base import Network, ProbeOutcome
-from synthprobe.probers.exchange import Request, exchange
+from synthprobe.probers.exchange import Request, fetch
 from synthprobe.timing import Timeline
 
 POLL_START = 0.05
@@ -81,15 +81,8 @@ class UploadProber:
     async def probe(self, spec: ProbeSpec, timeline: Timeline, net: Network) -> ProbeOutcome:
         upload = spec.upload or UploadSpec()
         body, content_type = multipart(upload)
-        result = await exchange(
-            Request(spec.method, spec.url, spec.headers, body, content_type),
-            timeline,
-            net,
-            follow_redirects=spec.follow_redirects,
-            verify_tls=spec.verify_tls,
-            max_body=spec.max_body,
-            ip_version=spec.ip_version,
-        )
+        request = Request(spec.method, spec.url, spec.headers, body, content_type)
+        result = await fetch(spec, request, timeline, net)
         uploaded_at = time.perf_counter()
         details = dict(result.details)
         details["upload_bytes"] = upload.size
@@ -120,14 +113,8 @@ class UploadProber:
         """Poll until the uploaded media answers 2xx; the runner's deadline bounds it."""
         pause = POLL_START
         while True:
-            got = await exchange(
-                Request("GET", url, spec.headers),
-                timeline,
-                net,
-                follow_redirects=spec.follow_redirects,
-                verify_tls=spec.verify_tls,
-                max_body=0,  # only the status matters
-            )
+            # only the status matters: read no body
+            got = await fetch(spec, Request("GET", url, spec.headers), timeline, net, max_body=0)
             if 200 <= got.observation.status < 300:
                 return
             if got.observation.status >= 500 or got.observation.status in (401, 403):
@@ -149,13 +136,9 @@ class UploadProber:
         try:
             url = fill(upload.cleanup_url, document)
             async with asyncio.timeout(CLEANUP_TIMEOUT):
-                got = await exchange(
-                    Request(upload.cleanup_method, url, spec.headers),
-                    Timeline(),
-                    net,
-                    follow_redirects=False,
-                    verify_tls=spec.verify_tls,
-                    max_body=0,
+                request = Request(upload.cleanup_method, url, spec.headers)
+                got = await fetch(
+                    spec, request, Timeline(), net, max_body=0, follow_redirects=False
                 )
             return got.observation.status
         except Exception as exc:  # ProbeFailure included: never changes the result
