@@ -106,7 +106,7 @@ def classify_exception(exc: BaseException) -> Classified | None:
     for e in chain:
         if isinstance(e, socket.gaierror):
             reason, text = _GAI_REASONS.get(e.errno or 0, ("dns.error", "resolver error"))
-            return Classified(Failure.DNS, reason, f"{text}: {e.strerror or e}")
+            return Classified(Failure.DNS, reason, f"{text} ({e.strerror or e})")
     for e in chain:
         if isinstance(e, ssl.SSLCertVerificationError):
             detail = e.verify_message or getattr(e, "reason", None) or str(e)
