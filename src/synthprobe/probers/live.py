@@ -180,21 +180,33 @@ class LiveProber:
                     f"newest segment is {age:.1f}s old (max_age {live.max_age:g}s)",
                 )
         if live.check_advancing:
-            wait = media.target_duration or 1.0
-            timeline.begin("refresh")
-            await asyncio.sleep(wait)
-            timeline.end("refresh")
-            again = await self._get_ok(spec, url, timeline, net, "playlist refetch")
-            fetched.append(again)
-            later = self._parse(again, url)
-            if isinstance(later, Variants):
-                raise ProbeFailure(Failure.SERVER, "server.assertion", "playlist became a master")
-            _check_live(later, "playlist refetch")
-            if later.position == media.position:
+            target = media.target_duration or 1.0
+            later = media
+            waited = 0.0
+            # reload after one target duration; if unchanged, once more half a target
+            # duration later, as a player would (RFC 8216 §6.3.4): an encoder writing a
+            # segment a little late is not a stalled stream
+            for pause in (target, target / 2):
+                timeline.begin("refresh")
+                await asyncio.sleep(pause)
+                timeline.end("refresh")
+                waited += pause
+                again = await self._get_ok(spec, url, timeline, net, "playlist refetch")
+                fetched.append(again)
+                reloaded = self._parse(again, url)
+                if isinstance(reloaded, Variants):
+                    raise ProbeFailure(
+                        Failure.SERVER, "server.assertion", "playlist became a master"
+                    )
+                _check_live(reloaded, "playlist refetch")
+                later = reloaded
+                if later.position != media.position:
+                    break
+            else:
                 raise ProbeFailure(
                     Failure.SERVER,
                     "server.live_stalled",
-                    f"media sequence {media.media_sequence} did not advance in {wait:g}s",
+                    f"media sequence {media.media_sequence} did not advance in {waited:g}s",
                 )
             # segments added since the first fetch (the sequence only moves once the
             # window is full, so count by the index just past the newest segment)
