@@ -68,7 +68,7 @@ _STEP_TIMEOUTS = {
     "refresh": (
         Failure.TIMEOUT,
         "timeout.total",
-        "live playlist re-check not complete within {t} (timeout must exceed the target duration)",
+        "live playlist re-check not complete within {t} (allow 1.5 target durations)",
     ),
     "reply": (Failure.TIMEOUT, "timeout.read", "no matching reply within {t}"),
     "verify": (Failure.TIMEOUT, "timeout.total", "uploaded media not available within {t}"),
