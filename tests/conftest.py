@@ -103,6 +103,38 @@ def backlog_full_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def non_reading_server() -> Iterator[str]:
+    """Accepts connections and never reads from them: an upload fills the socket buffers
+    and then cannot be sent (what an overloaded upload backend does)."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.1)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            held.append(conn)  # kept open, never read
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(2)
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+@pytest.fixture
 def plain_answering_server() -> Iterator[str]:
     """A plain-HTTP server that answers anything, at once, with a 400: what nginx does
     when a TLS ClientHello reaches a plain port."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import socket
 import ssl
@@ -156,6 +157,41 @@ def test_unresolvable_name_is_nxdomain() -> None:
     assert (result.failure, result.reason) == (Failure.DNS, "dns.nxdomain")
     assert "feed.synthprobe-test.invalid" in (result.error or "")
     assert result.timings_ms["connect"] is None
+
+
+def test_upload_to_a_server_that_never_reads_is_write_timeout(non_reading_server: str) -> None:
+    result = probe_once(
+        non_reading_server + "/v1/media", kind="upload", timeout="700ms", upload={"size": "64MiB"}
+    )
+    assert (result.failure, result.reason) == (Failure.TIMEOUT, "timeout.write"), result.error
+    assert "not sent within" in (result.error or "")
+    assert result.timings_ms["connect"] is not None
+
+
+def test_resolver_failure_is_dns_error() -> None:
+    async def servfail(host: str, port: int) -> list[str]:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    result = probe_once("http://api.example.invalid/", network=Network(resolver=servfail))
+    assert (result.failure, result.reason) == (Failure.DNS, "dns.error")
+    assert "api.example.invalid" in (result.error or "")
+
+
+def test_unreachable_network() -> None:
+    # the loopback broadcast address: connect() fails with ENETUNREACH, and it stays
+    # inside 127.0.0.0/8
+    probe_sock = socket.socket()
+    try:
+        probe_sock.connect(("127.255.255.255", 9))
+    except OSError as exc:
+        if exc.errno != errno.ENETUNREACH:
+            pytest.skip(f"this kernel answers 127.255.255.255 with {exc}, not ENETUNREACH")
+    else:
+        pytest.skip("this kernel connects to 127.255.255.255")
+    finally:
+        probe_sock.close()
+    result = probe_once("http://127.255.255.255:9/")
+    assert (result.failure, result.reason) == (Failure.NETWORK, "network.unreachable")
 
 
 def test_refused(refused_url: str) -> None:
