@@ -7,8 +7,12 @@ VmHWM only grows, so the last reading before exit holds the peak.
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 import time
+from pathlib import Path
+from typing import Any
 
 
 def vm_hwm_kib(pid: int) -> int:
@@ -32,3 +36,21 @@ def wait_watching_peak(
         peak = max(peak, vm_hwm_kib(proc.pid))
         time.sleep(interval)
     return peak
+
+
+def probe_url_watching_peak(url: str, tmp_path: Path, seconds: float) -> tuple[dict[str, Any], int]:
+    """Run the real `probe run` on one URL; return its one JSON line and its peak RSS (KiB)."""
+    config = tmp_path / "one.yaml"
+    config.write_text(f"probes:\n  - {{name: one, url: '{url}', timeout: {seconds}s}}\n")
+    out = tmp_path / "one.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "synthprobe", "run", str(config), "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    peak = wait_watching_peak(proc, seconds * 2)
+    _, stderr = proc.communicate(timeout=10)
+    assert proc.returncode == 0, stderr
+    [record] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert peak > 0, "could not read /proc/PID/status"
+    return record, peak

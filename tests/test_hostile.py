@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import ssl
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +16,7 @@ from synthprobe.demo import DemoPlatform, PlatformThread
 from synthprobe.probers import Network
 
 from .conftest import run_specs, specs_from_yaml
-from .procwatch import wait_watching_peak
+from .procwatch import probe_url_watching_peak
 
 
 @pytest.fixture(scope="module")
@@ -87,20 +85,7 @@ def test_every_hostile_server_in_one_run(
 
 def test_gzip_bomb_memory_is_bounded(platform: DemoPlatform, tmp_path: Path) -> None:
     """1 GiB of zeros as ~1 MB of gzip, through the real CLI: peak RSS stays small."""
-    config = tmp_path / "bomb.yaml"
-    config.write_text(
-        f"probes:\n  - {{name: bomb, url: '{platform.base_url}/fault/gzip-bomb"
-        f"?size={1024**3}', timeout: 60s}}\n"
-    )
-    out = tmp_path / "r.jsonl"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "synthprobe", "run", str(config), "-o", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    peak = wait_watching_peak(proc, 120)
-    _, stderr = proc.communicate(timeout=10)
-    assert proc.returncode == 0, stderr
-    [record] = [json.loads(line) for line in out.read_text().splitlines()]
+    url = f"{platform.base_url}/fault/gzip-bomb?size={1024**3}"
+    record, peak = probe_url_watching_peak(url, tmp_path, 60)
     assert record["details"]["truncated"] and record["details"]["body_bytes"] == 10 * 1024**2
     assert 0 < peak / 1024 < 150, f"peak RSS {peak / 1024:.0f} MiB"

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import json
 import socket
 import ssl
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +18,7 @@ from synthprobe.models import Failure
 from synthprobe.probers import Network
 
 from .conftest import probe_once, run_specs, specs_from_yaml
-from .procwatch import wait_watching_peak
+from .procwatch import probe_url_watching_peak
 
 # (id, path on the demo platform, extra probe fields, failure, reason)
 FAULTS = [
@@ -400,24 +397,10 @@ def test_200_mib_body_is_read_with_bounded_memory(platform: DemoPlatform, tmp_pa
     """A real `probe run` process against a 200 MiB body: it stops at max_body, says so,
     and its peak RSS stays far below the body's size."""
     size = 200 * 1024 * 1024
-    config = tmp_path / "big.yaml"
-    config.write_text(
-        f"probes:\n  - {{name: big, url: '{platform.base_url}/fault/big?size={size}', "
-        "timeout: 30s}\n"
-    )
-    out = tmp_path / "r.jsonl"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "synthprobe", "run", str(config), "-o", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    peak_kib = wait_watching_peak(proc, 60)
-    _, stderr = proc.communicate(timeout=10)
-    assert proc.returncode == 0, stderr
-    [record] = [json.loads(line) for line in out.read_text().splitlines()]
+    url = f"{platform.base_url}/fault/big?size={size}"
+    record, peak_kib = probe_url_watching_peak(url, tmp_path, 30)
     assert record["ok"] and record["details"]["truncated"] is True
     assert 10 * 1024 * 1024 <= record["bytes_in"] < size
-    assert peak_kib > 0, "could not read /proc/PID/status"
     assert peak_kib / 1024 < 150, f"peak RSS {peak_kib / 1024:.0f} MiB"
 
 

@@ -20,51 +20,57 @@ def _labels(**labels: str) -> str:
     return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items()) + "}"
 
 
+def _gauge(name: str, help_text: str, samples: Iterable[tuple[str, str]]) -> list[str]:
+    """One metric family: HELP, TYPE and (labels, value) samples."""
+    return [
+        f"# HELP {name} {help_text}",
+        f"# TYPE {name} gauge",
+        *(f"{name}{labels} {value}" for labels, value in samples),
+    ]
+
+
 def prom_text(results: Iterable[ProbeResult], finished_at: float) -> str:
     """Gauges: up, duration by phase, failure by class and reason, HTTP status, last run."""
     results = list(results)
+
+    def who(r: ProbeResult, **extra: str) -> str:
+        return _labels(probe=r.probe, kind=r.kind.value, location=r.location, **extra)
+
     lines = [
-        "# HELP synthprobe_up 1 if the probe passed in the last run, else 0.",
-        "# TYPE synthprobe_up gauge",
-    ]
-    for r in results:
-        labels = _labels(probe=r.probe, kind=r.kind.value, location=r.location)
-        lines.append(f"synthprobe_up{labels} {int(r.ok)}")
-    lines += [
-        "# HELP synthprobe_duration_seconds Time of each phase of the last attempt.",
-        "# TYPE synthprobe_duration_seconds gauge",
-    ]
-    for r in results:
-        for phase, ms in r.timings_ms.items():
-            if ms is not None:
-                labels = _labels(probe=r.probe, kind=r.kind.value, location=r.location, phase=phase)
-                lines.append(f"synthprobe_duration_seconds{labels} {ms / 1000:.6f}")
-    lines += [
-        "# HELP synthprobe_failure 1 for the class and reason of a failed probe.",
-        "# TYPE synthprobe_failure gauge",
-    ]
-    for r in results:
-        if r.failure is not None:
-            labels = _labels(
-                probe=r.probe,
-                kind=r.kind.value,
-                location=r.location,
-                **{"class": r.failure.value},
-                reason=r.reason or "",
-            )
-            lines.append(f"synthprobe_failure{labels} 1")
-    lines += [
-        "# HELP synthprobe_http_status HTTP status of the last response.",
-        "# TYPE synthprobe_http_status gauge",
-    ]
-    for r in results:
-        if r.status is not None:
-            labels = _labels(probe=r.probe, kind=r.kind.value, location=r.location)
-            lines.append(f"synthprobe_http_status{labels} {r.status}")
-    lines += [
-        "# HELP synthprobe_last_run_timestamp_seconds When the last run finished.",
-        "# TYPE synthprobe_last_run_timestamp_seconds gauge",
-        f"synthprobe_last_run_timestamp_seconds {finished_at:.3f}",
+        *_gauge(
+            "synthprobe_up",
+            "1 if the probe passed in the last run, else 0.",
+            ((who(r), str(int(r.ok))) for r in results),
+        ),
+        *_gauge(
+            "synthprobe_duration_seconds",
+            "Time of each phase of the last attempt.",
+            (
+                (who(r, phase=phase), f"{ms / 1000:.6f}")
+                for r in results
+                for phase, ms in r.timings_ms.items()
+                if ms is not None
+            ),
+        ),
+        *_gauge(
+            "synthprobe_failure",
+            "1 for the class and reason of a failed probe.",
+            (
+                (who(r, **{"class": r.failure.value}, reason=r.reason or ""), "1")
+                for r in results
+                if r.failure is not None
+            ),
+        ),
+        *_gauge(
+            "synthprobe_http_status",
+            "HTTP status of the last response.",
+            ((who(r), str(r.status)) for r in results if r.status is not None),
+        ),
+        *_gauge(
+            "synthprobe_last_run_timestamp_seconds",
+            "When the last run finished.",
+            [("", f"{finished_at:.3f}")],
+        ),
         "# EOF",
     ]
     return "\n".join(lines) + "\n"
