@@ -286,3 +286,22 @@ def test_report_renders_from_analyse_directly() -> None:
 
     render_report(data, console)
     assert "feed-home" in console.export_text()
+
+
+def test_a_file_with_no_results_is_a_usage_error(tmp_path: Path) -> None:
+    config = tmp_path / "probes.yaml"
+    config.write_text("probes:\n  - {name: a, url: 'http://127.0.0.1/'}\n")
+    result = runner.invoke(app, ["report", str(config)])
+    assert result.exit_code == 2
+    assert f"{config}: not a synthprobe results file" in result.stderr
+    assert "line 1: not JSON" in result.stderr
+    assert "warning" not in result.stderr  # one clear error, not a warning per line
+
+
+def test_a_fresh_file_with_only_a_torn_line_is_a_warning(tmp_path: Path) -> None:
+    torn = tmp_path / "new.jsonl"
+    torn.write_text('{"schema": 1, "ts": "2026-11-22T0')
+    result = runner.invoke(app, ["report", str(torn), "--format", "json"])
+    assert result.exit_code == 0
+    assert "skipped malformed line" in result.stderr
+    assert json.loads(result.stdout)["probes"] == []

@@ -441,7 +441,7 @@ def report_command(opts: ReportOptions, io: Streams) -> int:
     """``probe report``: history -> availability, percentiles, failures, outages."""
     import time
 
-    from synthprobe.report import Filters, analyse, read_history, to_json
+    from synthprobe.report import Filters, NotResults, analyse, read_history, to_json
 
     if opts.format not in ("table", "json"):
         raise UsageError(f"unknown format {opts.format!r}: use table or json")
@@ -457,11 +457,16 @@ def report_command(opts: ReportOptions, io: Streams) -> int:
 
         check_writable(opts.html)
     with _opened(opts.results) as sources:
-        history = read_history(
-            sources,
-            filters,
-            lambda msg: io.err.print(f"[yellow]warning:[/] {msg}", highlight=False, markup=True),
-        )
+        try:
+            history = read_history(
+                sources,
+                filters,
+                lambda msg: io.err.print(f"[yellow]warning:[/] {msg}", highlight=False),
+            )
+        except NotResults as exc:
+            raise UsageError(
+                str(exc), hint="give `probe report` the JSON lines that `probe run -o` writes"
+            ) from None
     report = analyse(history, filters, keep_timelines=bool(opts.html))
     data = to_json(report)
     if opts.format == "json":

@@ -217,10 +217,13 @@ def read_history(
 ) -> History:
     """Stream every line of every source into a History. A torn or malformed line (the
     last line of a file still being written, say) is skipped with a warning naming the
-    file and line; it is never fatal."""
+    file and line; it is never fatal. A file in which no line at all is a result is
+    another file given by mistake (a config, a log): NotResults, naming it."""
     history = History()
     for name, stream in sources:
-        bad = 0
+        bad = good = 0
+        first_bad = ""
+        warnings: list[str] = []  # held until the file is known to hold results
         for number, line in enumerate(stream, start=1):
             if not line.strip():
                 continue
@@ -228,9 +231,11 @@ def read_history(
                 probe, kind, location, ts, code, latency, reason = _record(line)
             except BadLine as exc:
                 bad += 1
+                first_bad = first_bad or f"line {number}: {exc}"
                 if bad <= MAX_WARNINGS_PER_FILE:
-                    warn(f"{name}:{number}: skipped malformed line ({exc})")
+                    warnings.append(f"{name}:{number}: skipped malformed line ({exc})")
                 continue
+            good += 1
             if not filters.keep(probe, kind, location, ts):
                 continue
             key = (probe, location)
@@ -240,9 +245,24 @@ def read_history(
             series.add(ts, code, latency, history.reason_id(reason))
             history.first = ts if history.first is None else min(history.first, ts)
             history.last = ts if history.last is None else max(history.last, ts)
+        # one bad line alone may be the first result of a fresh file, still being written
+        if bad > 1 and not good:
+            raise NotResults(name, first_bad)
+        for message in warnings:
+            warn(message)
         if bad > MAX_WARNINGS_PER_FILE:
             warn(f"{name}: {bad - MAX_WARNINGS_PER_FILE} more malformed lines skipped")
     return history
+
+
+class NotResults(ValueError):
+    """A file with lines, none of them a synthprobe result."""
+
+    def __init__(self, name: str, first_problem: str) -> None:
+        super().__init__(
+            f"{name}: not a synthprobe results file: no line is a schema-1 result ({first_problem})"
+        )
+        self.name = name
 
 
 @dataclass
