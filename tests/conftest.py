@@ -22,7 +22,7 @@ import trustme
 from synthprobe.config import load_sources
 from synthprobe.demo import DemoPlatform, PlatformThread, refused_port
 from synthprobe.models import ProbeResult, ProbeSpec
-from synthprobe.probers import Network
+from synthprobe.probers.base import Network
 from synthprobe.redact import Redactor
 from synthprobe.runner import Runner
 

@@ -14,12 +14,15 @@ import httpx
 import pytest
 
 from synthprobe.classify import (
+    Classified,
     ProbeFailure,
     classify_deadline,
     classify_exception,
     exception_chain,
 )
-from synthprobe.models import Failure
+from synthprobe.models import Failure, Reason
+from synthprobe.probers import KINDS
+from synthprobe.timing import KindStep, Step
 
 
 def wrapped(outer: BaseException, root: BaseException, how: str = "context") -> BaseException:
@@ -131,14 +134,12 @@ CASES = [
     ),
     (
         "probe-failure",
-        ProbeFailure(Failure.SERVER, "server.live_stalled", "stalled"),
+        ProbeFailure(Reason.SERVER_LIVE_STALLED, "stalled"),
         "server.live_stalled",
     ),
     (
         "probe-failure-wrapped",
-        wrapped(
-            RuntimeError("outer"), ProbeFailure(Failure.DNS, "dns.no_address", "none"), "cause"
-        ),
+        wrapped(RuntimeError("outer"), ProbeFailure(Reason.DNS_NO_ADDRESS, "none"), "cause"),
         "dns.no_address",
     ),
 ]
@@ -164,17 +165,19 @@ def test_bug_is_not_disguised_as_outage() -> None:
 @pytest.mark.parametrize(
     ("step", "reason"),
     [
-        ("dns", "dns.timeout"),
-        ("connect", "timeout.connect"),
-        ("tls", "timeout.connect"),
-        ("send", "timeout.write"),
-        ("send_body", "timeout.write"),
-        ("wait", "timeout.read"),
-        ("body", "timeout.total"),
+        (Step.DNS, "dns.timeout"),
+        (Step.CONNECT, "timeout.connect"),
+        (Step.TLS, "timeout.connect"),
+        (Step.SEND, "timeout.write"),
+        (Step.SEND_BODY, "timeout.write"),
+        (Step.WAIT, "timeout.read"),
+        (Step.BODY, "timeout.total"),
         (None, "timeout.total"),
+        (KindStep("reply", Reason.TIMEOUT_READ, "no reply within {t}"), "timeout.read"),
     ],
+    ids=str,
 )
-def test_deadline_is_labelled_by_the_step_it_cut(step: str | None, reason: str) -> None:
+def test_deadline_is_labelled_by_the_step_it_cut(step: Step | KindStep | None, reason: str) -> None:
     found = classify_deadline(step, 5.0)
     assert found.reason == reason
     assert "5s" in found.error
@@ -186,9 +189,20 @@ def test_chain_walk_visits_each_once_even_with_cycles() -> None:
     assert [str(e) for e in exception_chain(a)] == ["a", "b"]
 
 
-def test_every_spec_reason_this_version_emits_has_its_class_prefix() -> None:
-    reasons = {c[2] for c in CASES if c[2]} | {
-        classify_deadline(s, 1).reason for s in ("dns", "connect", "send", "wait", "body")
-    }
-    for reason in reasons:
-        assert reason.split(".")[0] in {f.value for f in Failure}
+def test_every_shared_step_has_a_deadline_reason() -> None:
+    # a Step added without an entry would raise KeyError at the worst moment: mid-outage
+    for step in Step:
+        assert classify_deadline(step, 1).reason.failure in (Failure.DNS, Failure.TIMEOUT)
+
+
+@pytest.mark.parametrize("reason", list(Reason), ids=str)
+def test_every_reason_names_a_failure_class(reason: Reason) -> None:
+    assert reason.failure.value == reason.value.split(".")[0]
+    assert Classified(reason, "x").failure is reason.failure
+
+
+def test_every_kind_step_timeout_is_a_timeout_or_dns_reason() -> None:
+    for info in KINDS.values():
+        for step in info.steps:
+            assert step.timeout_reason.failure in (Failure.DNS, Failure.TIMEOUT), info.name
+            assert "{t}" in step.timeout_text

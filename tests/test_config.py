@@ -8,7 +8,10 @@ import pytest
 
 from synthprobe.config import load_configs, load_sources
 from synthprobe.errors import ConfigError
-from synthprobe.models import Failure, JsonCheck, Kind, LiveSpec, UploadSpec, Variant
+from synthprobe.models import Failure, JsonCheck
+from synthprobe.probers.live import LiveSpec, Variant
+from synthprobe.probers.messaging import MessagingSpec
+from synthprobe.probers.upload import UploadSpec
 
 TESTDATA = Path(__file__).parent / "testdata"
 INVALID = sorted(TESTDATA.glob("invalid-*.yaml"))
@@ -44,7 +47,7 @@ def test_there_are_enough_invalid_cases() -> None:
 
 def test_minimal_probe_gets_defaults() -> None:
     [spec] = load("probes:\n  - {name: a, url: 'http://127.0.0.1/'}").probes
-    assert spec.kind is Kind.HTTP
+    assert spec.kind == "http"
     assert spec.method == "GET"
     assert spec.timeout == 10.0
     assert spec.retries == 0
@@ -112,11 +115,11 @@ probes:
     assert feed.expect.json[1] == JsonCheck(path="items[0].id", exists=True)
     assert feed.expect.json[2].has_equals and feed.expect.json[2].equals == "ok"
     assert upload.method == "POST"
-    assert upload.upload == UploadSpec(256 * 1024, "file", "probe.mp4", "video/mp4")
+    assert upload.options == UploadSpec(256 * 1024, "file", "probe.mp4", "video/mp4")
     assert upload.expect.status == (200, 201)
-    assert live.kind is Kind.LIVE and live.live == LiveSpec(check_advancing=True)
-    assert chat.method == "WS" and chat.messaging is not None
-    assert chat.messaging.expect == "pong"
+    assert live.kind == "live" and live.options == LiveSpec(check_advancing=True)
+    assert chat.method == "WS" and isinstance(chat.options, MessagingSpec)
+    assert chat.options.expect == "pong"
     assert loaded.secrets == {"s3cr3t-token"}
 
 
@@ -257,4 +260,4 @@ probes:
     live: {check_advancing: true, variant: highest, segments: 2, max_age: 30s}
 """
     [spec] = load(text).probes
-    assert spec.live == LiveSpec(True, Variant.HIGHEST, 2, 30.0)
+    assert spec.options == LiveSpec(True, Variant.HIGHEST, 2, 30.0)

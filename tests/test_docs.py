@@ -57,7 +57,7 @@ def test_readme_config_example_validates() -> None:
     readme = (ROOT / "README.md").read_text()
     config = next(b for b in BLOCK.findall(readme) if "probes:" in b)
     loaded = load_sources([("README", config.encode())], env={"FEED_TOKEN": "t0ken-value"})
-    assert {p.kind.value for p in loaded.probes} >= {"feed", "upload"}
+    assert {p.kind for p in loaded.probes} >= {"feed", "upload"}
 
 
 def test_docs_link_from_readme() -> None:

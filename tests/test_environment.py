@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from synthprobe.demo import DemoPlatform, PlatformThread
-from synthprobe.probers import Network
+from synthprobe.probers.base import Network
 
 from .conftest import probe_once
 

@@ -13,7 +13,7 @@ import pytest
 import trustme
 
 from synthprobe.demo import DemoPlatform, PlatformThread
-from synthprobe.probers import Network
+from synthprobe.probers.base import Network
 
 from .conftest import run_specs, specs_from_yaml
 from .procwatch import probe_url_watching_peak

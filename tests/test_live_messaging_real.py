@@ -10,7 +10,7 @@ import pytest
 
 from synthprobe.demo import DemoPlatform
 from synthprobe.models import Failure, ProbeResult
-from synthprobe.probers import Network
+from synthprobe.probers.base import Network
 
 from .conftest import probe_once
 from .realprograms import HlsServer

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from synthprobe.models import Variant
-from synthprobe.probers.live import MediaPlaylist, NotAPlaylist, Variants, parse_playlist
+from synthprobe.probers.live import Variant
+from synthprobe.probers.live.prober import MediaPlaylist, NotAPlaylist, Variants, parse_playlist
 
 BASE = "http://127.0.0.1:8080/live/main/index.m3u8"
 

@@ -14,12 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from synthprobe.models import Failure, Kind, ProbeResult
+from synthprobe.models import Failure, ProbeResult, Reason
 from synthprobe.output.files import write_atomic
-from synthprobe.output.jsonl import JsonlWriter, encode, to_record
+from synthprobe.output.jsonl import JsonlWriter
 from synthprobe.output.junit import junit_xml
 from synthprobe.output.summary import summary_json
 from synthprobe.output.table import quiet_lines, render_table
+from synthprobe.record import encode, to_record
 
 SPEC_FIELDS = [
     "schema",
@@ -51,12 +52,12 @@ def result(name: str = "feed-home", ok: bool = True, **kw: object) -> ProbeResul
         ts="2026-11-22T10:00:00.123Z",
         location="eu-1",
         probe=name,
-        kind=Kind.FEED,
+        kind="feed",
         method="GET",
         url="http://127.0.0.1/v1/feed",
         ok=ok,
         failure=None if ok else Failure.TIMEOUT,
-        reason=None if ok else "timeout.read",
+        reason=None if ok else Reason.TIMEOUT_READ,
         error=None if ok else "no response headers within 5s",
         status=200 if ok else None,
         attempts=1,
@@ -175,15 +176,15 @@ def test_table_shows_rows_kinds_and_classes() -> None:
             "feed-search",
             ok=False,
             failure=Failure.DNS,
-            reason="dns.nxdomain",
+            reason=Reason.DNS_NXDOMAIN,
             error="search.invalid: name does not exist",
         ),
         result(
             "upload-avatar",
             ok=False,
-            kind=Kind.UPLOAD,
+            kind="upload",
             failure=Failure.SERVER,
-            reason="server.status",
+            reason=Reason.SERVER_STATUS,
             status=503,
             error="status 503, expected 2xx",
             attempts=3,
@@ -265,7 +266,7 @@ def test_prom_text_parses_with_prometheus_parsers() -> None:
             'we"ird\\name',
             ok=False,
             failure=Failure.DNS,
-            reason="dns.nxdomain",
+            reason=Reason.DNS_NXDOMAIN,
             timings_ms={**dict.fromkeys(PHASES), "total": 8.5},
         ),
     ]

@@ -15,7 +15,7 @@ import trustme
 
 from synthprobe.demo import DemoPlatform, PlatformThread
 from synthprobe.models import Failure
-from synthprobe.probers import Network
+from synthprobe.probers.base import Network
 
 from .conftest import probe_once, run_specs, specs_from_yaml
 from .procwatch import probe_url_watching_peak

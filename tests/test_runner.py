@@ -12,9 +12,10 @@ import httpx
 import respx
 
 from synthprobe.models import Failure
-from synthprobe.probers import Network
+from synthprobe.probers.base import Network
 from synthprobe.redact import Redactor
-from synthprobe.runner import Runner, new_run_id, utc_iso
+from synthprobe.runner import Runner, new_run_id
+from synthprobe.units import format_utc
 
 from .conftest import run_specs, specs_from_yaml
 
@@ -120,5 +121,7 @@ def test_run_id_is_a_sortable_ulid() -> None:
     assert set(a) <= set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 
 
-def test_utc_iso() -> None:
-    assert utc_iso(0.1234) == "1970-01-01T00:00:00.123Z"
+def test_format_utc() -> None:
+    assert format_utc(0.1234) == "1970-01-01T00:00:00.123Z"
+    assert format_utc(0.1234, always_ms=False) == "1970-01-01T00:00:00.123Z"
+    assert format_utc(60.0, always_ms=False) == "1970-01-01T00:01:00Z"

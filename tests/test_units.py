@@ -6,11 +6,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from synthprobe.jsonpath import parse_json_path
 from synthprobe.units import (
     format_duration,
     format_size,
     parse_duration,
-    parse_json_path,
     parse_size,
 )
 

@@ -1,7 +1,8 @@
-"""Pure functions: what went wrong -> exactly one ``(Failure, reason, error)``.
+"""Pure functions: what went wrong -> exactly one ``(reason, error)``; the reason names
+its failure class.
 
 Exceptions arrive wrapped: httpx error <- httpcore error <- OS error, often re-raised
-``from None`` so the root is only in ``__context__`` or ``args`` (HTTPX-NOTES.md).
+``from None`` so the root is only in ``__context__`` or ``args`` (docs/httpx.md).
 We collect the whole chain first and then decide most-specific first.
 """
 
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from synthprobe.models import Failure
+from synthprobe.models import Failure, Reason
+from synthprobe.timing import KindStep, Step
 from synthprobe.units import format_duration
 
 
@@ -23,20 +25,23 @@ from synthprobe.units import format_duration
 class Classified:
     """One failed attempt, labelled."""
 
-    failure: Failure
-    """The class."""
-    reason: str
-    """Dotted reason from SPEC › Failure classes."""
+    reason: Reason
+    """Dotted reason (docs/reference.md); its prefix is the class."""
     error: str
     """What happened, for a human (not yet masked)."""
+
+    @property
+    def failure(self) -> Failure:
+        """The failure class, from the reason."""
+        return self.reason.failure
 
 
 class ProbeFailure(Exception):
     """Raised by a prober that has already decided what went wrong (e.g. a redirect loop)."""
 
-    def __init__(self, failure: Failure, reason: str, error: str) -> None:
+    def __init__(self, reason: Reason, error: str) -> None:
         super().__init__(error)
-        self.classified = Classified(failure, reason, error)
+        self.classified = Classified(reason, error)
 
 
 def exception_chain(exc: BaseException) -> Iterator[BaseException]:
@@ -57,40 +62,37 @@ def exception_chain(exc: BaseException) -> Iterator[BaseException]:
                 todo.append(linked)
 
 
-_STEP_TIMEOUTS = {
-    "dns": (Failure.DNS, "dns.timeout", "DNS lookup not answered within {t}"),
-    "connect": (Failure.TIMEOUT, "timeout.connect", "TCP connection not established within {t}"),
-    "tls": (Failure.TIMEOUT, "timeout.connect", "TLS handshake not complete within {t}"),
-    "send": (Failure.TIMEOUT, "timeout.write", "request not sent within {t}"),
-    "send_body": (Failure.TIMEOUT, "timeout.write", "request body not sent within {t}"),
-    "wait": (Failure.TIMEOUT, "timeout.read", "no response headers within {t}"),
-    "body": (Failure.TIMEOUT, "timeout.total", "response body not complete within {t}"),
-    "refresh": (
-        Failure.TIMEOUT,
-        "timeout.total",
-        "live playlist re-check not complete within {t} (allow 1.5 target durations)",
-    ),
-    "reply": (Failure.TIMEOUT, "timeout.read", "no matching reply within {t}"),
-    "verify": (Failure.TIMEOUT, "timeout.total", "uploaded media not available within {t}"),
+_STEP_TIMEOUTS: dict[Step, tuple[Reason, str]] = {
+    Step.DNS: (Reason.DNS_TIMEOUT, "DNS lookup not answered within {t}"),
+    Step.CONNECT: (Reason.TIMEOUT_CONNECT, "TCP connection not established within {t}"),
+    Step.TLS: (Reason.TIMEOUT_CONNECT, "TLS handshake not complete within {t}"),
+    Step.SEND: (Reason.TIMEOUT_WRITE, "request not sent within {t}"),
+    Step.SEND_BODY: (Reason.TIMEOUT_WRITE, "request body not sent within {t}"),
+    Step.WAIT: (Reason.TIMEOUT_READ, "no response headers within {t}"),
+    Step.BODY: (Reason.TIMEOUT_TOTAL, "response body not complete within {t}"),
 }
+"""What a deadline that cut each shared step means; a kind's own steps carry theirs."""
 
 
-def classify_deadline(step: str | None, timeout: float) -> Classified:
+def classify_deadline(step: Step | KindStep | None, timeout: float) -> Classified:
     """The attempt's total deadline passed while ``step`` was in progress."""
-    failure, reason, text = _STEP_TIMEOUTS.get(
-        step or "", (Failure.TIMEOUT, "timeout.total", "attempt not complete within {t}")
-    )
-    return Classified(failure, reason, text.format(t=format_duration(timeout)))
+    if isinstance(step, KindStep):
+        reason, text = step.timeout_reason, step.timeout_text
+    elif step is None:
+        reason, text = Reason.TIMEOUT_TOTAL, "attempt not complete within {t}"
+    else:
+        reason, text = _STEP_TIMEOUTS[step]
+    return Classified(reason, text.format(t=format_duration(timeout)))
 
 
 _GAI_REASONS = {
-    socket.EAI_NONAME: ("dns.nxdomain", "name does not exist"),
-    socket.EAI_AGAIN: ("dns.error", "temporary resolver failure"),
-    socket.EAI_FAIL: ("dns.error", "resolver failure"),
+    socket.EAI_NONAME: (Reason.DNS_NXDOMAIN, "name does not exist"),
+    socket.EAI_AGAIN: (Reason.DNS_ERROR, "temporary resolver failure"),
+    socket.EAI_FAIL: (Reason.DNS_ERROR, "resolver failure"),
 }
 for _name in ("EAI_NODATA", "EAI_ADDRFAMILY"):
     if hasattr(socket, _name):  # glibc extensions, absent on some platforms
-        _GAI_REASONS[getattr(socket, _name)] = ("dns.no_address", "name has no address")
+        _GAI_REASONS[getattr(socket, _name)] = (Reason.DNS_NO_ADDRESS, "name has no address")
 
 _UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EHOSTDOWN, errno.EADDRNOTAVAIL}
 _RESET = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED}
@@ -105,51 +107,49 @@ def classify_exception(exc: BaseException) -> Classified | None:
             return e.classified
     for e in chain:
         if isinstance(e, socket.gaierror):
-            reason, text = _GAI_REASONS.get(e.errno or 0, ("dns.error", "resolver error"))
-            return Classified(Failure.DNS, reason, f"{text} ({e.strerror or e})")
+            reason, text = _GAI_REASONS.get(e.errno or 0, (Reason.DNS_ERROR, "resolver error"))
+            return Classified(reason, f"{text} ({e.strerror or e})")
     for e in chain:
         if isinstance(e, ssl.SSLCertVerificationError):
             detail = e.verify_message or getattr(e, "reason", None) or str(e)
-            return Classified(Failure.NETWORK, "network.tls", f"certificate rejected: {detail}")
+            return Classified(Reason.NETWORK_TLS, f"certificate rejected: {detail}")
     for e in chain:
         if isinstance(e, ssl.SSLError):
             detail = getattr(e, "reason", None) or str(e)
-            return Classified(Failure.NETWORK, "network.tls", f"TLS handshake failed: {detail}")
+            return Classified(Reason.NETWORK_TLS, f"TLS handshake failed: {detail}")
     # httpx's own timeouts: we set none, but a transport may still raise them
     for e in chain:
         if isinstance(e, httpx.ConnectTimeout | httpx.PoolTimeout):
-            return Classified(Failure.TIMEOUT, "timeout.connect", "connect timed out")
+            return Classified(Reason.TIMEOUT_CONNECT, "connect timed out")
         if isinstance(e, httpx.ReadTimeout):
-            return Classified(Failure.TIMEOUT, "timeout.read", "read timed out")
+            return Classified(Reason.TIMEOUT_READ, "read timed out")
         if isinstance(e, httpx.WriteTimeout):
-            return Classified(Failure.TIMEOUT, "timeout.write", "write timed out")
+            return Classified(Reason.TIMEOUT_WRITE, "write timed out")
     for e in chain:
         if isinstance(e, ConnectionRefusedError):
-            return Classified(Failure.NETWORK, "network.refused", "connection refused")
+            return Classified(Reason.NETWORK_REFUSED, "connection refused")
         if isinstance(e, OSError) and e.errno in _RESET:
-            return Classified(Failure.NETWORK, "network.reset", "connection reset by peer")
+            return Classified(Reason.NETWORK_RESET, "connection reset by peer")
         if isinstance(e, OSError) and e.errno in _UNREACHABLE:
-            return Classified(
-                Failure.NETWORK, "network.unreachable", f"unreachable: {e.strerror or e}"
-            )
+            return Classified(Reason.NETWORK_UNREACHABLE, f"unreachable: {e.strerror or e}")
     for e in chain:
         if isinstance(e, httpx.RemoteProtocolError):
             text = str(e) or "protocol error"
             lowered = text.lower()
             if "disconnected" in lowered or "peer closed" in lowered or "incomplete" in lowered:
-                return Classified(Failure.NETWORK, "network.closed", text)
-            return Classified(Failure.NETWORK, "network.protocol", text)
+                return Classified(Reason.NETWORK_CLOSED, text)
+            return Classified(Reason.NETWORK_PROTOCOL, text)
         if isinstance(e, httpx.LocalProtocolError | httpx.DecodingError):
-            return Classified(Failure.NETWORK, "network.protocol", str(e) or type(e).__name__)
+            return Classified(Reason.NETWORK_PROTOCOL, str(e) or type(e).__name__)
         if isinstance(e, httpx.TooManyRedirects):
-            return Classified(Failure.SERVER, "server.redirects", str(e))
+            return Classified(Reason.SERVER_REDIRECTS, str(e))
     for e in chain:
         if isinstance(e, httpx.ConnectError):
-            return Classified(Failure.NETWORK, "network.unreachable", str(e) or "connect failed")
+            return Classified(Reason.NETWORK_UNREACHABLE, str(e) or "connect failed")
         if isinstance(e, httpx.ReadError | httpx.WriteError):
-            return Classified(Failure.NETWORK, "network.reset", str(e) or "connection broken")
+            return Classified(Reason.NETWORK_RESET, str(e) or "connection broken")
         if isinstance(e, httpx.TransportError):
-            return Classified(Failure.NETWORK, "network.protocol", str(e) or type(e).__name__)
+            return Classified(Reason.NETWORK_PROTOCOL, str(e) or type(e).__name__)
         if isinstance(e, OSError):
-            return Classified(Failure.NETWORK, "network.unreachable", e.strerror or str(e))
+            return Classified(Reason.NETWORK_UNREACHABLE, e.strerror or str(e))
     return None

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from synthprobe import __version__
+from synthprobe.models import ListFormat, RunFormat
 
 app = typer.Typer(
     name="probe",
@@ -90,8 +91,11 @@ def run(
             "-o",
             "--output",
             metavar="PATH",
+            envvar="PROBE_OUTPUT",
+            show_envvar=False,
             help="Append JSON lines to PATH (- for stdout; the table then "
-            "goes to stderr). Default: $PROBE_OUTPUT or probe-results.jsonl.",
+            "goes to stderr). Default: $PROBE_OUTPUT, else settings.output, "
+            "else probe-results.jsonl.",
         ),
     ] = None,
     concurrency: Annotated[
@@ -117,14 +121,13 @@ def run(
         ),
     ] = None,
     fmt: Annotated[
-        str,
+        RunFormat,
         typer.Option(
             "--format",
-            metavar="table|json|quiet",
             help="table; json (a summary for scripts); quiet (nothing when all "
             "pass, one line per failure otherwise).",
         ),
-    ] = "table",
+    ] = RunFormat.TABLE,
     junit: Annotated[
         str | None, typer.Option("--junit", metavar="PATH", help="Write a JUnit XML report.")
     ] = None,
@@ -155,7 +158,7 @@ def run(
     ] = None,
 ) -> None:
     """Run the probes, append JSON lines, print a summary."""
-    from synthprobe.app import RunOptions, run_command
+    from synthprobe.app.run import RunOptions, run_command
 
     opts = RunOptions(
         configs,
@@ -176,7 +179,7 @@ def run(
 @app.command(epilog="Exit: 0 valid, 2 invalid.")
 def validate(configs: Configs) -> None:
     """Check configs without sending anything; print the probes per kind."""
-    from synthprobe.app import validate_command
+    from synthprobe.app.probes import validate_command
 
     _guarded(lambda io: validate_command(configs, io.out))
 
@@ -184,10 +187,10 @@ def validate(configs: Configs) -> None:
 @app.command("list", epilog="Exit: 0 valid, 2 invalid.")
 def list_(
     configs: Configs,
-    fmt: Annotated[str, typer.Option("--format", metavar="table|json")] = "table",
+    fmt: Annotated[ListFormat, typer.Option("--format")] = ListFormat.TABLE,
 ) -> None:
     """Show the probes as they will run: defaults merged, variables expanded, secrets masked."""
-    from synthprobe.app import list_command
+    from synthprobe.app.probes import list_command
 
     _guarded(lambda io: list_command(configs, io.out, fmt))
 
@@ -213,13 +216,13 @@ def report(
     location: Annotated[
         list[str] | None, typer.Option("--location", help="Only this location.")
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", metavar="table|json")] = "table",
+    fmt: Annotated[ListFormat, typer.Option("--format")] = ListFormat.TABLE,
     html: Annotated[
         str | None, typer.Option("--html", metavar="FILE", help="Write a status page.")
     ] = None,
 ) -> None:
     """Availability, latency percentiles, failures by class and outage windows."""
-    from synthprobe.app import ReportOptions, report_command
+    from synthprobe.app.report import ReportOptions, report_command
 
     opts = ReportOptions(results, since, until, probe or (), kind or (), location or (), fmt, html)
     _guarded(report_command, opts)
@@ -237,11 +240,12 @@ def demo(
             "-o", "--output", metavar="PATH", help="Also append the demo's JSON lines to PATH."
         ),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", metavar="table|json|quiet")] = "table",
+    fmt: Annotated[RunFormat, typer.Option("--format")] = RunFormat.TABLE,
     junit: Annotated[str | None, typer.Option("--junit", metavar="PATH")] = None,
 ) -> None:
     """Start the embedded demo platform on 127.0.0.1 and probe it with the bundled config."""
-    from synthprobe.app import RunOptions, demo_command
+    from synthprobe.app.demo import demo_command
+    from synthprobe.app.run import RunOptions
 
     opts = RunOptions((), output=output, format=fmt, junit=junit, location="demo")
     _guarded(lambda io: demo_command(opts, io, serve, port))

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from synthprobe.classify import Classified
-from synthprobe.models import Expectation, Failure, JsonCheck
-from synthprobe.units import format_size, parse_json_path
+from synthprobe.jsonpath import MISSING, resolve_path
+from synthprobe.models import Expectation, JsonCheck, Reason
+from synthprobe.units import format_size
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,16 +44,14 @@ def status_matches(status: int, accepted: tuple[int | str, ...]) -> bool:
 def _assertion(message: str, obs: Observation) -> Classified:
     if obs.truncated:
         message += f" (only the first {format_size(len(obs.body))} of the body were read)"
-    return Classified(Failure.SERVER, "server.assertion", message)
+    return Classified(Reason.SERVER_ASSERTION, message)
 
 
 def check(expect: Expectation, obs: Observation, latency_s: float) -> Classified | None:
     """None when the response passes; otherwise the first failed check."""
     if not status_matches(obs.status, expect.status):
         wanted = ", ".join(str(s) for s in expect.status)
-        return Classified(
-            Failure.SERVER, "server.status", f"status {obs.status}, expected {wanted}"
-        )
+        return Classified(Reason.SERVER_STATUS, f"status {obs.status}, expected {wanted}")
     for name, pattern in expect.headers:
         values = [v for k, v in obs.headers if k == name.lower()]
         if not values:
@@ -76,27 +75,10 @@ def check(expect: Expectation, obs: Observation, latency_s: float) -> Classified
                     return _assertion(problem, obs)
     if expect.max_latency is not None and latency_s > expect.max_latency:
         return Classified(
-            Failure.SERVER,
-            "server.slow",
+            Reason.SERVER_SLOW,
             f"took {latency_s * 1000:.0f}ms, max_latency is {expect.max_latency * 1000:.0f}ms",
         )
     return None
-
-
-MISSING = object()
-
-
-def resolve_path(document: Any, path: str) -> Any:
-    """The value at a dotted path, or ``MISSING``."""
-    value = document
-    for step in parse_json_path(path):
-        if isinstance(step, int):
-            if not isinstance(value, list) or not -len(value) <= step < len(value):
-                return MISSING
-        elif not isinstance(value, dict) or step not in value:
-            return MISSING
-        value = value[step]
-    return value
 
 
 def check_json(c: JsonCheck, document: Any) -> str | None:
@@ -149,7 +131,6 @@ def check_certificate(min_days: float | None, not_after: float | None) -> Classi
     if days >= min_days:
         return None
     return Classified(
-        Failure.SERVER,
-        "server.cert_expiring",
+        Reason.SERVER_CERT_EXPIRING,
         f"certificate expires in {days:.1f} days (cert_min_days {min_days:g})",
     )

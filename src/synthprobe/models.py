@@ -1,19 +1,20 @@
 """The data that flows through synthprobe: specs in, results out.
 
 Everything here is a frozen dataclass or a ``str`` Enum, so a value built by
-``config.py`` cannot be changed by the runner or a prober, and results can be
+``config`` cannot be changed by the runner or a prober, and results can be
 handed to every output writer without copying.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
 class Failure(enum.StrEnum):
-    """The four failure classes of the contract (SPEC › Failure classes)."""
+    """The four failure classes (docs/reference.md)."""
 
     DNS = "dns"
     NETWORK = "network"
@@ -21,14 +22,52 @@ class Failure(enum.StrEnum):
     TIMEOUT = "timeout"
 
 
-class Kind(enum.StrEnum):
-    """What a probe checks. Each kind has a prober in ``probers/``."""
+class Reason(enum.StrEnum):
+    """The dotted reasons of the contract (docs/reference.md). The part before the dot
+    is the failure class, so a reason can never disagree with its class."""
 
-    HTTP = "http"
-    FEED = "feed"
-    UPLOAD = "upload"
-    LIVE = "live"
-    MESSAGING = "messaging"
+    DNS_NXDOMAIN = "dns.nxdomain"
+    DNS_NO_ADDRESS = "dns.no_address"
+    DNS_ERROR = "dns.error"
+    DNS_TIMEOUT = "dns.timeout"
+    NETWORK_REFUSED = "network.refused"
+    NETWORK_RESET = "network.reset"
+    NETWORK_UNREACHABLE = "network.unreachable"
+    NETWORK_TLS = "network.tls"
+    NETWORK_CLOSED = "network.closed"
+    NETWORK_PROTOCOL = "network.protocol"
+    TIMEOUT_CONNECT = "timeout.connect"
+    TIMEOUT_READ = "timeout.read"
+    TIMEOUT_WRITE = "timeout.write"
+    TIMEOUT_TOTAL = "timeout.total"
+    SERVER_STATUS = "server.status"
+    SERVER_ASSERTION = "server.assertion"
+    SERVER_SLOW = "server.slow"
+    SERVER_REDIRECTS = "server.redirects"
+    SERVER_LIVE_STALLED = "server.live_stalled"
+    SERVER_LIVE_ENDED = "server.live_ended"
+    SERVER_REPLY = "server.reply"
+    SERVER_CERT_EXPIRING = "server.cert_expiring"
+
+    @property
+    def failure(self) -> Failure:
+        """The class this reason belongs to."""
+        return Failure(self.value.partition(".")[0])
+
+
+class RunFormat(enum.StrEnum):
+    """``probe run --format``: what goes to the terminal (JSON lines go to the file)."""
+
+    TABLE = "table"
+    JSON = "json"
+    QUIET = "quiet"
+
+
+class ListFormat(enum.StrEnum):
+    """``probe list --format`` and ``probe report --format``."""
+
+    TABLE = "table"
+    JSON = "json"
 
 
 class Phase(enum.StrEnum):
@@ -83,74 +122,18 @@ class Expectation:
 
 
 @dataclass(frozen=True, slots=True)
-class UploadSpec:
-    """The generated payload an ``upload`` probe sends as multipart."""
-
-    size: int = 256 * 1024
-    """Bytes of generated payload."""
-    field: str = "file"
-    """Multipart field name."""
-    filename: str = "probe.bin"
-    """File name sent in the multipart part."""
-    content_type: str = "application/octet-stream"
-    """Content type of the part."""
-    verify_url: str | None = None
-    """Polled after the upload until it answers 2xx; ``{field}`` comes from the upload's
-    JSON response (e.g. ``https://cdn.example.com/v/{id}``)."""
-    cleanup_method: str = "DELETE"
-    """Method of the cleanup request."""
-    cleanup_url: str | None = None
-    """Sent after the probe whatever its result, with the same ``{field}`` substitutions;
-    never changes the result."""
-
-
-class Variant(enum.StrEnum):
-    """Which variant of an HLS master playlist a live probe follows."""
-
-    FIRST = "first"
-    HIGHEST = "highest"
-    LOWEST = "lowest"
-
-
-@dataclass(frozen=True, slots=True)
-class LiveSpec:
-    """What a ``live`` probe checks of an HLS stream."""
-
-    check_advancing: bool = False
-    """Refetch the playlist after one target duration: it must have moved on."""
-    variant: Variant = Variant.FIRST
-    """Variant to follow in a master playlist."""
-    segments: int = 1
-    """How many of the newest segments to download (0: none)."""
-    max_age: float | None = None
-    """Seconds: with PROGRAM-DATE-TIME, the newest segment must be younger than this."""
-
-
-@dataclass(frozen=True, slots=True)
-class MessagingSpec:
-    """What a ``messaging`` probe sends and waits for."""
-
-    send: str
-    """Text message sent once the WebSocket is open."""
-    expect: str | None = None
-    """A reply containing this text passes."""
-    expect_regex: str | None = None
-    """A reply matching this regex passes."""
-
-
-@dataclass(frozen=True, slots=True)
 class ProbeSpec:
     """One probe, with defaults merged and ``${VAR}`` expanded."""
 
     name: str
     """Unique name, used in every output."""
-    kind: Kind
-    """Which prober runs it."""
+    kind: str
+    """Which prober runs it: a key of ``probers.KINDS``."""
     url: str
-    """Target URL (expanded, unmasked: never print it, print ``display_url``)."""
+    """Target URL (expanded, unmasked: print it only through the run's ``Redactor``)."""
     method: str
-    """HTTP method."""
-    timeout: float
+    """HTTP method (``WS`` for messaging): the kind's default unless the config says."""
+    timeout: float = 10.0
     """Seconds: the TOTAL deadline of one attempt."""
     retries: int = 0
     """Extra attempts after a failure whose class is in ``retry_on``."""
@@ -170,28 +153,48 @@ class ProbeSpec:
     """Read no more than this many bytes of body."""
     ip_version: int | None = None
     """4 or 6 to use only that family; None (``auto``) tries every address in order."""
-    upload: UploadSpec | None = None
-    """The payload, for ``kind: upload``."""
-    live: LiveSpec | None = None
-    """For ``kind: live``."""
-    messaging: MessagingSpec | None = None
-    """For ``kind: messaging``."""
+    options: Any = None
+    """The kind's own block, as its ``KindInfo.parse_block`` read it (an ``UploadSpec``,
+    a ``LiveSpec``...); None for kinds without one."""
     source: str = ""
     """``file:line`` where the probe is defined, for messages."""
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Run-wide settings: config ``settings:`` overridden by the command line."""
+    """Run-wide settings, merged once: command line > config ``settings:`` > defaults.
+
+    A new setting is a field here, a reader in ``config/schema.py`` and, when it has
+    one, an option in ``cli.py``; ``layered`` needs no change.
+    """
 
     concurrency: int = 20
     """Most probes in flight at once."""
-    output: str | None = None
-    """JSONL path, ``-`` for stdout, None for the default."""
+    output: str = "probe-results.jsonl"
+    """JSONL path, ``-`` for stdout."""
     location: str | None = None
     """Vantage point recorded in every result; None means the host name."""
     junit: str | None = None
     """Path of a JUnit XML report, or None."""
+    prom: str | None = None
+    """Path of an OpenMetrics textfile, or None."""
+    env_proxy: bool = True
+    """Honour HTTP_PROXY / HTTPS_PROXY / NO_PROXY from the environment."""
+
+    @classmethod
+    def layered(cls, *layers: Mapping[str, Any]) -> Settings:
+        """The first layer that sets a field (not None) wins; unset fields keep the
+        default. Layers name fields exactly: a typo is a bug, so it raises."""
+        names = {f.name for f in fields(cls)}
+        chosen: dict[str, Any] = {}
+        for layer in layers:
+            unknown = set(layer) - names
+            if unknown:
+                raise TypeError(f"not settings: {sorted(unknown)}")
+            for key, value in layer.items():
+                if value is not None and key not in chosen:
+                    chosen[key] = value
+        return cls(**chosen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +213,7 @@ class ProbeResult:
     """Vantage point."""
     probe: str
     """Probe name."""
-    kind: Kind
+    kind: str
     """Probe kind."""
     method: str
     """HTTP method (or ``WS`` for messaging)."""
@@ -220,7 +223,7 @@ class ProbeResult:
     """True when the last attempt passed every expectation."""
     failure: Failure | None
     """Failure class of the last attempt, None when ok."""
-    reason: str | None
+    reason: Reason | None
     """Dotted reason, e.g. ``timeout.read``; None when ok."""
     error: str | None
     """Human explanation, masked; None when ok."""

@@ -5,7 +5,7 @@ streaming, one line at a time. Each (probe, location) keeps only compact arrays
 (timestamp, class code, latency, reason id: about 20 bytes a result), so a million-line
 history fits in tens of MiB, not in the size of the files.
 
-Definitions (SPEC › Report):
+Definitions (docs/reference.md, "Report"):
 - availability = ok / runs, over the results in the window;
 - latency percentiles are over successful results, nearest-rank;
 - an outage is a run of consecutive failed results of one probe at one location: it
@@ -17,25 +17,25 @@ Definitions (SPEC › Report):
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from itertools import pairwise
 from typing import IO, Any
 
 from synthprobe.models import Failure
+from synthprobe.record import BadLine, decode
+from synthprobe.units import format_utc
 
 GAP_FACTOR = 3.0
 """A silence longer than this many usual intervals is a gap."""
 MAX_WARNINGS_PER_FILE = 10
 CLASSES = (None, Failure.DNS, Failure.NETWORK, Failure.SERVER, Failure.TIMEOUT)
 """Class codes in the compact arrays: 0 is ok."""
-_CODE = {c.value: i for i, c in enumerate(CLASSES) if c is not None}
+_CODE = {c: i for i, c in enumerate(CLASSES) if c is not None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,56 +160,6 @@ class History:
         return found
 
 
-class BadLine(ValueError):
-    """A line that is not a schema-1 result."""
-
-
-def parse_ts(text: object) -> float:
-    if not isinstance(text, str):
-        raise BadLine("ts is not a string")
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise BadLine(f"bad ts {text[:40]!r}") from None
-
-
-def _record(line: bytes) -> tuple[str, str, str, float, int, float, str | None]:
-    try:
-        rec = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise BadLine(f"not JSON: {exc.msg}") from None
-    except ValueError:
-        raise BadLine("not UTF-8 JSON") from None
-    if not isinstance(rec, dict):
-        raise BadLine("not a JSON object")
-    if rec.get("schema") != 1:
-        raise BadLine(f"unknown schema {rec.get('schema')!r}")
-    probe, kind, location = rec.get("probe"), rec.get("kind"), rec.get("location")
-    if not (isinstance(probe, str) and isinstance(kind, str) and isinstance(location, str)):
-        raise BadLine("probe, kind and location must be strings")
-    ok = rec.get("ok")
-    if not isinstance(ok, bool):
-        raise BadLine("ok is not a boolean")
-    code = 0
-    if not ok:
-        code = _CODE.get(rec.get("failure"), -1)  # type: ignore[arg-type]
-        if code < 0:
-            raise BadLine(f"unknown failure {rec.get('failure')!r}")
-    timings = rec.get("timings_ms")
-    total = timings.get("total") if isinstance(timings, dict) else None
-    latency = float(total) if isinstance(total, int | float) else math.nan
-    reason = rec.get("reason")
-    return (
-        probe,
-        kind,
-        location,
-        parse_ts(rec.get("ts")),
-        code,
-        latency,
-        reason if isinstance(reason, str) else None,
-    )
-
-
 def read_history(
     sources: Iterable[tuple[str, IO[bytes]]],
     filters: Filters,
@@ -228,7 +178,7 @@ def read_history(
             if not line.strip():
                 continue
             try:
-                probe, kind, location, ts, code, latency, reason = _record(line)
+                probe, kind, location, ts, failure, latency, reason = decode(line)
             except BadLine as exc:
                 bad += 1
                 first_bad = first_bad or f"line {number}: {exc}"
@@ -242,6 +192,7 @@ def read_history(
             series = history.series.get(key)
             if series is None:
                 series = history.series[key] = Series(probe, kind, location)
+            code = _CODE[failure] if failure is not None else 0
             series.add(ts, code, latency, history.reason_id(reason))
             history.first = ts if history.first is None else min(history.first, ts)
             history.last = ts if history.last is None else max(history.last, ts)
@@ -367,12 +318,7 @@ def _gaps(series: Series, order: list[int]) -> Iterator[Gap]:
 
 def utc(epoch: float | None) -> str | None:
     """``2026-11-22T02:10:00Z``, with milliseconds only when there are some."""
-    if epoch is None:
-        return None
-    total_ms = round(epoch * 1000)
-    stamp = datetime.fromtimestamp(total_ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    ms = total_ms % 1000
-    return f"{stamp}.{ms:03d}Z" if ms else f"{stamp}Z"
+    return None if epoch is None else format_utc(epoch, always_ms=False)
 
 
 def _stats_json(stats: Stats) -> dict[str, Any]:
@@ -387,8 +333,8 @@ def _stats_json(stats: Stats) -> dict[str, Any]:
 
 
 def to_json(report: Report) -> dict[str, Any]:
-    """The SPEC's shape; ``kinds``, ``gaps``, ``top_reasons``, ``mttr_s`` and
-    ``longest_outage_s`` are additions."""
+    """The documented shape (docs/reference.md); ``kinds``, ``gaps``, ``top_reasons``,
+    ``mttr_s`` and ``longest_outage_s`` are additions."""
     by_probe: dict[tuple[str, str], list[Outage]] = {}
     for o in report.outages:
         by_probe.setdefault((o.probe, o.location), []).append(o)

@@ -11,16 +11,16 @@ import time
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from synthprobe.classify import Classified, classify_deadline, classify_exception
 from synthprobe.expect import check, check_certificate
 from synthprobe.models import Failure, ProbeResult, ProbeSpec
-from synthprobe.probers import REGISTRY, Network, ProbeOutcome, prober_for
-from synthprobe.probers.base import DNS_THREADS
+from synthprobe.probers import KINDS, prober_for
+from synthprobe.probers.base import DNS_THREADS, Network, ProbeOutcome
 from synthprobe.redact import Redactor
 from synthprobe.timing import Timeline
+from synthprobe.units import format_utc
 
 DEFAULT_PACE = 1000.0
 """Most probe starts per second. A start costs us CPU; a burst of them keeps the event
@@ -41,15 +41,9 @@ def new_run_id(now: float | None = None) -> str:
     return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 
-def utc_iso(epoch: float) -> str:
-    """``2026-11-22T10:00:00.123Z``."""
-    stamp = datetime.fromtimestamp(epoch, UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
-
-
 def supported(spec: ProbeSpec) -> bool:
     """Whether this version has a prober for the spec's kind."""
-    return spec.kind in REGISTRY
+    return spec.kind in KINDS
 
 
 class LoopMonitor:
@@ -204,7 +198,7 @@ class Runner:
         timeline = Timeline()
         lag_mark = self.monitor.mark()
         # the deadline starts once the probe has its slot: our own queueing must
-        # never show up as a timeout of theirs (HTTPX-NOTES.md)
+        # never show up as a timeout of theirs (docs/httpx.md)
         deadline = asyncio.timeout(spec.timeout)
         try:
             async with deadline:
@@ -257,7 +251,7 @@ class Runner:
             error = f"{error} ({host}:{remote[1]})"
         return ProbeResult(
             run_id=self.run_id,
-            ts=utc_iso(started),
+            ts=format_utc(started),
             location=self.location,
             probe=spec.name,
             kind=spec.kind,

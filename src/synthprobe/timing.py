@@ -3,29 +3,63 @@
 The runner creates one ``Timeline`` per attempt and hands it to the prober, which
 passes ``timeline.trace`` to httpx and marks the steps httpx cannot see (DNS, the
 body read). The callback only records a timestamp: it runs inside httpcore's I/O
-path and must never await anything (HTTPX-NOTES.md).
+path and must never await anything (docs/httpx.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import ssl
 import time
+from dataclasses import dataclass
 from typing import Any
 
-from synthprobe.models import Phase
+from synthprobe.models import Phase, Reason
+
+
+class Step(enum.StrEnum):
+    """The steps every network exchange goes through, in order. Where a deadline cuts
+    one decides the reason (``classify.classify_deadline``)."""
+
+    DNS = "dns"
+    CONNECT = "connect"
+    TLS = "tls"
+    SEND = "send"
+    SEND_BODY = "send_body"
+    WAIT = "wait"
+    BODY = "body"
+
+
+@dataclass(frozen=True, slots=True)
+class KindStep:
+    """A step one kind adds to the timeline (a live playlist's re-check, a WebSocket
+    reply), declared in its ``KindInfo`` with what a deadline cutting it means."""
+
+    name: str
+    """Key in ``Timeline.durations``."""
+    timeout_reason: Reason
+    """The reason when the deadline passes during this step."""
+    timeout_text: str
+    """The error then; ``{t}`` is the deadline."""
+
+
+AnyStep = Step | KindStep
 
 # httpcore trace step -> our step. http2 names mirror the http11 ones.
 _TRACE_STEPS = {
-    "connect_tcp": "connect",
-    "start_tls": "tls",
-    "send_request_headers": "send",
-    "send_request_body": "send_body",
-    "receive_response_headers": "wait",
+    "connect_tcp": Step.CONNECT,
+    "start_tls": Step.TLS,
+    "send_request_headers": Step.SEND,
+    "send_request_body": Step.SEND_BODY,
+    "receive_response_headers": Step.WAIT,
     # the body's end is when its last byte arrived, not after we closed the connection
-    "receive_response_body": "body",
+    "receive_response_body": Step.BODY,
 }
-STEPS = ("dns", "connect", "tls", "send", "send_body", "wait", "body")
+
+
+def _key(step: AnyStep) -> str:
+    return step.name if isinstance(step, KindStep) else step.value
 
 
 class Timeline:
@@ -38,8 +72,8 @@ class Timeline:
         """When the final response's body completed: the end of ``total``, so closing
         our own connection is not counted as the server's time."""
         self.durations: dict[str, float] = {}
-        """step -> seconds, for steps that completed."""
-        self.current: str | None = None
+        """step name -> seconds, for steps that completed."""
+        self.current: AnyStep | None = None
         """The step in progress: where a deadline cut the attempt, if it did."""
         self.remote: tuple[str, int] | None = None
         """(ip, port) of the last TCP connection, as the socket reports it."""
@@ -56,35 +90,31 @@ class Timeline:
         """HTTP status of the last response headers received, even if the body then failed."""
         self._since: float = self.started
 
-    def begin(self, step: str) -> None:
+    def begin(self, step: AnyStep) -> None:
         self.current = step
-        if step != "body":
+        if step is not Step.BODY:
             self.last_byte = None  # more work followed: the end is later
         self._since = time.perf_counter()
 
-    def end(self, step: str) -> None:
+    def end(self, step: AnyStep) -> None:
         if self.current == step:
-            self.durations[step] = self.durations.get(step, 0.0) + (
-                time.perf_counter() - self._since
-            )
+            self._add(step)
             self.current = None
 
-    def fail(self, step: str) -> None:
+    def fail(self, step: AnyStep) -> None:
         """The step ended in an error: keep its time, and keep it as ``current``."""
         if self.current == step:
-            self.durations[step] = self.durations.get(step, 0.0) + (
-                time.perf_counter() - self._since
-            )
+            self._add(step)
+
+    def _add(self, step: AnyStep) -> None:
+        key = _key(step)
+        self.durations[key] = self.durations.get(key, 0.0) + (time.perf_counter() - self._since)
 
     def stop(self) -> float:
         """Freeze the total; returns it in seconds."""
         if self.ended is None:
             self.ended = time.perf_counter()
         return self.ended - self.started
-
-    @property
-    def elapsed(self) -> float:
-        return (self.ended or time.perf_counter()) - self.started
 
     @property
     def total(self) -> float:
@@ -101,11 +131,11 @@ class Timeline:
             self.begin(step)
         elif state == "complete":
             self.end(step)
-            if step == "body":
+            if step is Step.BODY:
                 self.last_byte = time.perf_counter()
-            if step == "tls":
+            if step is Step.TLS:
                 self.cert_not_after = _not_after(info.get("return_value"))
-            if step == "connect":
+            if step is Step.CONNECT:
                 stream = info.get("return_value")
                 self.stream = stream
                 addr = stream.get_extra_info("server_addr") if stream is not None else None
@@ -117,7 +147,7 @@ class Timeline:
             self.fail(step)
 
     def phases_ms(self) -> dict[str, float | None]:
-        """The SPEC's phases in milliseconds; None for a phase not reached."""
+        """The phases of docs/reference.md in milliseconds; None for a phase not reached."""
         d = self.durations
 
         def ms(*steps: str) -> float | None:
@@ -125,13 +155,17 @@ class Timeline:
                 return None
             return round(sum(d[s] for s in steps) * 1000, 3)
 
-        send_steps = ("send", "send_body", "wait") if "send_body" in d else ("send", "wait")
+        send = (
+            (Step.SEND, Step.SEND_BODY, Step.WAIT)
+            if Step.SEND_BODY in d
+            else (Step.SEND, Step.WAIT)
+        )
         return {
-            Phase.DNS.value: ms("dns"),
-            Phase.CONNECT.value: ms("connect"),
-            Phase.TLS.value: ms("tls"),
-            Phase.TTFB.value: ms(*send_steps),
-            Phase.TRANSFER.value: ms("body"),
+            Phase.DNS.value: ms(Step.DNS),
+            Phase.CONNECT.value: ms(Step.CONNECT),
+            Phase.TLS.value: ms(Step.TLS),
+            Phase.TTFB.value: ms(*send),
+            Phase.TRANSFER.value: ms(Step.BODY),
             Phase.TOTAL.value: round(self.total * 1000, 3),
         }
 

@@ -1,9 +1,11 @@
-"""Durations, sizes and JSON paths as people write them in configs, and back for display."""
+"""Durations, sizes and times as people write them in configs and options, and back for
+display."""
 
 from __future__ import annotations
 
 import math
 import re
+from datetime import UTC, datetime
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -85,21 +87,33 @@ def format_size(size: int) -> str:
     return f"{size}B"
 
 
-_PATH_STEP_RE = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
+def format_utc(epoch: float, *, always_ms: bool = True) -> str:
+    """``2026-11-22T10:00:00.123Z``; with ``always_ms=False`` the milliseconds only when
+    there are some (``2026-11-22T10:00:00Z``). Milliseconds are truncated, not rounded:
+    a result's ``ts`` never claims a start later than the real one."""
+    stamp = datetime.fromtimestamp(epoch, UTC)
+    ms = stamp.microsecond // 1000
+    text = stamp.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{ms:03d}Z" if ms or always_ms else f"{text}Z"
 
 
-def parse_json_path(path: str) -> tuple[str | int, ...]:
-    """``items[0].id`` -> ``("items", 0, "id")``. Raises ValueError for the user."""
-    steps: list[str | int] = []
-    pos = 0
-    while pos < len(path):
-        if path[pos] == "." and steps and pos + 1 < len(path) and path[pos + 1] != ".":
-            pos += 1
-        m = _PATH_STEP_RE.match(path, pos)
-        if not m:
-            raise ValueError(f"bad JSON path {path!r} at character {pos + 1}")
-        steps.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
-        pos = m.end()
-    if not steps:
-        raise ValueError("bad JSON path: empty")
-    return tuple(steps)
+def parse_utc(text: str) -> float:
+    """An ISO 8601 time -> epoch seconds; without a zone it is UTC. Raises ValueError."""
+    stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp.timestamp()
+
+
+def parse_when(text: str, reference: float) -> float:
+    """``24h``/``90m`` (before ``reference``) or an ISO 8601 time. Raises ValueError."""
+    try:
+        return reference - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        return parse_utc(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r}: use a duration such as 24h or 90m, or a time such as 2026-11-22T06:00:00Z"
+        ) from None

@@ -1,4 +1,4 @@
-"""JSON lines (schema 1): one whole line per probe, safe with concurrent writers.
+"""JSON lines (schema 1, ``record.py``): one whole line per probe, safe with concurrent writers.
 
 Each line is written with a single ``write`` on an ``O_APPEND`` descriptor while
 holding an exclusive ``flock``: two cron runs appending to one file never
@@ -9,46 +9,15 @@ written is missing, never torn, since it is one write of a few hundred bytes).
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-from typing import IO, Any
+from typing import IO
 
 from synthprobe.errors import OutputError
 from synthprobe.models import ProbeResult
+from synthprobe.record import encode
 
-SCHEMA = 1
 MIN_FREE_BYTES = 64 * 1024
 """Less free space than this on the output's file system is an error before probing."""
-
-
-def to_record(result: ProbeResult) -> dict[str, Any]:
-    """The SPEC's JSON object, fields in the SPEC's order."""
-    return {
-        "schema": SCHEMA,
-        "run_id": result.run_id,
-        "ts": result.ts,
-        "location": result.location,
-        "probe": result.probe,
-        "kind": result.kind.value,
-        "method": result.method,
-        "url": result.url,
-        "ok": result.ok,
-        "failure": result.failure.value if result.failure else None,
-        "reason": result.reason,
-        "error": result.error,
-        "status": result.status,
-        "attempts": result.attempts,
-        "timings_ms": result.timings_ms,
-        "bytes_in": result.bytes_in,
-        "bytes_out": result.bytes_out,
-        "tags": list(result.tags),
-        "details": result.details,
-    }
-
-
-def encode(result: ProbeResult) -> bytes:
-    """One line, newline included. ``ensure_ascii`` keeps it one line whatever the text."""
-    return (json.dumps(to_record(result), separators=(", ", ": ")) + "\n").encode("ascii")
 
 
 class JsonlWriter:

@@ -36,7 +36,7 @@ def junit_xml(results: list[ProbeResult], run_id: str, location: str) -> bytes:
         case = ET.SubElement(
             suite,
             "testcase",
-            classname=f"synthprobe.{r.kind.value}",
+            classname=f"synthprobe.{r.kind}",
             name=r.probe,
             time=f"{(r.latency_ms or 0.0) / 1000:.3f}",
         )

@@ -34,7 +34,7 @@ def prom_text(results: Iterable[ProbeResult], finished_at: float) -> str:
     results = list(results)
 
     def who(r: ProbeResult, **extra: str) -> str:
-        return _labels(probe=r.probe, kind=r.kind.value, location=r.location, **extra)
+        return _labels(probe=r.probe, kind=r.kind, location=r.location, **extra)
 
     lines = [
         *_gauge(

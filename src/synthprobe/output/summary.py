@@ -43,7 +43,7 @@ def summarize(results: list[ProbeResult]) -> Summary:
     for r in results:
         s.total += 1
         s.ok += r.ok
-        kc = s.kinds.setdefault(r.kind.value, KindCount())
+        kc = s.kinds.setdefault(r.kind, KindCount())
         kc.total += 1
         kc.ok += r.ok
         if r.failure is not None:
@@ -66,7 +66,7 @@ def summary_json(results: list[ProbeResult], run_id: str, location: str) -> dict
         "failed_probes": [
             {
                 "probe": r.probe,
-                "kind": r.kind.value,
+                "kind": r.kind,
                 "failure": r.failure.value,
                 "reason": r.reason,
                 "error": r.error,

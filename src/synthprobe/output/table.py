@@ -46,7 +46,7 @@ def render_table(results: list[ProbeResult], console: Console, title: str | None
         attempts = f" ({r.attempts} attempts)" if r.attempts > 1 else ""
         table.add_row(
             r.probe,
-            r.kind.value,
+            r.kind,
             result,
             reason,
             "-" if r.status is None else str(r.status),
@@ -84,7 +84,7 @@ def render_table(results: list[ProbeResult], console: Console, title: str | None
 def quiet_lines(results: list[ProbeResult]) -> list[str]:
     """Nothing when all pass; one line per failed probe (cron mails only those)."""
     return [
-        f"FAIL {r.probe} {r.kind.value} {r.reason} {r.url}: {r.error}"
+        f"FAIL {r.probe} {r.kind} {r.reason} {r.url}: {r.error}"
         + (f" (after {r.attempts} attempts)" if r.attempts > 1 else "")
         for r in results
         if not r.ok

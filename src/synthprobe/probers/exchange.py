@@ -5,7 +5,7 @@
 - Each request opens a fresh connection: a probe measures the cold path, and a shared
   pool costs O(connections) CPU per request (encode/httpcore#1035).
 - Redirects are followed hop by hop here, because httpx copies the previous hop's
-  ``sni_hostname`` into the next request (HTTPX-NOTES.md).
+  ``sni_hostname`` into the next request (docs/httpx.md).
 - The body is read up to ``max_body``; the runner's deadline bounds the time.
 """
 
@@ -24,13 +24,14 @@ import httpx
 
 from synthprobe import __version__
 from synthprobe.classify import ProbeFailure, classify_exception
-from synthprobe.config import MAX_REDIRECTS
 from synthprobe.expect import Observation
-from synthprobe.models import Failure, ProbeSpec
+from synthprobe.models import ProbeSpec, Reason
 from synthprobe.probers.base import Network
-from synthprobe.timing import Timeline
+from synthprobe.timing import Step, Timeline
 
 _REDIRECTS = {301, 302, 303, 307, 308}
+MAX_REDIRECTS = 10
+"""Hops followed before ``server.redirects``, as browsers and curl allow."""
 DEFAULT_HEADERS = (
     ("User-Agent", f"synthprobe/{__version__}"),
     ("Accept", "*/*"),
@@ -107,24 +108,20 @@ async def exchange(
             nxt = url.join(location)
         except httpx.InvalidURL as exc:
             raise ProbeFailure(
-                Failure.SERVER, "server.redirects", f"redirect to an invalid URL: {exc}"
+                Reason.SERVER_REDIRECTS, f"redirect to an invalid URL: {exc}"
             ) from None
         if nxt.scheme not in ("http", "https"):
             raise ProbeFailure(
-                Failure.SERVER,
-                "server.redirects",
+                Reason.SERVER_REDIRECTS,
                 f"redirect to unsupported scheme {nxt.scheme!r} refused",
             )
         if str(nxt) in visited:
             raise ProbeFailure(
-                Failure.SERVER,
-                "server.redirects",
+                Reason.SERVER_REDIRECTS,
                 f"redirect loop: {nxt} visited twice after {len(visited) - 1} redirects",
             )
         if len(visited) > MAX_REDIRECTS:
-            raise ProbeFailure(
-                Failure.SERVER, "server.redirects", f"more than {MAX_REDIRECTS} redirects"
-            )
+            raise ProbeFailure(Reason.SERVER_REDIRECTS, f"more than {MAX_REDIRECTS} redirects")
         visited.append(str(nxt))
         # as browsers and httpx do: 303 (and 301/302 after POST) become a GET without body
         if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
@@ -176,17 +173,17 @@ async def resolve(
     if _is_ip(host):
         return _family([host], host, ip_version)
     port = url.port or (443 if url.scheme in ("https", "wss") else 80)
-    timeline.begin("dns")
+    timeline.begin(Step.DNS)
     try:
         addresses = await net.resolve(host, port)
     except socket.gaierror as exc:
-        timeline.fail("dns")
+        timeline.fail(Step.DNS)
         found = classify_exception(exc)
         assert found is not None
-        raise ProbeFailure(found.failure, found.reason, f"{host}: {found.error}") from exc
-    timeline.end("dns")
+        raise ProbeFailure(found.reason, f"{host}: {found.error}") from exc
+    timeline.end(Step.DNS)
     if not addresses:
-        raise ProbeFailure(Failure.DNS, "dns.no_address", f"{host} has no address")
+        raise ProbeFailure(Reason.DNS_NO_ADDRESS, f"{host} has no address")
     return _family(addresses, host, ip_version)
 
 
@@ -195,7 +192,7 @@ def _family(addresses: list[str], host: str, ip_version: int | None) -> list[str
         return addresses
     kept = [a for a in addresses if (":" in a) == (ip_version == 6)]
     if not kept:
-        raise ProbeFailure(Failure.DNS, "dns.no_address", f"{host} has no IPv{ip_version} address")
+        raise ProbeFailure(Reason.DNS_NO_ADDRESS, f"{host} has no IPv{ip_version} address")
     return kept
 
 
@@ -254,7 +251,7 @@ def next_address(exc: Exception, timeline: Timeline, index: int, addresses: list
     return (
         isinstance(exc, httpx.ConnectError)
         and index + 1 < len(addresses)
-        and timeline.current == "connect"
+        and timeline.current is Step.CONNECT
     )
 
 
@@ -304,12 +301,12 @@ async def _one_hop(
             response.request = req
             timeline.status = response.status_code
             try:
-                timeline.begin("body")
+                timeline.begin(Step.BODY)
                 body, truncated = b"", False
                 # a redirect we will follow: its body is of no interest
                 if not (follow_redirects and response.status_code in _REDIRECTS):
                     body, truncated = await read_body(response, max_body)
-                timeline.end("body")
+                timeline.end(Step.BODY)
                 return (
                     response.status_code,
                     tuple((k.lower(), v) for k, v in response.headers.multi_items()),

@@ -23,7 +23,7 @@ from httpx_ws import (
 )
 
 from synthprobe.classify import ProbeFailure, exception_chain
-from synthprobe.models import Failure, MessagingSpec, ProbeSpec
+from synthprobe.models import ProbeSpec, Reason
 from synthprobe.probers.base import Network, ProbeOutcome
 from synthprobe.probers.exchange import (
     Route,
@@ -33,6 +33,7 @@ from synthprobe.probers.exchange import (
     resolve,
     route,
 )
+from synthprobe.probers.messaging import REPLY, MessagingSpec
 from synthprobe.timing import Timeline
 
 MAX_MESSAGE = 1024 * 1024
@@ -55,7 +56,8 @@ class MessagingProber:
         """Nothing to build."""
 
     async def probe(self, spec: ProbeSpec, timeline: Timeline, net: Network) -> ProbeOutcome:
-        assert spec.messaging is not None  # config.py requires the block for this kind
+        options = spec.options
+        assert isinstance(options, MessagingSpec)  # the kind's parser requires the block
         url = httpx.URL(spec.url)
         # WebSockets go direct: most HTTP proxies do not pass an Upgrade through
         addresses = await resolve(url, timeline, net, spec.ip_version)
@@ -63,7 +65,7 @@ class MessagingProber:
             via = route(url, ip, spec.headers, timeline)
             async with client(net, spec.verify_tls) as http:
                 try:
-                    return await self._round_trip(spec.messaging, via, http, timeline)
+                    return await self._round_trip(options, via, http, timeline)
                 except httpx.ConnectError as exc:
                     if next_address(exc, timeline, index, addresses):
                         continue
@@ -84,7 +86,7 @@ class MessagingProber:
             status = exc.response.status_code
             timeline.status = status
             raise ProbeFailure(
-                Failure.SERVER, "server.status", f"WebSocket upgrade refused: status {status}"
+                Reason.SERVER_STATUS, f"WebSocket upgrade refused: status {status}"
             ) from None
         except (WebSocketDisconnect, WebSocketNetworkError, BaseExceptionGroup) as exc:
             failure = _closed(exc, seen)
@@ -119,7 +121,7 @@ class MessagingProber:
             timeline.status = 101
             sent_at = time.perf_counter()
             await ws.send_text(m.send)
-            timeline.begin("reply")
+            timeline.begin(REPLY)
             while True:
                 event = await ws.receive()
                 if isinstance(event, wsproto.events.TextMessage):
@@ -131,7 +133,7 @@ class MessagingProber:
                 seen.bytes_in += len(text.encode())
                 if matches(text, m):
                     rtt = time.perf_counter() - sent_at
-                    timeline.end("reply")
+                    timeline.end(REPLY)
                     return rtt
                 seen.skipped += 1
                 seen.last = text
@@ -157,10 +159,9 @@ def _closed(exc: BaseException, seen: _Seen) -> ProbeFailure | None:
     how = f"socket closed (code {code})" if code is not None else "connection closed"
     if seen.last is not None:
         return ProbeFailure(
-            Failure.SERVER,
-            "server.reply",
+            Reason.SERVER_REPLY,
             f"{how} before a matching reply; last reply {_short(seen.last)}",
         )
     if not any(isinstance(e, WebSocketDisconnect | WebSocketNetworkError) for e in leaves):
         return None
-    return ProbeFailure(Failure.NETWORK, "network.closed", f"{how} without any reply")
+    return ProbeFailure(Reason.NETWORK_CLOSED, f"{how} without any reply")

@@ -21,9 +21,10 @@ import m3u8
 
 from synthprobe.classify import ProbeFailure
 from synthprobe.expect import status_matches
-from synthprobe.models import Failure, LiveSpec, ProbeSpec, Variant
+from synthprobe.models import ProbeSpec, Reason
 from synthprobe.probers.base import Network, ProbeOutcome
 from synthprobe.probers.exchange import Exchange, Request, fetch
+from synthprobe.probers.live import REFRESH, LiveSpec, Variant
 from synthprobe.timing import Timeline
 
 
@@ -133,7 +134,8 @@ class LiveProber:
         """Nothing to build."""
 
     async def probe(self, spec: ProbeSpec, timeline: Timeline, net: Network) -> ProbeOutcome:
-        live = spec.live or LiveSpec()
+        live = spec.options
+        assert isinstance(live, LiveSpec)  # the kind's parser always sets it
         first = await self._get(spec, spec.url, timeline, net)
         fetched = [first]
         if not status_matches(first.observation.status, spec.expect.status):
@@ -149,7 +151,7 @@ class LiveProber:
             fetched.append(media_response)
             playlist = self._parse(media_response, url)
             if isinstance(playlist, Variants):
-                raise ProbeFailure(Failure.SERVER, "server.assertion", "variant is a master")
+                raise ProbeFailure(Reason.SERVER_ASSERTION, "variant is a master")
         media = playlist
         details.update(
             media_sequence=media.media_sequence,
@@ -175,8 +177,7 @@ class LiveProber:
             details["newest_age_s"] = round(age, 3)
             if live.max_age is not None and age > live.max_age:
                 raise ProbeFailure(
-                    Failure.SERVER,
-                    "server.live_stalled",
+                    Reason.SERVER_LIVE_STALLED,
                     f"newest segment is {age:.1f}s old (max_age {live.max_age:g}s)",
                 )
         if live.check_advancing:
@@ -187,25 +188,22 @@ class LiveProber:
             # duration later, as a player would (RFC 8216 §6.3.4): an encoder writing a
             # segment a little late is not a stalled stream
             for pause in (target, target / 2):
-                timeline.begin("refresh")
+                timeline.begin(REFRESH)
                 await asyncio.sleep(pause)
-                timeline.end("refresh")
+                timeline.end(REFRESH)
                 waited += pause
                 again = await self._get_ok(spec, url, timeline, net, "playlist refetch")
                 fetched.append(again)
                 reloaded = self._parse(again, url)
                 if isinstance(reloaded, Variants):
-                    raise ProbeFailure(
-                        Failure.SERVER, "server.assertion", "playlist became a master"
-                    )
+                    raise ProbeFailure(Reason.SERVER_ASSERTION, "playlist became a master")
                 _check_live(reloaded, "playlist refetch")
                 later = reloaded
                 if later.position != media.position:
                     break
             else:
                 raise ProbeFailure(
-                    Failure.SERVER,
-                    "server.live_stalled",
+                    Reason.SERVER_LIVE_STALLED,
                     f"media sequence {media.media_sequence} did not advance in {waited:g}s",
                 )
             # segments added since the first fetch (the sequence only moves once the
@@ -223,7 +221,7 @@ class LiveProber:
         try:
             return parse_playlist(got.observation.body.decode("utf-8", "replace"), url)
         except NotAPlaylist as exc:
-            raise ProbeFailure(Failure.SERVER, "server.assertion", f"{url}: {exc}") from None
+            raise ProbeFailure(Reason.SERVER_ASSERTION, f"{url}: {exc}") from None
 
     @staticmethod
     async def _get(
@@ -251,7 +249,7 @@ class LiveProber:
         got = await self._get(spec, url, timeline, net, headers)
         if not 200 <= got.observation.status < 300:
             raise ProbeFailure(
-                Failure.SERVER, "server.status", f"{what} {url}: status {got.observation.status}"
+                Reason.SERVER_STATUS, f"{what} {url}: status {got.observation.status}"
             )
         return got
 
@@ -259,9 +257,8 @@ class LiveProber:
 def _check_live(media: MediaPlaylist, what: str) -> None:
     if media.ended:
         raise ProbeFailure(
-            Failure.SERVER,
-            "server.live_ended",
+            Reason.SERVER_LIVE_ENDED,
             f"{what} has ended (#EXT-X-ENDLIST) at media sequence {media.media_sequence}",
         )
     if not media.segments:
-        raise ProbeFailure(Failure.SERVER, "server.live_stalled", f"{what} has no segments")
+        raise ProbeFailure(Reason.SERVER_LIVE_STALLED, f"{what} has no segments")

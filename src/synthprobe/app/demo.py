@@ -1,0 +1,70 @@
+"""``probe demo``: the embedded platform, probed with the bundled config or served."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import signal
+from typing import Any
+
+from synthprobe.app import EXIT_OK, Streams
+from synthprobe.app.run import RunOptions, run_command
+from synthprobe.errors import UsageError
+
+
+def demo_command(opts: RunOptions, io: Streams, serve: bool, port: int) -> int:
+    """``probe demo``: start the demo platform; probe it with the bundled config, or serve."""
+    from importlib.resources import files
+
+    from synthprobe.config import load_sources
+    from synthprobe.demo import DemoPlatform, PlatformThread, refused_port
+
+    if serve:
+        return asyncio.run(_serve_demo(DemoPlatform(port=port), io))
+    raw = files("synthprobe").joinpath("demo.yaml").read_bytes()
+    sock, refused = refused_port()
+    try:
+        with PlatformThread(DemoPlatform()) as platform:
+            loaded = load_sources(
+                [("demo.yaml (bundled)", raw)],
+                variables={
+                    "DEMO_URL": platform.base_url,
+                    "DEMO_WS": platform.base_url.replace("http://", "ws://"),
+                    "DEMO_REFUSED": f"http://127.0.0.1:{refused}",
+                },
+            )
+            io.err.print(
+                f"demo platform on {platform.base_url}; probing it with the bundled config",
+                highlight=False,
+            )
+            demo_opts = dataclasses.replace(opts, output=opts.output or os.devnull)
+            return run_command(demo_opts, io, loaded)
+    finally:
+        sock.close()
+
+
+async def _serve_demo(platform: Any, io: Streams) -> int:
+    try:
+        await platform.start()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot listen on 127.0.0.1:{platform.port}: {exc.strerror or exc}",
+            hint="choose another port with --port",
+        ) from None
+    io.err.print(
+        f"demo platform on [bold]{platform.base_url}[/] (Ctrl-C stops it)\n"
+        f"  try: BASE_URL={platform.base_url} probe run probes.example.yaml\n"
+        f"  break a part: curl -X PUT '{platform.base_url}/_demo/faults/feed?mode=503'\n"
+        f"  mend it:      curl -X DELETE {platform.base_url}/_demo/faults/feed",
+        highlight=False,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await platform.close()
+    return EXIT_OK

@@ -1,0 +1,203 @@
+"""``probe run``: configs -> runner -> JSON lines, reports and an exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, assert_never
+
+from rich.console import Console
+
+from synthprobe.app import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Streams
+from synthprobe.config import LoadedConfig, load_configs
+from synthprobe.errors import SynthprobeError, UsageError
+from synthprobe.models import ProbeResult, ProbeSpec, RunFormat, Settings
+from synthprobe.redact import Redactor
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """``probe run`` options; None means "from the config, or the default"."""
+
+    configs: Sequence[str]
+    output: str | None = None
+    concurrency: int | None = None
+    only: Sequence[str] = ()
+    location: str | None = None
+    format: RunFormat = RunFormat.TABLE
+    junit: str | None = None
+    prom: str | None = None
+    env_proxy: bool | None = None
+    timeout: float | None = None
+    retries: int | None = None
+
+    def settings_layer(self) -> dict[str, Any]:
+        """The options that are settings, for ``Settings.layered`` (None: not given)."""
+        return {
+            "output": self.output or None,
+            "concurrency": self.concurrency,
+            "location": self.location or None,
+            "junit": self.junit or None,
+            "prom": self.prom or None,
+            "env_proxy": self.env_proxy,
+        }
+
+
+def select(probes: Sequence[ProbeSpec], selectors: Sequence[str]) -> list[ProbeSpec]:
+    """Probes matching any selector: a name, a kind, or ``tag:NAME``. No selector: all."""
+    if not selectors:
+        return list(probes)
+    chosen: set[str] = set()
+    for selector in selectors:
+        if selector.startswith("tag:"):
+            hits = [p for p in probes if selector[4:] in p.tags]
+        else:
+            hits = [p for p in probes if selector in (p.name, p.kind)]
+        if not hits:
+            kinds = sorted({p.kind for p in probes})
+            raise UsageError(
+                f"--only {selector!r} matches no probe",
+                hint=f"use a probe name, a kind ({', '.join(kinds)}) or tag:NAME; "
+                "`probe list` shows them",
+            )
+        chosen.update(p.name for p in hits)
+    return [p for p in probes if p.name in chosen]
+
+
+def _override(spec: ProbeSpec, opts: RunOptions) -> ProbeSpec:
+    changes: dict[str, Any] = {}
+    if opts.timeout is not None:
+        changes["timeout"] = opts.timeout
+    if opts.retries is not None:
+        changes["retries"] = opts.retries
+    return dataclasses.replace(spec, **changes) if changes else spec
+
+
+def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = None) -> int:
+    """``probe run``: probe, write JSON lines as each probe ends, report, return the exit code."""
+    from synthprobe.output.files import check_writable, write_atomic
+    from synthprobe.output.jsonl import JsonlWriter
+    from synthprobe.probers.base import Network, env_proxies
+    from synthprobe.runner import Runner, default_location
+
+    loaded = loaded or load_configs(opts.configs)
+    runnable = [_override(s, opts) for s in select(loaded.probes, opts.only)]
+    settings = Settings.layered(opts.settings_layer(), loaded.settings)
+    output, junit, prom = settings.output, settings.junit, settings.prom
+    location = settings.location or default_location()
+    # open every output before probing: a bad path fails now, with nothing sent
+    writer = JsonlWriter(stream=io.stdout_bytes) if output == "-" else JsonlWriter(output)
+    for report_path in (junit, prom):
+        if report_path:
+            check_writable(report_path)
+    human = io.err if output == "-" else io.out
+    runner = Runner(
+        concurrency=settings.concurrency,
+        location=location,
+        redactor=Redactor(loaded.secrets),
+        network=Network(proxies=env_proxies() if settings.env_proxy else None),
+    )
+    finished: list[ProbeResult] = []
+
+    def record(result: ProbeResult) -> None:
+        writer.write(result)
+        finished.append(result)
+
+    try:
+        with asyncio.Runner(loop_factory=event_loop_factory()) as loop_runner:
+            interrupted = loop_runner.run(_run_interruptible(runner, runnable, record))
+    finally:
+        writer.close()
+    order = {s.name: i for i, s in enumerate(runnable)}
+    results = sorted(finished, key=lambda r: order[r.probe])
+    _report(results, opts.format, human, runner.run_id, location)
+    if junit:
+        from synthprobe.output.junit import junit_xml
+
+        write_atomic(junit, junit_xml(results, runner.run_id, location))
+    if prom:
+        import time
+
+        from synthprobe.output.prom import prom_text
+
+        write_atomic(prom, prom_text(results, time.time()).encode())
+    if interrupted:
+        where = "stdout" if output == "-" else output
+        io.err.print(
+            f"[red]interrupted[/] by {interrupted}: {len(results)} of {len(runnable)} probes "
+            f"finished; their results are in {where}",
+            highlight=False,
+        )
+        return EXIT_INTERRUPTED
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
+
+
+async def _run_interruptible(runner: Any, specs: list[ProbeSpec], record: Any) -> str | None:
+    """Run; on SIGINT or SIGTERM cancel what is in flight and return the signal's name."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    caught: list[str] = []
+
+    def stop(sig: signal.Signals) -> None:
+        caught.append(sig.name)
+        task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop, sig)
+    try:
+        await runner.run(specs, record)
+    except asyncio.CancelledError:
+        if not caught:
+            raise
+    except BaseExceptionGroup as group:
+        # an output that fails mid-run (disk full) surfaces from the task group: report
+        # it as the user's error it is, not as a traceback
+        mine = group.subgroup(lambda e: isinstance(e, SynthprobeError))
+        if mine is None:
+            raise
+        first: BaseException = mine
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return caught[0] if caught else None
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (a dependency except on Windows): its I/O callbacks
+    cost a fraction of asyncio's, so a busy run notices responses sooner and its
+    latencies stay closer to the server's (bench/fidelity.py). ``SYNTHPROBE_LOOP=asyncio``
+    opts out."""
+    if os.environ.get("SYNTHPROBE_LOOP") == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def _report(
+    results: list[ProbeResult], fmt: RunFormat, console: Console, run_id: str, location: str
+) -> None:
+    from synthprobe.output.table import quiet_lines, render_table
+
+    if fmt is RunFormat.TABLE:
+        render_table(results, console)
+    elif fmt is RunFormat.QUIET:
+        for line in quiet_lines(results):
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
+    elif fmt is RunFormat.JSON:
+        from synthprobe.output.summary import summary_json
+
+        console.print_json(json.dumps(summary_json(results, run_id, location)))
+    else:
+        assert_never(fmt)

@@ -1,0 +1,434 @@
+"""The probe schema: what a config may say, read into frozen ``ProbeSpec``s.
+
+Every problem is reported as ``FILE:LINE: FIELD: message``, and every problem of a
+file is reported, not just the first. Kinds read their own blocks (``upload:``,
+``live:``...) through their ``KindInfo``: nothing here knows a kind by name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from synthprobe.config.nodes import Located, Problem, fail, format_problem, parse_yaml, read_source
+from synthprobe.config.readers import TOKEN_RE, Reader, check_url, list_of, mapping, type_name
+from synthprobe.config.variables import VAR_NAME_RE, Expander
+from synthprobe.errors import ConfigError
+from synthprobe.jsonpath import parse_json_path
+from synthprobe.models import Expectation, Failure, JsonCheck, ProbeSpec
+from synthprobe.probers import DEFAULT_KIND, KINDS
+from synthprobe.redact import Redactor
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+_STATUS_CLASS_RE = re.compile(r"^[1-5]xx$")
+
+BLOCKS = {info.block: name for name, info in KINDS.items() if info.block is not None}
+"""Kind blocks (``live:``) -> the kind that owns each."""
+PROBE_KEYS = {
+    "name",
+    "kind",
+    "url",
+    "method",
+    "headers",
+    "timeout",
+    "retries",
+    "retry_on",
+    "tags",
+    "expect",
+    "follow_redirects",
+    "verify_tls",
+    "max_body",
+    "ip_version",
+    *BLOCKS,
+}
+DEFAULT_KEYS = PROBE_KEYS - {"name", "url"}
+TOP_KEYS = {"version", "settings", "defaults", "probes"}
+SETTINGS_KEYS = {
+    "concurrency",
+    "output",
+    "location",
+    "junit",
+    "prom",
+    "public_vars",
+    "env_proxy",
+}
+EXPECT_KEYS = {
+    "status",
+    "max_latency",
+    "body_contains",
+    "body_regex",
+    "headers",
+    "json",
+    "cert_min_days",
+}
+JSON_CHECK_KEYS = {"path", "exists", "equals", "min_items", "max_items", "matches"}
+MERGED_BLOCKS = ("headers", "expect", *BLOCKS)
+"""Blocks merged key by key under each probe; every other default is replaced whole."""
+_EXPECT = Expectation()
+_SPEC = ProbeSpec(name="", kind=DEFAULT_KIND, url="", method="GET")
+"""The dataclass's defaults: the one place they are written."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedConfig:
+    """Everything the configs say, merged across files."""
+
+    probes: tuple[ProbeSpec, ...]
+    """Probes in file order."""
+    settings: dict[str, Any]
+    """Only the settings the files set: the CLI merges its own on top."""
+    secrets: frozenset[str]
+    """Values that came from the environment: masked in every output."""
+    files: tuple[str, ...]
+    """Display names of the files read."""
+
+
+def load_configs(
+    paths: Iterable[str],
+    env: Mapping[str, str] | None = None,
+    variables: Mapping[str, str] | None = None,
+) -> LoadedConfig:
+    """Load, validate and merge config files (``-`` is stdin).
+
+    Raises ConfigError listing every problem found.
+    """
+    return load_sources((read_source(p) for p in paths), env, variables)
+
+
+def load_sources(
+    sources: Iterable[tuple[str, bytes]],
+    env: Mapping[str, str] | None = None,
+    variables: Mapping[str, str] | None = None,
+) -> LoadedConfig:
+    """Like ``load_configs`` for (display name, raw bytes) pairs.
+
+    ``variables`` are extra, non-secret values for ``${...}`` (the demo uses this).
+    """
+    environ = dict(os.environ if env is None else env)
+    public: set[str] = set()
+    if variables:
+        environ.update(variables)
+        public.update(variables)
+    problems: list[str] = []
+    probes: list[ProbeSpec] = []
+    settings: dict[str, Any] = {}
+    secrets: set[str] = set()
+    seen: dict[str, str] = {}
+    files: list[str] = []
+    for name, raw in sources:
+        files.append(name)
+        root = parse_yaml(name, raw)
+        expander = Expander(environ, frozenset(public))
+        file_probes, file_settings, file_problems = _load_file(name, root, expander)
+        problems.extend(file_problems)
+        secrets |= expander.secrets
+        settings.update(file_settings)
+        for spec in file_probes:
+            if spec.name in seen:
+                problems.append(
+                    f"{spec.source}: probes.name: duplicate probe name "
+                    f'"{spec.name}" (first defined at {seen[spec.name]})'
+                )
+                continue
+            seen[spec.name] = spec.source
+            probes.append(spec)
+    if problems:
+        # a bad value may have come from the environment: mask it in the message too
+        mask = Redactor(secrets)
+        raise ConfigError([mask.text(p) for p in problems])
+    return LoadedConfig(tuple(probes), settings, frozenset(secrets), tuple(files))
+
+
+def _load_file(
+    name: str, root: Located, expander: Expander
+) -> tuple[list[ProbeSpec], dict[str, Any], list[str]]:
+    problems: list[str] = []
+
+    def attempt(fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except Problem as p:
+            problems.append(format_problem(name, p))
+            return None
+
+    top = attempt(lambda: mapping(root, "", TOP_KEYS))
+    if top is None:
+        return [], {}, problems
+    if "version" in top:
+        attempt(lambda: _check_version(top["version"]))
+    settings_loc = top.get("settings")
+    if settings_loc is not None:
+        public = attempt(lambda: _public_vars(settings_loc))
+        if public:
+            expander.public = expander.public | public
+    reader = Reader(expander)
+    settings: dict[str, Any] = {}
+    if settings_loc is not None:
+        settings = attempt(lambda: _settings(reader, settings_loc)) or {}
+    defaults: dict[str, Located] = {}
+    if "defaults" in top:
+        defaults = attempt(lambda: mapping(top["defaults"], "defaults", DEFAULT_KEYS)) or {}
+    if "probes" not in top:
+        problems.append(f"{name}:{root.line}: probes: missing: a config needs a list of probes")
+        return [], settings, problems
+    items = attempt(lambda: list_of(top["probes"], "probes"))
+    if items is not None and not items:
+        problems.append(f"{name}:{top['probes'].line}: probes: the list is empty")
+    probes: list[ProbeSpec] = []
+    for i, item in enumerate(items or []):
+        try:
+            probes.append(_probe(reader, name, item, f"probes[{i}]", defaults))
+        except Problem as p:
+            problems.append(format_problem(name, p))
+    return probes, settings, problems
+
+
+def _check_version(loc: Located) -> None:
+    if loc.value != 1:
+        fail(loc, "version", f"unsupported version {loc.value!r}: this synthprobe reads 1")
+
+
+def _public_vars(loc: Located) -> frozenset[str]:
+    if not isinstance(loc.value, dict) or "public_vars" not in loc.value:
+        return frozenset()
+    sub = loc.value["public_vars"]
+    names = [sub] if isinstance(sub.value, str) else list_of(sub, "settings.public_vars")
+    out = set()
+    for i, item in enumerate(names):
+        if not isinstance(item.value, str) or not VAR_NAME_RE.match(item.value):
+            fail(item, f"settings.public_vars[{i}]", "expected a variable name")
+        out.add(item.value)
+    return frozenset(out)
+
+
+def _settings(r: Reader, loc: Located) -> dict[str, Any]:
+    m = mapping(loc, "settings", SETTINGS_KEYS)
+    out: dict[str, Any] = {}
+    if "concurrency" in m:
+        out["concurrency"] = r.integer(m["concurrency"], "settings.concurrency", 1, 100_000)
+    if "env_proxy" in m:
+        out["env_proxy"] = r.boolean(m["env_proxy"], "settings.env_proxy")
+    for key in ("output", "location", "junit", "prom"):
+        if key in m:
+            value = r.text(m[key], f"settings.{key}")
+            if not value:
+                fail(m[key], f"settings.{key}", "must not be empty")
+            out[key] = value
+    return out
+
+
+def _merge(defaults: dict[str, Located], probe: dict[str, Located]) -> dict[str, Located]:
+    """Defaults under the probe; MERGED_BLOCKS merge key by key (the probe wins)."""
+    merged = dict(defaults)
+    for key, loc in probe.items():
+        base = defaults.get(key)
+        if (
+            key in MERGED_BLOCKS
+            and base is not None
+            and isinstance(base.value, dict)
+            and isinstance(loc.value, dict)
+        ):
+            if key == "headers":  # header names are case-insensitive
+                lowered = {k.lower() for k in loc.value}
+                block = {k: v for k, v in base.value.items() if k.lower() not in lowered}
+            else:
+                block = dict(base.value)
+            block.update(loc.value)
+            merged[key] = Located(block, loc.line)
+        else:
+            merged[key] = loc
+    return merged
+
+
+def _probe(
+    r: Reader, filename: str, item: Located, path: str, defaults: dict[str, Located]
+) -> ProbeSpec:
+    own = mapping(item, path, PROBE_KEYS)
+    for required in ("name", "url"):
+        if required not in own:
+            fail(item, path, f'missing required key "{required}"')
+    name = r.text(own["name"], f"{path}.name")
+    if not _NAME_RE.match(name):
+        fail(
+            own["name"],
+            f"{path}.name",
+            f"bad name {name!r}: use letters, digits and . _ : / - (no spaces)",
+        )
+    m = _merge(defaults, own)
+    kind = r.choice(m["kind"], f"{path}.kind", KINDS, "kind") if "kind" in m else DEFAULT_KIND
+    info = KINDS[kind]
+    url = r.text(m["url"], f"{path}.url")
+    check_url(m["url"], f"{path}.url", url, info.schemes, kind)
+    method = info.default_method
+    if "method" in m:
+        method = r.text(m["method"], f"{path}.method").upper()
+        if not TOKEN_RE.match(method):
+            fail(m["method"], f"{path}.method", f"bad HTTP method {method!r}")
+    timeout = r.duration(m["timeout"], f"{path}.timeout") if "timeout" in m else _SPEC.timeout
+    retries = (
+        r.integer(m["retries"], f"{path}.retries", 0, 100) if "retries" in m else _SPEC.retries
+    )
+    retry_on = _SPEC.retry_on
+    if "retry_on" in m:
+        classes = [Failure(c) for c in _failure_names(r, m["retry_on"], f"{path}.retry_on")]
+        retry_on = frozenset(classes)
+    headers: tuple[tuple[str, str], ...] = ()
+    if "headers" in m:
+        hm = mapping(m["headers"], f"{path}.headers", set(m["headers"].value or {}))
+        pairs = []
+        for key, loc in hm.items():
+            if not TOKEN_RE.match(key):
+                fail(loc, f"{path}.headers.{key}", "bad header name")
+            value = r.text(loc, f"{path}.headers.{key}", allow_scalar=True)
+            if "\n" in value or "\r" in value:
+                fail(loc, f"{path}.headers.{key}", "a header value cannot span lines")
+            pairs.append((key, value))
+        headers = tuple(pairs)
+    tags = r.strings(m["tags"], f"{path}.tags") if "tags" in m else ()
+    expect = _expect(r, m["expect"], f"{path}.expect") if "expect" in m else Expectation()
+    follow = (
+        r.boolean(m["follow_redirects"], f"{path}.follow_redirects")
+        if ("follow_redirects" in m)
+        else _SPEC.follow_redirects
+    )
+    verify = (
+        r.boolean(m["verify_tls"], f"{path}.verify_tls") if "verify_tls" in m else _SPEC.verify_tls
+    )
+    max_body = r.size(m["max_body"], f"{path}.max_body") if "max_body" in m else _SPEC.max_body
+    ip_version = None
+    if "ip_version" in m:
+        loc = m["ip_version"]
+        text = str(loc.value).lower() if not isinstance(loc.value, bool) else ""
+        if text not in ("4", "6", "auto"):
+            fail(loc, f"{path}.ip_version", f"expected 4, 6 or auto, got {type_name(loc.value)}")
+        ip_version = None if text == "auto" else int(text)
+    for key, owner in BLOCKS.items():
+        if key in m and owner != kind and key in own:
+            fail(m[key], f"{path}.{key}", f"only for kind {owner}, not {kind}")
+    options = None
+    if info.parse_block is not None:
+        assert info.block is not None
+        options = info.parse_block(r, m.get(info.block), f"{path}.{info.block}", item)
+    return ProbeSpec(
+        name=name,
+        kind=kind,
+        url=url,
+        method=method,
+        timeout=timeout,
+        retries=retries,
+        retry_on=retry_on,
+        headers=headers,
+        tags=tags,
+        expect=expect,
+        follow_redirects=follow,
+        verify_tls=verify,
+        max_body=max_body,
+        ip_version=ip_version,
+        options=options,
+        source=f"{filename}:{item.line}",
+    )
+
+
+def _failure_names(r: Reader, loc: Located, path: str) -> list[str]:
+    names = r.strings(loc, path)
+    for i, value in enumerate(names):
+        if value not in {f.value for f in Failure}:
+            item = loc.value[i] if isinstance(loc.value, list) else loc
+            fail(
+                item,
+                f"{path}[{i}]",
+                f'unknown failure class "{value}": expected dns, network, server or timeout',
+            )
+    return list(names)
+
+
+def _status_list(r: Reader, loc: Located, path: str) -> tuple[int | str, ...]:
+    items = list_of(loc, path) if isinstance(loc.value, list) else [loc]
+    out: list[int | str] = []
+    for i, item in enumerate(items):
+        value, sub = item.value, f"{path}[{i}]" if isinstance(loc.value, list) else path
+        if isinstance(value, str):
+            value = r.text(item, sub).strip()
+            if _STATUS_CLASS_RE.match(value.lower()):
+                out.append(value.lower())
+                continue
+            if value.isdigit():
+                value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
+            fail(item, sub, f"bad status {item.value!r}: use a code like 200 or a class like 2xx")
+        out.append(value)
+    if not out:
+        fail(loc, path, "the list is empty: no status could pass")
+    return tuple(out)
+
+
+def _expect(r: Reader, loc: Located, path: str) -> Expectation:
+    m = mapping(loc, path, EXPECT_KEYS)
+    status = _status_list(r, m["status"], f"{path}.status") if "status" in m else _EXPECT.status
+    max_latency = (
+        r.duration(m["max_latency"], f"{path}.max_latency") if "max_latency" in m else None
+    )
+    body_contains = (
+        r.text(m["body_contains"], f"{path}.body_contains", allow_scalar=True)
+        if "body_contains" in m
+        else None
+    )
+    body_regex = r.regex(m["body_regex"], f"{path}.body_regex") if "body_regex" in m else None
+    headers: list[tuple[str, str]] = []
+    if "headers" in m:
+        hm = mapping(m["headers"], f"{path}.headers", set(m["headers"].value or {}))
+        for key, sub in hm.items():
+            headers.append((key, r.regex(sub, f"{path}.headers.{key}")))
+    checks: list[JsonCheck] = []
+    if "json" in m:
+        for i, item in enumerate(list_of(m["json"], f"{path}.json")):
+            checks.append(_json_check(r, item, f"{path}.json[{i}]"))
+    cert_min_days = None
+    if "cert_min_days" in m:
+        cert_min_days = r.integer(m["cert_min_days"], f"{path}.cert_min_days", 0, 3650)
+    return Expectation(
+        status=status,
+        max_latency=max_latency,
+        body_contains=body_contains,
+        body_regex=body_regex,
+        headers=tuple(headers),
+        json=tuple(checks),
+        cert_min_days=cert_min_days,
+    )
+
+
+def _json_check(r: Reader, loc: Located, path: str) -> JsonCheck:
+    m = mapping(loc, path, JSON_CHECK_KEYS)
+    if "path" not in m:
+        fail(loc, path, 'missing required key "path"')
+    json_path = r.text(m["path"], f"{path}.path")
+    try:
+        parse_json_path(json_path)
+    except ValueError as exc:
+        fail(m["path"], f"{path}.path", str(exc))
+    if len(m) == 1:
+        fail(loc, path, "nothing to check: add exists, equals, min_items, max_items or matches")
+    equals = m.get("equals")
+    equals_value = None
+    if equals is not None:
+        equals_value = equals.value
+        if isinstance(equals_value, str):
+            equals_value = r.text(equals, f"{path}.equals")
+        elif isinstance(equals_value, dict | list):
+            fail(equals, f"{path}.equals", "compare with a single value (text, number, bool, null)")
+    return JsonCheck(
+        path=json_path,
+        exists=r.boolean(m["exists"], f"{path}.exists") if "exists" in m else None,
+        equals=equals_value,
+        has_equals=equals is not None,
+        min_items=r.integer(m["min_items"], f"{path}.min_items", 0, 10**9)
+        if "min_items" in m
+        else None,
+        max_items=r.integer(m["max_items"], f"{path}.max_items", 0, 10**9)
+        if "max_items" in m
+        else None,
+        matches=r.regex(m["matches"], f"{path}.matches") if "matches" in m else None,
+    )

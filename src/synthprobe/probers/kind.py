@@ -1,0 +1,68 @@
+"""What makes a kind a kind: one frozen ``KindInfo``, declared beside its prober.
+
+The config reads a kind's block and URL schemes from it, ``probe list`` its block's
+description, the classifier its steps' timeouts, and the runner its prober. Nothing
+else knows the kinds by name (the model is blackbox_exporter's ``Probers`` map,
+extended to the config).
+
+This module is light on purpose: the config imports it, and a run of ``probe
+validate`` must not import httpx. The prober itself is named, and imported on first use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from synthprobe.timing import KindStep
+
+if TYPE_CHECKING:
+    from synthprobe.config.nodes import Located
+    from synthprobe.config.readers import Reader
+    from synthprobe.probers.base import Prober
+    from synthprobe.redact import Redactor
+
+BlockParser = Callable[["Reader", "Located | None", str, "Located"], Any]
+"""(reader, the merged block or None when absent, its key path, the probe's node)
+-> the kind's options, stored in ``ProbeSpec.options``. Raise through ``fail``."""
+BlockDescriber = Callable[[Any, "Redactor"], dict[str, Any]]
+"""The options as ``probe list --format json`` shows them."""
+
+
+def describe_fields(options: Any, redactor: Redactor) -> dict[str, Any]:
+    """Every field of an options dataclass that is set, strings masked."""
+    return {
+        k: redactor.text(v) if isinstance(v, str) else v
+        for k, v in dataclasses.asdict(options).items()
+        if v is not None
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class KindInfo:
+    """Everything synthprobe knows about one kind."""
+
+    name: str
+    """The ``kind:`` value in configs and results."""
+    prober: str
+    """``module:Class`` of its prober, imported on first use."""
+    schemes: tuple[str, ...] = ("http", "https")
+    """URL schemes the kind accepts."""
+    default_method: str = "GET"
+    """The ``method`` of results when the config gives none."""
+    block: str | None = None
+    """Its config block's key (``live:``), merged from ``defaults`` key by key."""
+    parse_block: BlockParser | None = None
+    """Reads the block; called even when the block is absent (with None)."""
+    describe_block: BlockDescriber = describe_fields
+    """How ``probe list`` shows the options."""
+    steps: tuple[KindStep, ...] = ()
+    """Timeline steps the kind adds, each with what a deadline cutting it means."""
+
+    def load_prober(self) -> Prober:
+        module, _, cls = self.prober.partition(":")
+        prober: Prober = getattr(importlib.import_module(module), cls)()
+        return prober

@@ -1,0 +1,60 @@
+"""Kind ``messaging``: a WebSocket round trip (HTTP/1.1 upgrade). This module is what the
+config and ``probe list`` know of the kind; the prober is in ``prober.py``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from synthprobe.config.nodes import Located, fail
+from synthprobe.config.readers import Reader, mapping
+from synthprobe.models import Reason
+from synthprobe.probers.kind import KindInfo
+from synthprobe.timing import KindStep
+
+MESSAGING_KEYS = {"send", "expect", "expect_regex"}
+
+
+@dataclass(frozen=True, slots=True)
+class MessagingSpec:
+    """What a ``messaging`` probe sends and waits for."""
+
+    send: str
+    """Text message sent once the WebSocket is open."""
+    expect: str | None = None
+    """A reply containing this text passes."""
+    expect_regex: str | None = None
+    """A reply matching this regex passes."""
+
+
+def parse(r: Reader, loc: Located | None, path: str, probe: Located) -> MessagingSpec:
+    if loc is None:
+        probe_path = path.rpartition(".")[0]
+        fail(probe, probe_path, 'missing required key "messaging" (with send and expect)')
+    m = mapping(loc, path, MESSAGING_KEYS)
+    if "send" not in m:
+        fail(loc, path, 'missing required key "send"')
+    if "expect" not in m and "expect_regex" not in m:
+        fail(loc, path, 'missing "expect" or "expect_regex": what reply passes?')
+    return MessagingSpec(
+        send=r.text(m["send"], f"{path}.send"),
+        expect=r.text(m["expect"], f"{path}.expect") if "expect" in m else None,
+        expect_regex=r.regex(m["expect_regex"], f"{path}.expect_regex")
+        if "expect_regex" in m
+        else None,
+    )
+
+
+REPLY = KindStep("reply", Reason.TIMEOUT_READ, "no matching reply within {t}")
+"""Waiting for the reply that matches."""
+
+KINDS = (
+    KindInfo(
+        name="messaging",
+        prober="synthprobe.probers.messaging.prober:MessagingProber",
+        schemes=("ws", "wss"),
+        default_method="WS",
+        block="messaging",
+        parse_block=parse,
+        steps=(REPLY,),
+    ),
+)
