@@ -25,6 +25,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+from tests.commands import probe_cmd  # noqa: E402
 from tests.procwatch import vm_hwm_kib  # noqa: E402  (one reader of /proc for tests and bench)
 
 DELAY_MS = 200.0
@@ -73,19 +74,7 @@ def bench_probe(urls: list[str], concurrency: int, tmp: Path) -> dict[str, Any]:
     out.unlink(missing_ok=True)
     before = children_cpu()
     figures = run_measured(
-        [
-            sys.executable,
-            "-m",
-            "synthprobe",
-            "run",
-            str(config),
-            "-o",
-            str(out),
-            "-c",
-            str(concurrency),
-            "--format",
-            "quiet",
-        ]
+        probe_cmd("run", str(config), "-o", str(out), "-c", str(concurrency), "--format", "quiet")
     )
     cpu = children_cpu() - before
     records = [json.loads(line) for line in out.read_text().splitlines()]
@@ -173,19 +162,9 @@ def main() -> None:
             one = tmp / "one.yaml"
             one.write_text(f'probes:\n  - {{name: one, url: "http://127.0.0.1:{port}/"}}\n')
             starts = {
-                "probe --help": startup([sys.executable, "-m", "synthprobe", "--help"]),
+                "probe --help": startup(probe_cmd("--help")),
                 "probe run (1 probe)": startup(
-                    [
-                        sys.executable,
-                        "-m",
-                        "synthprobe",
-                        "run",
-                        str(one),
-                        "-o",
-                        os.devnull,
-                        "--format",
-                        "quiet",
-                    ]
+                    probe_cmd("run", str(one), "-o", os.devnull, "--format", "quiet")
                 )
                 - DELAY_MS,
             }

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.commands import probe_cmd
 from tests.procwatch import vm_hwm_kib
 
 PROBES = [(f"probe-{i:02d}", ("feed", "upload", "live", "messaging")[i % 4]) for i in range(50)]
@@ -88,7 +89,7 @@ def main() -> None:
         # output to a file, not a pipe: a pipe nobody reads until exit would block it
         with report.open("wb") as out, (Path(tmp) / "stderr.txt").open("wb") as err:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "synthprobe", "report", str(path), "--format", "json"],
+                probe_cmd("report", str(path), "--format", "json"),
                 stdout=out,
                 stderr=err,
             )

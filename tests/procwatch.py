@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from .commands import probe_cmd
 
 
 def vm_hwm_kib(pid: int) -> int:
@@ -44,7 +45,7 @@ def probe_url_watching_peak(url: str, tmp_path: Path, seconds: float) -> tuple[d
     config.write_text(f"probes:\n  - {{name: one, url: '{url}', timeout: {seconds}s}}\n")
     out = tmp_path / "one.jsonl"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "synthprobe", "run", str(config), "-o", str(out)],
+        probe_cmd("run", str(config), "-o", str(out)),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

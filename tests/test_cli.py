@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,6 +15,8 @@ from typer.testing import CliRunner
 
 from synthprobe.cli import app
 from synthprobe.demo import DemoPlatform
+
+from .commands import probe_cmd
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -31,7 +32,7 @@ def probe(
     *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "synthprobe", *args],
+        probe_cmd(*args),
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -228,7 +229,7 @@ def test_bad_option_value_exits_2(mixed_config: str) -> None:
 def test_config_from_stdin(platform: DemoPlatform, tmp_path: Path) -> None:
     config = f"probes:\n  - {{name: a, url: '{platform.base_url}/v1/feed'}}\n"
     result = subprocess.run(
-        [sys.executable, "-m", "synthprobe", "run", "-", "-o", str(tmp_path / "r.jsonl")],
+        probe_cmd("run", "-", "-o", str(tmp_path / "r.jsonl")),
         input=config,
         capture_output=True,
         text=True,
@@ -257,7 +258,7 @@ def test_signal_stops_promptly_and_keeps_finished_lines(
     path = write(tmp_path, "probes:\n" + "\n".join(fast + slow))
     out = tmp_path / "r.jsonl"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "synthprobe", "run", path, "-o", str(out)],
+        probe_cmd("run", path, "-o", str(out)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -287,19 +288,7 @@ def test_overlapping_runs_append_whole_lines(tmp_path: Path, platform: DemoPlatf
     out = tmp_path / "shared.jsonl"
     procs = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "synthprobe",
-                "run",
-                path,
-                "-o",
-                str(out),
-                "--format",
-                "quiet",
-                "-c",
-                "20",
-            ],
+            probe_cmd("run", path, "-o", str(out), "--format", "quiet", "-c", "20"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )

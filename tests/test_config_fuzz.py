@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,6 +15,8 @@ from hypothesis import strategies as st
 
 from synthprobe.config import load_sources
 from synthprobe.errors import ConfigError
+
+from .commands import probe_cmd
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = [
@@ -152,7 +153,7 @@ def test_cli_on_mutations_exits_0_or_2_with_one_line_errors(tmp_path: Path) -> N
         path = tmp_path / f"m{n}.yaml"
         path.write_bytes(bytes(data))
         result = subprocess.run(
-            [sys.executable, "-m", "synthprobe", "validate", str(path)],
+            probe_cmd("validate", str(path)),
             capture_output=True,
             text=True,
             timeout=60,

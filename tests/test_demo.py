@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
+
+from .commands import probe_cmd
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -14,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_demo_shows_every_failure_class(tmp_path: Path) -> None:
     out = tmp_path / "demo.jsonl"
     result = subprocess.run(
-        [sys.executable, "-m", "synthprobe", "demo", "-o", str(out)],
+        probe_cmd("demo", "-o", str(out)),
         capture_output=True,
         text=True,
         timeout=60,
@@ -44,7 +45,7 @@ def test_demo_shows_every_failure_class(tmp_path: Path) -> None:
 
 def test_example_config_passes_against_demo_serve(tmp_path: Path) -> None:
     server = subprocess.Popen(
-        [sys.executable, "-m", "synthprobe", "demo", "--serve", "--port", "0"],
+        probe_cmd("demo", "--serve", "--port", "0"),
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -54,15 +55,7 @@ def test_example_config_passes_against_demo_serve(tmp_path: Path) -> None:
         base = line.split(" on ", 1)[1].split()[0]
         assert base.startswith("http://127.0.0.1:")
         result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "synthprobe",
-                "run",
-                str(ROOT / "probes.example.yaml"),
-                "-o",
-                str(tmp_path / "r.jsonl"),
-            ],
+            probe_cmd("run", str(ROOT / "probes.example.yaml"), "-o", str(tmp_path / "r.jsonl")),
             capture_output=True,
             text=True,
             timeout=60,

@@ -8,7 +8,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from synthprobe.demo import DemoPlatform, PlatformThread
 from synthprobe.probers.base import Network
 
+from .commands import probe_cmd
 from .conftest import probe_once
 
 
@@ -136,16 +136,7 @@ def test_cli_honours_env_proxy_unless_told_not_to(
     env.pop("no_proxy", None)
     for extra, expected in (([], 1), (["--ignore-env-proxy"], 1)):
         result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "synthprobe",
-                "run",
-                str(config),
-                "-o",
-                str(tmp_path / "r.jsonl"),
-                *extra,
-            ],
+            probe_cmd("run", str(config), "-o", str(tmp_path / "r.jsonl"), *extra),
             capture_output=True,
             text=True,
             env=env,

@@ -15,11 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from synthprobe.demo import DemoPlatform
 
+from .commands import probe_cmd
 from .procwatch import wait_watching_peak
-
-
-def probe_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "synthprobe", *args]
 
 
 def config_with(tmp_path: Path, lines: list[str], name: str = "c.yaml") -> Path:

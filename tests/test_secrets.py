@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import quote
 
 from synthprobe.demo import DemoPlatform
+
+from .commands import probe_cmd
 
 SECRET = "s3cr3t-T0ken/with+odd=chars"
 USERPASS = "hunter2-password"
@@ -42,7 +43,7 @@ probes:
 
     def run(*args: str) -> None:
         result = subprocess.run(
-            [sys.executable, "-m", "synthprobe", *args],
+            probe_cmd(*args),
             capture_output=True,
             text=True,
             env=env,
@@ -72,7 +73,7 @@ def test_secret_in_config_error_message_is_masked(tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("probes:\n  - {name: a, url: 'ftp://${SECRET}@127.0.0.1/'}\n")
     result = subprocess.run(
-        [sys.executable, "-m", "synthprobe", "validate", str(config)],
+        probe_cmd("validate", str(config)),
         capture_output=True,
         text=True,
         timeout=60,

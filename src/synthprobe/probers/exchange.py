@@ -17,8 +17,9 @@ import functools
 import ipaddress
 import socket
 import zlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -38,6 +39,7 @@ DEFAULT_HEADERS = (
     ("Accept-Encoding", "gzip, deflate"),
 )
 """Sent unless the probe sets them: what an ordinary client sends (a transport adds none)."""
+T = TypeVar("T")
 _NO_LIMITS = httpx.Limits(max_connections=1, max_keepalive_connections=0)
 
 
@@ -245,14 +247,29 @@ def client(net: Network, verify_tls: bool) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=transport(net, verify_tls), timeout=None, trust_env=False)
 
 
-def next_address(exc: Exception, timeline: Timeline, index: int, addresses: list[str]) -> bool:
-    """Whether to try the next address: only when this one failed to connect (refused,
-    unreachable), as happy eyeballs would; the deadline still covers them all."""
-    return (
-        isinstance(exc, httpx.ConnectError)
-        and index + 1 < len(addresses)
-        and timeline.current is Step.CONNECT
-    )
+async def each_address(
+    addresses: list[str], timeline: Timeline, attempt: Callable[[str], Awaitable[T]]
+) -> T:
+    """``attempt`` each address in turn while the previous one failed to connect
+    (refused, unreachable), as happy eyeballs would; the deadline still covers them all.
+    Any other fault, or the last address's, is raised."""
+    for index, ip in enumerate(addresses):
+        try:
+            return await attempt(ip)
+        except httpx.ConnectError:
+            if index + 1 < len(addresses) and timeline.current is Step.CONNECT:
+                continue
+            raise
+        except asyncio.CancelledError:
+            # httpcore closes a half-made connection on Exception but not on
+            # cancellation (our deadline during the TLS handshake): close it here
+            await close_quietly(timeline.stream)
+            raise
+    raise AssertionError("unreachable: the last address raises")
+
+
+_Hop = tuple[int, tuple[tuple[str, str], ...], bytes, bool, int, int]
+"""status, headers, body, truncated, bytes on the wire, bytes sent."""
 
 
 async def _one_hop(
@@ -266,7 +283,7 @@ async def _one_hop(
     max_body: int,
     follow_redirects: bool,
     ip_version: int | None = None,
-) -> tuple[int, tuple[tuple[str, str], ...], bytes, bool, int, int]:
+) -> _Hop:
     headers = request.headers
     if content is not None and request.content_type:
         headers = (*headers, ("Content-Type", request.content_type))
@@ -276,7 +293,8 @@ async def _one_hop(
         addresses = [url.host]
     else:
         addresses = await resolve(url, timeline, net, ip_version)
-    for index, ip in enumerate(addresses):
+
+    async def attempt(ip: str) -> _Hop:
         via = (
             route(url, ip, headers, timeline) if proxy is None else proxied(url, headers, timeline)
         )
@@ -286,18 +304,7 @@ async def _one_hop(
             req = httpx.Request(
                 method, via.url, headers=via.headers, content=content, extensions=via.extensions
             )
-            try:
-                try:
-                    response = await http.handle_async_request(req)
-                except asyncio.CancelledError:
-                    # httpcore closes a half-made connection on Exception but not on
-                    # cancellation (our deadline during the TLS handshake): close it here
-                    await close_quietly(timeline.stream)
-                    raise
-            except httpx.ConnectError as exc:
-                if next_address(exc, timeline, index, addresses):
-                    continue
-                raise
+            response = await http.handle_async_request(req)
             response.request = req
             timeline.status = response.status_code
             try:
@@ -317,7 +324,8 @@ async def _one_hop(
                 )
             finally:
                 await response.aclose()
-    raise AssertionError("unreachable: the last address raises")
+
+    return await each_address(addresses, timeline, attempt)
 
 
 class BoundedDecoder:

@@ -6,7 +6,6 @@ connect and TLS are timed and classified the same way.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from contextlib import AbstractAsyncContextManager
@@ -28,8 +27,7 @@ from synthprobe.probers.base import Network, ProbeOutcome
 from synthprobe.probers.exchange import (
     Route,
     client,
-    close_quietly,
-    next_address,
+    each_address,
     resolve,
     route,
 )
@@ -61,20 +59,13 @@ class MessagingProber:
         url = httpx.URL(spec.url)
         # WebSockets go direct: most HTTP proxies do not pass an Upgrade through
         addresses = await resolve(url, timeline, net, spec.ip_version)
-        for index, ip in enumerate(addresses):
+
+        async def attempt(ip: str) -> ProbeOutcome:
             via = route(url, ip, spec.headers, timeline)
             async with client(net, spec.verify_tls) as http:
-                try:
-                    return await self._round_trip(options, via, http, timeline)
-                except httpx.ConnectError as exc:
-                    if next_address(exc, timeline, index, addresses):
-                        continue
-                    raise
-                except asyncio.CancelledError:
-                    # see exchange.py: a handshake cut by our deadline leaves the socket open
-                    await close_quietly(timeline.stream)
-                    raise
-        raise AssertionError("unreachable: the last address raises")
+                return await self._round_trip(options, via, http, timeline)
+
+        return await each_address(addresses, timeline, attempt)
 
     async def _round_trip(
         self, m: MessagingSpec, via: Route, http: httpx.AsyncClient, timeline: Timeline
