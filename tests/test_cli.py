@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
+import typer.main
 from typer.testing import CliRunner
 
 from synthprobe.cli import app
@@ -302,13 +305,31 @@ def test_overlapping_runs_append_whole_lines(tmp_path: Path, platform: DemoPlatf
     assert len({r["run_id"] for r in records}) == 2
 
 
-def test_every_command_has_help_and_is_in_the_readme() -> None:
-    readme = (ROOT / "README.md").read_text()
-    for command in app.registered_commands:
-        name = command.name or command.callback.__name__  # type: ignore[union-attr]
-        result = runner.invoke(app, [name, "--help"])
-        assert result.exit_code == 0
-        assert f"probe {name}" in readme, f"`probe {name}` is not documented in README.md"
+COMMANDS = [c.name or c.callback.__name__ for c in app.registered_commands]  # type: ignore[union-attr]
+
+
+def _long_options(command: str) -> list[str]:
+    click_command = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
+    return [o for p in click_command.params for o in p.opts if o.startswith("--")]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_is_documented_in_the_readme(command: str) -> None:
+    assert f"`probe {command}" in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("option", _long_options("run"))
+def test_every_run_option_is_documented_in_the_readme(option: str) -> None:
+    # in the options table, as `--name` or `-x, --name`
+    assert re.search(rf"`(-\w, )?{re.escape(option)}\b", (ROOT / "README.md").read_text())
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_shows_every_option_of_the_command(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    missing = [o for o in _long_options(command) if o not in result.output]
+    assert not missing, f"probe {command} --help does not show {missing}"
 
 
 def test_version() -> None:
@@ -316,9 +337,20 @@ def test_version() -> None:
     assert result.exit_code == 0 and result.output.startswith("synthprobe ")
 
 
-def test_module_entry_point_help_is_fast_enough_to_run() -> None:
+def test_module_entry_point_lists_every_command() -> None:
     result = probe("--help")
-    assert result.returncode == 0 and "run" in result.stdout
+    assert result.returncode == 0
+    assert all(command in result.stdout for command in COMMANDS), result.stdout
+
+
+def test_importing_the_cli_imports_no_prober_no_httpx_and_no_yaml() -> None:
+    # `probe --help` and `probe validate` must not pay for the probing stack at start-up
+    code = "import sys, synthprobe.cli; print(' '.join(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
+    heavy = [m for m in out if m.startswith(("synthprobe.probers", "httpx", "httpcore", "yaml"))]
+    assert "synthprobe.cli" in out and heavy == []
 
 
 def test_2000_probes_under_load_all_recorded_and_classified(

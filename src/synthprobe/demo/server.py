@@ -1,0 +1,238 @@
+"""The demo platform's server: routing, the platform's own endpoints, switchable faults."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlsplit
+
+from synthprobe.demo.faults import FAULT_MODES, LIVE_MODES, handler_for
+from synthprobe.demo.hls import serve_live
+from synthprobe.demo.http import HttpRequest, int_arg, respond
+from synthprobe.demo.websocket import PATHS as WEBSOCKET_PATHS
+from synthprobe.demo.websocket import serve_websocket
+
+MAX_HEAD = 64 * 1024
+ENDPOINTS = {
+    "/v1/feed": "feed",
+    "/v1/feed/trending": "trending",
+    "/v1/media": "upload",
+    "/live/main/index.m3u8": "live",
+    "/live/master.m3u8": "live",
+    "/ws": "chat",
+}
+"""Platform paths -> the endpoint name a fault can be switched on."""
+
+
+@dataclass
+class DemoPlatform:
+    """The server. ``await start()``, use ``base_url``, ``await close()``."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    tls: ssl.SSLContext | None = None
+    faults: dict[str, str] = field(default_factory=dict)
+    requests: int = 0
+    _server: asyncio.Server | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    upload_bytes: list[int] = field(default_factory=list)
+    """Body bytes the server read, per upload, in order (what a prober sent)."""
+    _uploads: int = 0
+    _media: dict[str, float] = field(default_factory=dict)
+    _started: float = field(default_factory=time.time)
+
+    @property
+    def base_url(self) -> str:
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._accept,
+            self.host,
+            self.port,
+            ssl=self.tls,
+            reuse_address=True,
+            limit=MAX_HEAD,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self._serve(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, OSError):
+            pass  # the client left: normal for a prober that stops reading at max_body
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._tasks.discard(task)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.LimitOverrunError, asyncio.IncompleteReadError, ValueError):
+            return
+        self.requests += 1
+        lines = head.decode("latin-1").split("\r\n")
+        try:
+            method, target, _version = lines[0].split(" ", 2)
+        except ValueError:
+            await respond(writer, 400, b"bad request line\n")
+            return
+        headers = {}
+        for line in lines[1:]:
+            if ":" in line:
+                key, value = line.split(":", 1)
+                headers[key.strip().lower()] = value.strip()
+        parts = urlsplit(target)
+        request = HttpRequest(method, parts.path, dict(parse_qsl(parts.query)), headers)
+        length = int(headers.get("content-length", "0") or 0)
+        remaining = length
+        while remaining > 0:
+            chunk = await reader.read(min(remaining, 256 * 1024))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            request.body_bytes += len(chunk)
+        await self._route(request, reader, writer)
+
+    async def _route(
+        self, req: HttpRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        if req.path.startswith("/_demo/faults"):
+            await self._switch(req, writer)
+            return
+        if req.path.startswith("/fault/"):
+            mode = req.path[len("/fault/") :]
+            await self._fault(mode, req, writer)
+            return
+        switched = self.faults.get(ENDPOINTS.get(req.path, ""))
+        if switched and switched not in LIVE_MODES:
+            await self._fault(switched, req, writer)
+            return
+        if req.path.startswith("/live/"):
+            await serve_live(req, writer, self.faults.get("live"), self._started)
+            return
+        if req.path in WEBSOCKET_PATHS:
+            await serve_websocket(req, reader, writer)
+            return
+        if req.path.startswith("/v1/media/"):
+            await self._media_item(req, writer)
+            return
+        if req.path == "/healthz":
+            await respond(writer, 200, b"ok\n", "text/plain")
+        elif req.path in ("/v1/feed", "/v1/feed/trending"):
+            if req.path.endswith("trending"):
+                await asyncio.sleep(0.02)
+            limit = int_arg(req.query.get("limit"), 10)
+            items = [
+                {"id": f"post-{i}", "author": f"creator{i % 7}", "likes": i * 17}
+                for i in range(max(0, min(limit, 100)))
+            ]
+            body = json.dumps({"status": "ok", "items": items, "next": None}).encode()
+            await respond(writer, 200, body)
+        elif req.path == "/v1/media":
+            if req.method != "POST":
+                await respond(writer, 405, b'{"error": "POST only"}')
+                return
+            self._uploads += 1
+            self.upload_bytes.append(req.body_bytes)
+            media_id = f"media-{self._uploads}"
+            self._media[media_id] = time.time() + 0.2  # "transcoding" before it is served
+            body = json.dumps(
+                {"id": media_id, "bytes": req.body_bytes, "url": f"/v1/media/{media_id}"}
+            ).encode()
+            await respond(writer, 201, body)
+        else:
+            await respond(writer, 404, b'{"error": "not found"}')
+
+    async def _media_item(self, req: HttpRequest, writer: asyncio.StreamWriter) -> None:
+        media_id = req.path.rsplit("/", 1)[1]
+        ready = self._media.get(media_id)
+        if req.method == "DELETE":
+            self._media.pop(media_id, None)
+            await respond(writer, 204 if ready else 404, b"")
+        elif ready is None or time.time() < ready:
+            await respond(writer, 404, b'{"error": "not available yet"}')
+        else:
+            await respond(writer, 200, json.dumps({"id": media_id, "ready": True}).encode())
+
+    async def _switch(self, req: HttpRequest, writer: asyncio.StreamWriter) -> None:
+        name = req.path[len("/_demo/faults") :].strip("/")
+        if req.method == "GET" and not name:
+            await respond(writer, 200, json.dumps(self.faults).encode())
+            return
+        if name not in ENDPOINTS.values():
+            msg = {"error": f"unknown endpoint {name!r}", "endpoints": sorted(ENDPOINTS.values())}
+            await respond(writer, 404, json.dumps(msg).encode())
+            return
+        if req.method == "DELETE":
+            self.faults.pop(name, None)
+        elif req.method in ("PUT", "POST"):
+            mode = req.query.get("mode", "")
+            if mode not in FAULT_MODES:
+                msg = {"error": f"unknown mode {mode!r}", "modes": list(FAULT_MODES)}
+                await respond(writer, 400, json.dumps(msg).encode())
+                return
+            self.faults[name] = mode
+        await respond(writer, 200, json.dumps(self.faults).encode())
+
+    async def _fault(self, mode: str, req: HttpRequest, writer: asyncio.StreamWriter) -> None:
+        handler = handler_for(mode)
+        if handler is None:
+            await respond(writer, 404, json.dumps({"error": f"unknown fault {mode!r}"}).encode())
+            return
+        await handler(req, writer)
+
+
+def refused_port() -> tuple[socket.socket, int]:
+    """A bound, non-listening socket: connecting to its port is refused, and nobody else
+    can take the port while we hold it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock, sock.getsockname()[1]
+
+
+class PlatformThread:
+    """Runs a ``DemoPlatform`` on its own event loop in a daemon thread, so a blocking
+    caller (``probe demo``, the test suite) can probe it from its own loop."""
+
+    def __init__(self, platform: DemoPlatform) -> None:
+        self.platform = platform
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, daemon=True, name="synthprobe-demo"
+        )
+
+    def __enter__(self) -> DemoPlatform:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.platform.start(), self._loop).result(10)
+        return self.platform
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.platform.close(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
