@@ -1,6 +1,6 @@
 """classify.py is pure: exceptions as httpx really chains them -> one class and reason.
 
-The chains are built the way HTTPX-NOTES.md measured them (root in ``__context__`` or
+The chains are built the way docs/httpx.md measured them (root in ``__context__`` or
 ``args`` after ``raise ... from None``); the real-server tests prove the same end to end.
 """
 

@@ -10,6 +10,9 @@ import pytest
 import yaml
 
 from synthprobe.config import load_sources
+from synthprobe.config.schema import EXPECT_KEYS, PROBE_KEYS, SETTINGS_KEYS
+from synthprobe.models import Reason
+from synthprobe.probers import KINDS
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = sorted((ROOT / "docs").glob("*.md"))
@@ -75,3 +78,37 @@ def test_every_test_named_in_reliability_md_exists() -> None:
     for path, name in named:
         source = (ROOT / path).read_text()
         assert f"def {name}(" in source, f"{path}::{name} is named in docs but does not exist"
+
+
+def _table_reasons(text: str) -> set[str]:
+    # rows such as "| | `dns.timeout` | ..." or "| `dns` | `dns.nxdomain` | ..."
+    return set(re.findall(r"^\|[^|\n]*\| `([a-z]+\.[a-z_]+)` \|", text, re.MULTILINE))
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/reference.md"])
+def test_every_reason_is_in_the_reason_table(doc: str) -> None:
+    listed = _table_reasons((ROOT / doc).read_text())
+    known = {r.value for r in Reason}
+    assert known - listed == set(), f"{doc} does not list {sorted(known - listed)}"
+    assert listed - known == set(), f"{doc} lists reasons the code does not know"
+
+
+def test_reference_lists_every_kind_and_every_config_key() -> None:
+    text = (ROOT / "docs" / "reference.md").read_text()
+    for kind in KINDS:
+        assert f"`{kind}`" in text, kind
+    for key in sorted(PROBE_KEYS | EXPECT_KEYS | SETTINGS_KEYS):
+        assert f"`{key}`" in text, f"config key {key} is not in docs/reference.md"
+
+
+def test_repository_cites_only_files_a_clone_has() -> None:
+    # the product contract and the httpx notes live outside the repository: cite
+    # docs/reference.md and docs/httpx.md, which a person cloning the project has
+    outside = re.compile(r"SPEC\.md|HTTPX-NOTES\.md|SPEC ›|the SPEC's")
+    for path in [ROOT / "README.md", ROOT / "CHANGELOG.md", *ROOT.glob("docs/*.md")]:
+        assert not outside.search(path.read_text()), path
+    for folder in ("src", "tests", "bench"):
+        for path in (ROOT / folder).rglob("*.py"):
+            if path.name == "test_docs.py":
+                continue
+            assert not outside.search(path.read_text()), path

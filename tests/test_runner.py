@@ -1,6 +1,6 @@
 """Runner logic with an injected transport (respx): retries, records, masking, order.
 
-respx never fires the trace callback (HTTPX-NOTES.md), so timings and deadlines are
+respx never fires the trace callback (docs/httpx.md), so timings and deadlines are
 proven against real servers in test_probe_real.py, not here.
 """
 

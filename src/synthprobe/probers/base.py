@@ -183,7 +183,7 @@ class Network:
 
     def ssl_context(self, verify: bool) -> ssl.SSLContext:
         """One context per verify setting, built once: building one loads the whole CA
-        bundle (about 19 ms, HTTPX-NOTES.md)."""
+        bundle (about 19 ms, docs/httpx.md)."""
         if verify:
             if self._trusted is None:
                 self._trusted = _trusted_context()
