@@ -382,3 +382,14 @@ def test_2000_probes_under_load_all_recorded_and_classified(
     ]
     assert wrong == []
     assert all("loop_lag_ms" in r["details"] for r in records)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["run", "x.yaml"], ["list", "x.yaml"], ["report", "x.jsonl"], ["demo"]],
+    ids=["run", "list", "report", "demo"],
+)
+def test_unknown_format_is_a_usage_error_for_every_command(args: list[str]) -> None:
+    result = runner.invoke(app, [*args, "--format", "xml"])
+    assert result.exit_code == 2
+    assert "xml" in result.output and "table" in result.output
