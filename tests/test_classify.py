@@ -22,7 +22,7 @@ from synthprobe.classify import (
 )
 from synthprobe.models import Failure, Reason
 from synthprobe.probers import KINDS
-from synthprobe.timing import KindStep, Step
+from synthprobe.steps import KindStep, Step
 
 
 def wrapped(outer: BaseException, root: BaseException, how: str = "context") -> BaseException:

@@ -343,14 +343,27 @@ def test_module_entry_point_lists_every_command() -> None:
     assert all(command in result.stdout for command in COMMANDS), result.stdout
 
 
-def test_importing_the_cli_imports_no_prober_no_httpx_and_no_yaml() -> None:
-    # `probe --help` and `probe validate` must not pay for the probing stack at start-up
-    code = "import sys, synthprobe.cli; print(' '.join(sorted(sys.modules)))"
-    out = subprocess.run(
+def _imported_by(module: str) -> list[str]:
+    code = f"import sys, {module}; print(' '.join(sorted(sys.modules)))"
+    done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    ).stdout.split()
+    )
+    return done.stdout.split()
+
+
+def test_importing_the_cli_imports_no_prober_no_httpx_and_no_yaml() -> None:
+    # `probe --help` must not pay for the probing stack or the config loader at start-up
+    out = _imported_by("synthprobe.cli")
     heavy = [m for m in out if m.startswith(("synthprobe.probers", "httpx", "httpcore", "yaml"))]
     assert "synthprobe.cli" in out and heavy == []
+
+
+def test_loading_configs_imports_no_prober_and_no_network_stack() -> None:
+    # `probe validate` reads every kind's KindInfo, but no prober, httpx or event loop
+    out = _imported_by("synthprobe.config")
+    assert "synthprobe.probers.live" in out  # the kinds are known...
+    heavy = [m for m in out if m.endswith(".prober") or m.startswith(("httpx", "asyncio"))]
+    assert heavy == []  # ...but nothing that probes
 
 
 def test_2000_probes_under_load_all_recorded_and_classified(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from synthprobe.probers import KINDS, prober_for
-from synthprobe.timing import Step
+from synthprobe.steps import Step
 
 NAMES = sorted(KINDS)
 

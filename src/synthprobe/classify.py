@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import httpx
 
 from synthprobe.models import Failure, Reason
-from synthprobe.timing import KindStep, Step
+from synthprobe.steps import KindStep, Step
 from synthprobe.units import format_duration
 
 

@@ -9,40 +9,12 @@ path and must never await anything (docs/httpx.md).
 from __future__ import annotations
 
 import asyncio
-import enum
 import ssl
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from synthprobe.models import Phase, Reason
-
-
-class Step(enum.StrEnum):
-    """The steps every network exchange goes through, in order. Where a deadline cuts
-    one decides the reason (``classify.classify_deadline``)."""
-
-    DNS = "dns"
-    CONNECT = "connect"
-    TLS = "tls"
-    SEND = "send"
-    SEND_BODY = "send_body"
-    WAIT = "wait"
-    BODY = "body"
-
-
-@dataclass(frozen=True, slots=True)
-class KindStep:
-    """A step one kind adds to the timeline (a live playlist's re-check, a WebSocket
-    reply), declared in its ``KindInfo`` with what a deadline cutting it means."""
-
-    name: str
-    """Key in ``Timeline.durations``."""
-    timeout_reason: Reason
-    """The reason when the deadline passes during this step."""
-    timeout_text: str
-    """The error then; ``{t}`` is the deadline."""
-
+from synthprobe.models import Phase
+from synthprobe.steps import KindStep, Step
 
 AnyStep = Step | KindStep
 

@@ -28,7 +28,8 @@ from synthprobe.classify import ProbeFailure, classify_exception
 from synthprobe.expect import Observation
 from synthprobe.models import ProbeSpec, Reason
 from synthprobe.probers.base import Network
-from synthprobe.timing import Step, Timeline
+from synthprobe.steps import Step
+from synthprobe.timing import Timeline
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 MAX_REDIRECTS = 10

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from synthprobe.timing import KindStep
+from synthprobe.steps import KindStep
 
 if TYPE_CHECKING:
     from synthprobe.config.nodes import Located

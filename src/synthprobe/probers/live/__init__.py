@@ -10,7 +10,7 @@ from synthprobe.config.nodes import Located
 from synthprobe.config.readers import Reader, mapping
 from synthprobe.models import Reason
 from synthprobe.probers.kind import KindInfo
-from synthprobe.timing import KindStep
+from synthprobe.steps import KindStep
 
 LIVE_KEYS = {"check_advancing", "variant", "segments", "max_age"}
 

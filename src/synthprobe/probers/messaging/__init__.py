@@ -9,7 +9,7 @@ from synthprobe.config.nodes import Located, fail
 from synthprobe.config.readers import Reader, mapping
 from synthprobe.models import Reason
 from synthprobe.probers.kind import KindInfo
-from synthprobe.timing import KindStep
+from synthprobe.steps import KindStep
 
 MESSAGING_KEYS = {"send", "expect", "expect_regex"}
 

@@ -13,7 +13,7 @@ from synthprobe.jsonpath import fill_template, parse_json_path, placeholders
 from synthprobe.models import Reason
 from synthprobe.probers.kind import KindInfo
 from synthprobe.redact import Redactor
-from synthprobe.timing import KindStep
+from synthprobe.steps import KindStep
 from synthprobe.units import format_size
 
 UPLOAD_KEYS = {"size", "field", "filename", "content_type", "verify_url", "cleanup"}

@@ -17,7 +17,8 @@ from synthprobe.models import ProbeSpec, Reason
 from synthprobe.probers.base import Network, ProbeOutcome
 from synthprobe.probers.exchange import Request, fetch
 from synthprobe.probers.upload import VERIFY, UploadSpec
-from synthprobe.timing import Step, Timeline
+from synthprobe.steps import Step
+from synthprobe.timing import Timeline
 
 POLL_START = 0.05
 POLL_MAX = 1.0
