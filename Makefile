@@ -3,9 +3,11 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# Debian programs the tests drive: ffmpeg makes live HLS, nginx serves it, websocketd
-# runs a WebSocket echo, chromium renders the status page. Installed when missing (as root); tests skip, saying why, if not.
-DEBIAN_TEST_PACKAGES ?= ffmpeg nginx websocketd chromium
+# Debian programs the tests drive: ffmpeg makes live HLS, nginx serves it and speaks
+# HTTP/2 over TLS, websocketd runs a WebSocket echo, chromium renders the status page,
+# redis-server is a real TCP service. Installed when missing (as root); tests skip,
+# saying why, if not.
+DEBIAN_TEST_PACKAGES ?= ffmpeg nginx websocketd chromium redis-server
 
 .PHONY: demo test lint check bench clean debian-deps
 

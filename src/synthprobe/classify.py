@@ -14,6 +14,7 @@ import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import httpcore
 import httpx
 
 from synthprobe.models import Failure, Reason
@@ -98,6 +99,28 @@ _UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EHOSTDOWN, errno.EA
 _RESET = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED}
 
 
+def _http2_abort(exc: BaseException) -> Classified | None:
+    """HTTP/2's own ways to end an exchange: httpcore raises RemoteProtocolError with the
+    h2 event as its argument. RST_STREAM resets one request, as a TCP RST resets a
+    connection: network.reset. GOAWAY closes the connection, as a FIN does: network.closed.
+    (Matched by name: classify never imports h2.)"""
+    if not isinstance(exc, httpx.RemoteProtocolError | httpcore.RemoteProtocolError):
+        return None
+    event = exc.args[0] if exc.args else None
+    name = type(event).__name__
+    code = getattr(event, "error_code", None)
+    code_name = getattr(code, "name", code)
+    if name == "StreamReset":
+        return Classified(
+            Reason.NETWORK_RESET, f"HTTP/2 stream reset by the server (RST_STREAM {code_name})"
+        )
+    if name == "ConnectionTerminated":
+        return Classified(
+            Reason.NETWORK_CLOSED, f"HTTP/2 connection closed by the server (GOAWAY {code_name})"
+        )
+    return None
+
+
 def classify_exception(exc: BaseException) -> Classified | None:
     """An exception raised by a prober -> its label, or None when it is not a probe fault
     (a bug in synthprobe, which must not be disguised as an outage)."""
@@ -132,6 +155,10 @@ def classify_exception(exc: BaseException) -> Classified | None:
             return Classified(Reason.NETWORK_RESET, "connection reset by peer")
         if isinstance(e, OSError) and e.errno in _UNREACHABLE:
             return Classified(Reason.NETWORK_UNREACHABLE, f"unreachable: {e.strerror or e}")
+    for e in chain:
+        found = _http2_abort(e)
+        if found is not None:
+            return found
     for e in chain:
         if isinstance(e, httpx.RemoteProtocolError):
             text = str(e) or "protocol error"

@@ -55,6 +55,16 @@ class Reason(enum.StrEnum):
         return Failure(self.value.partition(".")[0])
 
 
+class HttpVersion(enum.StrEnum):
+    """``http_version``: which HTTP a probe speaks over TLS (plain http is always 1.1)."""
+
+    AUTO = "auto"
+    """HTTP/2 when the server offers it by ALPN, else HTTP/1.1: what browsers and apps do."""
+    HTTP1 = "1.1"
+    HTTP2 = "2"
+    """HTTP/2 or fail as ``network.protocol``."""
+
+
 class RunFormat(enum.StrEnum):
     """``probe run --format``: what goes to the terminal (JSON lines go to the file)."""
 
@@ -153,6 +163,8 @@ class ProbeSpec:
     """Read no more than this many bytes of body."""
     ip_version: int | None = None
     """4 or 6 to use only that family; None (``auto``) tries every address in order."""
+    http_version: HttpVersion = HttpVersion.AUTO
+    """Which HTTP to speak over TLS."""
     options: Any = None
     """The kind's own block, as its ``KindInfo.parse_block`` read it (an ``UploadSpec``,
     a ``LiveSpec``...); None for kinds without one."""

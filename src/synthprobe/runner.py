@@ -233,7 +233,12 @@ class Runner:
         self, spec: ProbeSpec, started: float, attempts: int, attempt: _Attempt
     ) -> ProbeResult:
         outcome, failed, timeline = attempt.outcome, attempt.classified, attempt.timeline
-        details: dict[str, Any] = dict(outcome.details) if outcome else {}
+        details: dict[str, Any] = dict(timeline.details)
+        if outcome:
+            details.update(outcome.details)
+        if KINDS[spec.kind].negotiates_http:
+            # null when no connection was made (a DNS failure, a refused port)
+            details["http_version"] = timeline.protocol
         if timeline.cert_not_after is not None:
             details["cert_expires_in_days"] = round(
                 (timeline.cert_not_after - time.time()) / 86400, 2

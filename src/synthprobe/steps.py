@@ -36,3 +36,11 @@ class KindStep:
     """The reason when the deadline passes during this step."""
     timeout_text: str
     """The error then; ``{t}`` is the deadline."""
+    counts_as: Step | None = None
+    """The shared step whose phase this one's time counts in (a TCP probe's wait for a
+    reply is its ttfb), or None for a step of its own."""
+
+    @property
+    def key(self) -> str:
+        """Where the timeline keeps its time."""
+        return self.counts_as.value if self.counts_as is not None else self.name

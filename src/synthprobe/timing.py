@@ -22,6 +22,9 @@ AnyStep = Step | KindStep
 _TRACE_STEPS = {
     "connect_tcp": Step.CONNECT,
     "start_tls": Step.TLS,
+    # HTTP/2's client preface and SETTINGS: sent before the first request, without
+    # waiting for an answer, so it counts as sending the request
+    "send_connection_init": Step.SEND,
     "send_request_headers": Step.SEND,
     "send_request_body": Step.SEND_BODY,
     "receive_response_headers": Step.WAIT,
@@ -31,7 +34,7 @@ _TRACE_STEPS = {
 
 
 def _key(step: AnyStep) -> str:
-    return step.name if isinstance(step, KindStep) else step.value
+    return step.key if isinstance(step, KindStep) else step.value
 
 
 class Timeline:
@@ -60,6 +63,12 @@ class Timeline:
         noticed what the network did."""
         self.status: int | None = None
         """HTTP status of the last response headers received, even if the body then failed."""
+        self.protocol: str | None = None
+        """``HTTP/1.1`` or ``HTTP/2`` once a connection is made: from ALPN after TLS,
+        then from the response itself."""
+        self.details: dict[str, Any] = {}
+        """Figures known even when the attempt then fails (a TCP reply so far): the
+        runner records them under the prober's own."""
         self._since: float = self.started
 
     def begin(self, step: AnyStep) -> None:
@@ -106,8 +115,10 @@ class Timeline:
             if step is Step.BODY:
                 self.last_byte = time.perf_counter()
             if step is Step.TLS:
-                self.cert_not_after = _not_after(info.get("return_value"))
+                self.cert_not_after = cert_not_after(info.get("return_value"))
+                self.protocol = "HTTP/2" if alpn(info.get("return_value")) == "h2" else "HTTP/1.1"
             if step is Step.CONNECT:
+                self.protocol = "HTTP/1.1"
                 stream = info.get("return_value")
                 self.stream = stream
                 addr = stream.get_extra_info("server_addr") if stream is not None else None
@@ -142,7 +153,16 @@ class Timeline:
         }
 
 
-def _not_after(stream: Any) -> float | None:
+def alpn(stream: Any) -> str | None:
+    """The protocol ALPN chose on a TLS stream, if any."""
+    try:
+        chosen: str | None = stream.get_extra_info("ssl_object").selected_alpn_protocol()
+    except AttributeError:
+        return None
+    return chosen
+
+
+def cert_not_after(stream: Any) -> float | None:
     """Expiry of the peer certificate. Only a verified handshake exposes it: with
     ``verify_tls: false`` Python returns no decoded certificate."""
     try:

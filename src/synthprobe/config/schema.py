@@ -12,13 +12,14 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from synthprobe.config.nodes import Located, Problem, fail, format_problem, parse_yaml, read_source
 from synthprobe.config.readers import TOKEN_RE, Reader, check_url, list_of, mapping, type_name
 from synthprobe.config.variables import VAR_NAME_RE, Expander
 from synthprobe.errors import ConfigError
 from synthprobe.jsonpath import parse_json_path
-from synthprobe.models import Expectation, Failure, JsonCheck, ProbeSpec
+from synthprobe.models import Expectation, Failure, HttpVersion, JsonCheck, ProbeSpec
 from synthprobe.probers import DEFAULT_KIND, KINDS
 from synthprobe.redact import Redactor
 
@@ -42,6 +43,7 @@ PROBE_KEYS = {
     "verify_tls",
     "max_body",
     "ip_version",
+    "http_version",
     *BLOCKS,
 }
 DEFAULT_KEYS = PROBE_KEYS - {"name", "url"}
@@ -262,6 +264,10 @@ def _probe(
     info = KINDS[kind]
     url = r.text(m["url"], f"{path}.url")
     check_url(m["url"], f"{path}.url", url, info.schemes, kind)
+    if info.check_url is not None:
+        problem = info.check_url(urlsplit(url))
+        if problem:
+            fail(m["url"], f"{path}.url", f"bad URL {url!r}: {problem}")
     method = info.default_method
     if "method" in m:
         method = r.text(m["method"], f"{path}.method").upper()
@@ -305,6 +311,12 @@ def _probe(
         if text not in ("4", "6", "auto"):
             fail(loc, f"{path}.ip_version", f"expected 4, 6 or auto, got {type_name(loc.value)}")
         ip_version = None if text == "auto" else int(text)
+    http_version = _SPEC.http_version
+    if "http_version" in m:
+        if "http_version" in own and not info.negotiates_http:
+            fail(own["http_version"], f"{path}.http_version", f"not for kind {kind}")
+        if info.negotiates_http:
+            http_version = _http_version(m["http_version"], f"{path}.http_version", url)
     for key, owner in BLOCKS.items():
         if key in m and owner != kind and key in own:
             fail(m[key], f"{path}.{key}", f"only for kind {owner}, not {kind}")
@@ -327,9 +339,22 @@ def _probe(
         verify_tls=verify,
         max_body=max_body,
         ip_version=ip_version,
+        http_version=http_version,
         options=options,
         source=f"{filename}:{item.line}",
     )
+
+
+def _http_version(loc: Located, path: str, url: str) -> HttpVersion:
+    # YAML reads 1.1 and 2 as numbers: take them as written
+    value = loc.value
+    text = value if isinstance(value, str) else "" if isinstance(value, bool) else str(value)
+    if text not in {v.value for v in HttpVersion}:
+        fail(loc, path, f'expected auto, "1.1" or "2", got {type_name(value)}')
+    version = HttpVersion(text)
+    if version is HttpVersion.HTTP2 and urlsplit(url).scheme == "http":
+        fail(loc, path, "HTTP/2 needs an https:// URL (cleartext HTTP/2, h2c, is not spoken)")
+    return version
 
 
 def _failure_names(r: Reader, loc: Located, path: str) -> list[str]:

@@ -24,6 +24,7 @@ _PACKAGES = (
     "synthprobe.probers.upload",
     "synthprobe.probers.live",
     "synthprobe.probers.messaging",
+    "synthprobe.probers.tcp",
 )
 """Each exports ``KINDS: tuple[KindInfo, ...]``; their order is the order of help texts."""
 

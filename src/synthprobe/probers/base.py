@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from synthprobe.expect import Observation
-from synthprobe.models import ProbeSpec
+from synthprobe.models import HttpVersion, ProbeSpec
 from synthprobe.timing import Timeline
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -133,6 +133,11 @@ def _trusted_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
+def offers_h2(spec: ProbeSpec) -> bool:
+    """Whether the probe offers HTTP/2 by ALPN: over TLS, unless it asks for HTTP/1.1."""
+    return spec.http_version is not HttpVersion.HTTP1 and spec.url.startswith("https:")
+
+
 def env_proxies() -> dict[str, str]:
     """HTTP_PROXY, HTTPS_PROXY and NO_PROXY (either case) from the environment."""
     return {
@@ -156,7 +161,7 @@ class Network:
         self.proxies = proxies or {}
         """scheme -> proxy URL, and "no" -> the NO_PROXY list, as urllib reads them."""
         self._trusted = trusted
-        self._unverified: ssl.SSLContext | None = None
+        self._contexts: dict[tuple[bool, bool], ssl.SSLContext] = {}
 
     def proxy_for(self, url: Any) -> str | None:
         """The proxy for an http(s) URL, honouring NO_PROXY; None to go direct."""
@@ -169,28 +174,43 @@ class Network:
 
     def prepare(self, specs: Iterable[ProbeSpec]) -> None:
         """Build what the first probe would otherwise build on its own clock: the TLS
-        contexts, and httpx's lazily imported HTTP/1.1 machinery."""
-        for verify in {s.verify_tls for s in specs if s.url.startswith(("https:", "wss:"))}:
-            self.ssl_context(verify)
+        contexts, and httpx's lazily imported HTTP/1.1 (and, if used, HTTP/2) machinery."""
+        tls = [s for s in specs if s.url.startswith(("https:", "wss:", "tls:"))]
+        for spec in tls:
+            self.ssl_context(spec.verify_tls, h2=offers_h2(spec))
         # imported on the first connection otherwise, inside the first probe's clock
         import anyio._backends._asyncio  # noqa: F401
         import h11  # noqa: F401
-        import httpcore._backends.anyio  # noqa: F401
+        import httpcore._backends.anyio
         import httpx
 
+        if any(offers_h2(s) for s in tls):
+            import h2.connection  # noqa: F401
+            import httpcore._async.http2  # noqa: F401
         transport = httpx.AsyncHTTPTransport(verify=self.ssl_context(False))
         httpx.AsyncClient(transport=transport).build_request("GET", "http://x/")
 
-    def ssl_context(self, verify: bool) -> ssl.SSLContext:
-        """One context per verify setting, built once: building one loads the whole CA
-        bundle (about 19 ms, docs/httpx.md)."""
-        if verify:
-            if self._trusted is None:
-                self._trusted = _trusted_context()
-            return self._trusted
-        if self._unverified is None:
+    def ssl_context(self, verify: bool, *, h2: bool = False) -> ssl.SSLContext:
+        """One context per verify setting and ALPN offer, built once: building one loads
+        the whole CA bundle (about 19 ms), and httpcore sets the ALPN protocols on the
+        context at every connect, so HTTP/1.1-only and HTTP/2 attempts must not share
+        one (docs/httpx.md)."""
+        key = (verify, h2)
+        found = self._contexts.get(key)
+        if found is None:
+            found = self._contexts[key] = self._new_context(verify)
+        return found
+
+    def _new_context(self, verify: bool) -> ssl.SSLContext:
+        if not verify:
             ctx = ssl.create_default_context()
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
-            self._unverified = ctx
-        return self._unverified
+            return ctx
+        if self._trusted is None:
+            return _trusted_context()
+        # a caller's trust (a test CA): the same certificates in a context of our own
+        ctx = ssl.create_default_context()
+        ders = self._trusted.get_ca_certs(binary_form=True)
+        ctx.load_verify_locations(cadata=b"".join(ders))
+        return ctx

@@ -26,7 +26,7 @@ import httpx
 from synthprobe import __version__
 from synthprobe.classify import ProbeFailure, classify_exception
 from synthprobe.expect import Observation
-from synthprobe.models import ProbeSpec, Reason
+from synthprobe.models import HttpVersion, ProbeSpec, Reason
 from synthprobe.probers.base import Network
 from synthprobe.steps import Step
 from synthprobe.timing import Timeline
@@ -83,6 +83,7 @@ async def exchange(
     verify_tls: bool,
     max_body: int,
     ip_version: int | None = None,
+    http_version: HttpVersion = HttpVersion.AUTO,
 ) -> Exchange:
     """Send ``request``, following redirects if asked; raise on transport faults."""
     url = httpx.URL(request.url)
@@ -101,6 +102,7 @@ async def exchange(
             max_body,
             follow_redirects,
             ip_version,
+            http_version,
         )
         status, headers, body, truncated, wire_in, sent = response_data
         bytes_out += sent
@@ -164,6 +166,7 @@ async def fetch(
         verify_tls=spec.verify_tls,
         max_body=spec.max_body if max_body is None else max_body,
         ip_version=spec.ip_version,
+        http_version=spec.http_version,
     )
 
 
@@ -234,12 +237,20 @@ def proxied(url: httpx.URL, headers: tuple[tuple[str, str], ...], timeline: Time
     return Route(url, all_headers, {"trace": timeline.trace})
 
 
-def transport(net: Network, verify_tls: bool, proxy: str | None = None) -> httpx.AsyncHTTPTransport:
+def transport(
+    net: Network, verify_tls: bool, proxy: str | None = None, *, h2: bool = False
+) -> httpx.AsyncHTTPTransport:
     """A transport for one attempt: one connection, no keep-alive; no timeouts of its
     own (requests carry none: the runner's deadline is the only clock); a proxy only
-    when the Network chose one for this URL."""
+    when the Network chose one for this URL. With ``h2`` it offers HTTP/2 and HTTP/1.1
+    by ALPN over TLS and the server chooses; over plain http it speaks HTTP/1.1."""
     return httpx.AsyncHTTPTransport(
-        verify=net.ssl_context(verify_tls), limits=_NO_LIMITS, retries=0, proxy=proxy
+        verify=net.ssl_context(verify_tls, h2=h2),
+        limits=_NO_LIMITS,
+        retries=0,
+        proxy=proxy,
+        http1=True,
+        http2=h2,
     )
 
 
@@ -257,7 +268,8 @@ async def each_address(
     for index, ip in enumerate(addresses):
         try:
             return await attempt(ip)
-        except httpx.ConnectError:
+        except (httpx.ConnectError, OSError):
+            # httpx wraps a failed connect in ConnectError; a raw socket raises OSError
             if index + 1 < len(addresses) and timeline.current is Step.CONNECT:
                 continue
             raise
@@ -284,6 +296,7 @@ async def _one_hop(
     max_body: int,
     follow_redirects: bool,
     ip_version: int | None = None,
+    http_version: HttpVersion = HttpVersion.AUTO,
 ) -> _Hop:
     headers = request.headers
     if content is not None and request.content_type:
@@ -301,12 +314,21 @@ async def _one_hop(
         )
         # the transport alone, not a Client: no cookie jar, auth flow or event hooks to
         # run for every probe (a thousand Set-Cookie headers cost nothing here)
-        async with transport(net, verify_tls, proxy) as http:
+        h2 = url.scheme == "https" and http_version is not HttpVersion.HTTP1
+        async with transport(net, verify_tls, proxy, h2=h2) as http:
             req = httpx.Request(
                 method, via.url, headers=via.headers, content=content, extensions=via.extensions
             )
             response = await http.handle_async_request(req)
             response.request = req
+            timeline.protocol = _version(response)
+            if http_version is HttpVersion.HTTP2 and timeline.protocol != "HTTP/2":
+                await response.aclose()
+                raise ProbeFailure(
+                    Reason.NETWORK_PROTOCOL,
+                    f"{url.host} does not offer HTTP/2 (ALPN chose {timeline.protocol}); "
+                    'http_version is "2"',
+                )
             timeline.status = response.status_code
             try:
                 timeline.begin(Step.BODY)
@@ -327,6 +349,11 @@ async def _one_hop(
                 await response.aclose()
 
     return await each_address(addresses, timeline, attempt)
+
+
+def _version(response: httpx.Response) -> str:
+    raw = response.extensions.get("http_version", b"HTTP/1.1")
+    return raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)
 
 
 class BoundedDecoder:

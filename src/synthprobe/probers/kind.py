@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from synthprobe.steps import KindStep
 
 if TYPE_CHECKING:
+    from urllib.parse import SplitResult
+
     from synthprobe.config.nodes import Located
     from synthprobe.config.readers import Reader
     from synthprobe.probers.base import Prober
@@ -30,6 +32,8 @@ BlockParser = Callable[["Reader", "Located | None", str, "Located"], Any]
 -> the kind's options, stored in ``ProbeSpec.options``. Raise through ``fail``."""
 BlockDescriber = Callable[[Any, "Redactor"], dict[str, Any]]
 """The options as ``probe list --format json`` shows them."""
+UrlCheck = Callable[["SplitResult"], str | None]
+"""A kind's own rule for its URLs beyond the scheme: the problem, or None."""
 
 
 def describe_fields(options: Any, redactor: Redactor) -> dict[str, Any]:
@@ -61,6 +65,11 @@ class KindInfo:
     """How ``probe list`` shows the options."""
     steps: tuple[KindStep, ...] = ()
     """Timeline steps the kind adds, each with what a deadline cutting it means."""
+    negotiates_http: bool = True
+    """Speaks HTTP through ``probers/exchange.py``: ``http_version`` applies, and every
+    result records ``details.http_version``."""
+    check_url: UrlCheck | None = None
+    """Extra URL rule (a tcp:// URL needs a port), checked by the config."""
 
     def load_prober(self) -> Prober:
         module, _, cls = self.prober.partition(":")

@@ -56,5 +56,6 @@ KINDS = (
         block="messaging",
         parse_block=parse,
         steps=(REPLY,),
+        negotiates_http=False,  # an HTTP/1.1 Upgrade, always: WebSockets over HTTP/2 are rare
     ),
 )

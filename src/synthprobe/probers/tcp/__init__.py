@@ -1,0 +1,74 @@
+"""Kind ``tcp``: a TCP (``tcp://``) or TLS (``tls://``) service, such as a cache, a chat
+gateway or an RTMP ingest. Connect (and handshake), optionally send a line and wait for
+a reply that matches. This module is what the config and ``probe list`` know of the kind;
+the prober is in ``prober.py``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import SplitResult
+
+from synthprobe.config.nodes import Located, fail
+from synthprobe.config.readers import Reader, mapping
+from synthprobe.models import Reason
+from synthprobe.probers.kind import KindInfo
+from synthprobe.steps import KindStep, Step
+
+TCP_KEYS = {"send", "expect", "expect_regex"}
+
+
+@dataclass(frozen=True, slots=True)
+class TcpSpec:
+    """What a ``tcp`` probe sends and waits for; all None: a connect (and handshake) check."""
+
+    send: str | None = None
+    """Text sent once connected (escapes such as ``\\r\\n`` as YAML gives them)."""
+    expect: str | None = None
+    """The reply must contain this text."""
+    expect_regex: str | None = None
+    """The reply must match this regex."""
+
+
+def parse(r: Reader, loc: Located | None, path: str, probe: Located) -> TcpSpec:
+    if loc is None:
+        return TcpSpec()
+    m = mapping(loc, path, TCP_KEYS)
+    send = r.text(m["send"], f"{path}.send", allow_scalar=True) if "send" in m else None
+    if send == "":
+        fail(m["send"], f"{path}.send", "must not be empty (leave it out for a connect check)")
+    return TcpSpec(
+        send=send,
+        expect=r.text(m["expect"], f"{path}.expect", allow_scalar=True) if "expect" in m else None,
+        expect_regex=r.regex(m["expect_regex"], f"{path}.expect_regex")
+        if "expect_regex" in m
+        else None,
+    )
+
+
+def check_url(parts: SplitResult) -> str | None:
+    """``tcp://host:port`` or ``tls://host:port``: a port, and nothing after it."""
+    if parts.port is None:
+        return f"a {parts.scheme}:// URL needs a port"
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return f"a {parts.scheme}:// URL is host and port only"
+    return None
+
+
+FIRST_BYTE = KindStep("first_byte", Reason.TIMEOUT_READ, "no reply within {t}", counts_as=Step.WAIT)
+"""Waiting for the first byte of the reply: counts in ttfb."""
+MORE = KindStep("more", Reason.SERVER_REPLY, "reply still not matching after {t}")
+"""A reply came but does not match yet: waiting for more of it."""
+
+KINDS = (
+    KindInfo(
+        name="tcp",
+        prober="synthprobe.probers.tcp.prober:TcpProber",
+        schemes=("tcp", "tls"),
+        default_method="TCP",
+        block="tcp",
+        parse_block=parse,
+        steps=(FIRST_BYTE, MORE),
+        negotiates_http=False,
+        check_url=check_url,
+    ),
+)

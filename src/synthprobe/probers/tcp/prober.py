@@ -1,0 +1,148 @@
+"""``tcp`` probes: DNS, connect, TLS for ``tls://``, then an optional exchange of text.
+
+asyncio streams, not httpx: there is no HTTP here. The steps are the same as HTTP's, so
+a refused port, a reset, an untrusted certificate or a silent service get the same
+reasons as they would for HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+
+import httpx
+
+from synthprobe.classify import ProbeFailure
+from synthprobe.models import ProbeSpec, Reason
+from synthprobe.probers.base import Network, ProbeOutcome
+from synthprobe.probers.exchange import each_address, resolve
+from synthprobe.probers.tcp import FIRST_BYTE, MORE, TcpSpec
+from synthprobe.steps import Step
+from synthprobe.timing import Timeline, cert_not_after
+
+QUIET = 0.5
+"""Seconds without a new byte after which a reply that does not match yet is final: a
+service that has said its piece rarely pauses this long mid-line."""
+MAX_REPLY = 64 * 1024
+"""Bytes of reply read at most: enough for any banner or status line."""
+SHOWN = 200
+"""Bytes of the reply kept in ``details.reply``."""
+
+
+def matches(reply: str, spec: TcpSpec) -> bool:
+    if spec.expect is not None and spec.expect not in reply:
+        return False
+    return spec.expect_regex is None or re.search(spec.expect_regex, reply) is not None
+
+
+def wanted(spec: TcpSpec) -> str:
+    """The expectation, for an error message."""
+    parts = []
+    if spec.expect is not None:
+        parts.append(f"contain {spec.expect!r}")
+    if spec.expect_regex is not None:
+        parts.append(f"match /{spec.expect_regex}/")
+    return " and ".join(parts)
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", errors="backslashreplace")
+
+
+class TcpProber:
+    """Connect, handshake, send ``tcp.send``, read until ``tcp.expect`` matches."""
+
+    def prepare(self, spec: ProbeSpec) -> None:
+        """Nothing to build."""
+
+    async def probe(self, spec: ProbeSpec, timeline: Timeline, net: Network) -> ProbeOutcome:
+        options = spec.options
+        assert isinstance(options, TcpSpec)  # the kind's parser always sets it
+        url = httpx.URL(spec.url)
+        addresses = await resolve(url, timeline, net, spec.ip_version)
+        port = url.port
+        assert port is not None  # the kind's URL rule requires one
+
+        async def attempt(ip: str) -> ProbeOutcome:
+            timeline.target = (ip, port)
+            timeline.begin(Step.CONNECT)
+            try:
+                reader, writer = await asyncio.open_connection(ip, port, limit=MAX_REPLY)
+            except OSError:
+                timeline.fail(Step.CONNECT)
+                raise
+            timeline.end(Step.CONNECT)
+            try:
+                peer = writer.get_extra_info("peername")
+                if isinstance(peer, tuple):
+                    timeline.remote = (str(peer[0]), int(peer[1]))
+                if url.scheme == "tls":
+                    await self._handshake(writer, url.host, spec.verify_tls, timeline, net)
+                return await self._converse(options, reader, writer, timeline)
+            finally:
+                # abort, not close: never wait on a peer that stopped reading
+                writer.transport.abort()
+
+        return await each_address(addresses, timeline, attempt)
+
+    @staticmethod
+    async def _handshake(
+        writer: asyncio.StreamWriter, host: str, verify: bool, timeline: Timeline, net: Network
+    ) -> None:
+        timeline.begin(Step.TLS)
+        try:
+            await writer.start_tls(net.ssl_context(verify), server_hostname=host)
+        except (OSError, EOFError):
+            timeline.fail(Step.TLS)
+            raise
+        timeline.end(Step.TLS)
+        timeline.cert_not_after = cert_not_after(writer)
+
+    @staticmethod
+    async def _converse(
+        options: TcpSpec,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        timeline: Timeline,
+    ) -> ProbeOutcome:
+        sent = b""
+        if options.send is not None:
+            sent = options.send.encode()
+            timeline.begin(Step.SEND)
+            writer.write(sent)
+            await writer.drain()
+            timeline.end(Step.SEND)
+        if options.expect is None and options.expect_regex is None:
+            return ProbeOutcome(None, 0, len(sent), {})
+        timeline.begin(FIRST_BYTE)
+        reply = await reader.read(MAX_REPLY)
+        if not reply:
+            timeline.fail(FIRST_BYTE)
+            raise ProbeFailure(Reason.NETWORK_CLOSED, "closed without any reply")
+        timeline.end(FIRST_BYTE)
+        timeline.details["reply"] = _text(reply[:SHOWN])
+        timeline.begin(MORE)
+        while not matches(_text(reply), options):
+            ended = ""
+            try:
+                async with asyncio.timeout(QUIET):
+                    more = await reader.read(MAX_REPLY - len(reply))
+            except TimeoutError:
+                more, ended = b"", f"nothing more for {QUIET:g}s"
+            if not more:
+                raise ProbeFailure(
+                    Reason.SERVER_REPLY,
+                    f"reply {_text(reply[:80])!r} does not {wanted(options)} "
+                    f"({ended or 'then the server closed'})",
+                )
+            reply += more
+            timeline.details["reply"] = _text(reply[:SHOWN])
+            if len(reply) >= MAX_REPLY:
+                raise ProbeFailure(
+                    Reason.SERVER_REPLY, f"no match in the first {MAX_REPLY // 1024} KiB of reply"
+                )
+        timeline.end(MORE)
+        with contextlib.suppress(Exception):
+            writer.write_eof()
+        return ProbeOutcome(None, len(reply), len(sent), {"reply_bytes": len(reply)})
