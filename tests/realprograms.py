@@ -1,5 +1,6 @@
 """Real programs from Debian packages, started on 127.0.0.1 for the tests: ffmpeg making
-live HLS, nginx serving it, websocketd running an echo. `make test` installs them."""
+live HLS, nginx serving it (and TLS with and without HTTP/2), websocketd running an echo,
+redis-server as a TCP service. `make test` installs them."""
 
 from __future__ import annotations
 
@@ -193,3 +194,104 @@ def websocketd(*command: str) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+NGINX_TLS_CONF = """
+daemon off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    ssl_certificate {dir}/cert.pem;
+    ssl_certificate_key {dir}/key.pem;
+    server {{
+        listen 127.0.0.1:{h2} ssl http2;
+        location / {{ default_type application/json; return 200 '{{"status": "ok"}}'; }}
+    }}
+    server {{
+        listen 127.0.0.1:{h1} ssl;
+        location / {{ default_type application/json; return 200 '{{"status": "ok"}}'; }}
+    }}
+}}
+"""
+
+
+@dataclass(frozen=True)
+class NginxTls:
+    h2_port: int
+    """TLS that offers HTTP/2 (and HTTP/1.1) by ALPN."""
+    h1_port: int
+    """TLS without HTTP/2."""
+
+
+@contextlib.contextmanager
+def nginx_tls(cert_pem: bytes, key_pem: bytes) -> Iterator[NginxTls]:
+    """nginx on 127.0.0.1 serving TLS with the given certificate on two ports: one with
+    HTTP/2, one without."""
+    nginx = need(NGINX, "nginx")
+    root = Path(tempfile.mkdtemp(prefix="synthprobe-tls-", dir="/tmp"))
+    root.chmod(0o755)
+    (root / "cert.pem").write_bytes(cert_pem)
+    (root / "key.pem").write_bytes(key_pem)
+    h2, h1 = free_port(), free_port()
+    conf = root / "nginx.conf"
+    conf.write_text(NGINX_TLS_CONF.format(dir=root, h2=h2, h1=h1))
+    proc = subprocess.Popen(
+        [nginx, "-c", str(conf), "-p", str(root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: listening(h2) and listening(h1), 10, "nginx (TLS) to listen")
+        yield NginxTls(h2, h1)
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+REDIS = shutil.which("redis-server") or (
+    "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
+)
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[int]:
+    """redis-server on 127.0.0.1, nothing saved to disk; yields its port."""
+    program = need(REDIS, "redis-server")
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="synthprobe-redis-"))
+    proc = subprocess.Popen(
+        [
+            program,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: listening(port), 10, "redis-server to listen")
+        yield port
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        shutil.rmtree(workdir, ignore_errors=True)
