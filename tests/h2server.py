@@ -71,9 +71,11 @@ def h2_server(cert_chain_pem: bytes, key_pem: bytes, tmpdir: str) -> Iterator[in
             raw.settimeout(5)
 
             def handle(raw: socket.socket = raw) -> None:
-                with contextlib.suppress(OSError, ssl.SSLError, h2.exceptions.ProtocolError):
-                    with ctx.wrap_socket(raw, server_side=True) as conn:
-                        _serve(conn)
+                with (
+                    contextlib.suppress(OSError, h2.exceptions.ProtocolError),
+                    ctx.wrap_socket(raw, server_side=True) as conn,
+                ):
+                    _serve(conn)
 
             threading.Thread(target=handle, daemon=True).start()
 
