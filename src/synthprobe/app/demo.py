@@ -21,17 +21,21 @@ def demo_command(opts: RunOptions, io: Streams, serve: bool, port: int) -> int:
     from synthprobe.demo import DemoPlatform, PlatformThread, refused_port
 
     if serve:
-        return asyncio.run(_serve_demo(DemoPlatform(port=port), io))
+        # the extras on the next two ports, so probes.example.yaml can name them
+        extra = {"tls_port": port + 1, "tcp_port": port + 2} if port else {}
+        return asyncio.run(_serve_demo(DemoPlatform(port=port, extras=True, **extra), io))
     raw = files("synthprobe").joinpath("demo.yaml").read_bytes()
     sock, refused = refused_port()
     try:
-        with PlatformThread(DemoPlatform()) as platform:
+        with PlatformThread(DemoPlatform(extras=True)) as platform:
             loaded = load_sources(
                 [("demo.yaml (bundled)", raw)],
                 variables={
                     "DEMO_URL": platform.base_url,
                     "DEMO_WS": platform.base_url.replace("http://", "ws://"),
                     "DEMO_REFUSED": f"http://127.0.0.1:{refused}",
+                    "DEMO_TLS_PORT": str(platform.tls_port),
+                    "DEMO_TCP_PORT": str(platform.tcp_port),
                 },
             )
             io.err.print(
@@ -49,11 +53,14 @@ async def _serve_demo(platform: Any, io: Streams) -> int:
         await platform.start()
     except OSError as exc:
         raise UsageError(
-            f"cannot listen on 127.0.0.1:{platform.port}: {exc.strerror or exc}",
+            f"cannot listen on 127.0.0.1:{platform.port} (or the two ports after it): "
+            f"{exc.strerror or exc}",
             hint="choose another port with --port",
         ) from None
     io.err.print(
         f"demo platform on [bold]{platform.base_url}[/] (Ctrl-C stops it)\n"
+        f"  TLS, HTTP/2 or 1.1: {platform.tls_url} (throwaway certificate)\n"
+        f"  a cache (PING):     {platform.tcp_url}\n"
         f"  try: BASE_URL={platform.base_url} probe run probes.example.yaml\n"
         f"  break a part: curl -X PUT '{platform.base_url}/_demo/faults/feed?mode=503'\n"
         f"  mend it:      curl -X DELETE {platform.base_url}/_demo/faults/feed",

@@ -10,6 +10,13 @@ real servers.
     hls.py        live HLS playlists and segments
     websocket.py  the WebSocket endpoints
     http.py       requests and responses on raw streams
+    h2.py         the TLS port: HTTP/2 (h2 library) or HTTP/1.1, as ALPN decides
+    tcp.py        the TCP port: a cache answering PING with +PONG
+
+With ``extras`` (``probe demo`` sets it) two more listeners start: ``tls_port``, TLS
+with a throwaway self-signed certificate shipped in this package, offering h2 and
+http/1.1 by ALPN (the feed and /healthz over HTTP/2; the whole platform over HTTP/1.1),
+and ``tcp_port``, the cache.
 
 Endpoints (``/v1/...`` is the platform, ``/fault/...`` misbehaves on purpose):
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import socket
 import ssl
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
 from synthprobe.demo.faults import FAULT_MODES, LIVE_MODES, handler_for
+from synthprobe.demo.h2 import feed_body, serve_h2, throwaway_tls
 from synthprobe.demo.hls import serve_live
 from synthprobe.demo.http import HttpRequest, int_arg, respond
+from synthprobe.demo.tcp import serve_cache
 from synthprobe.demo.websocket import PATHS as WEBSOCKET_PATHS
 from synthprobe.demo.websocket import serve_websocket
 
@@ -37,9 +41,15 @@ class DemoPlatform:
     host: str = "127.0.0.1"
     port: int = 0
     tls: ssl.SSLContext | None = None
+    extras: bool = False
+    """Also listen on ``tls_port`` (TLS offering HTTP/2 and HTTP/1.1 by ALPN, with the
+    throwaway certificate) and ``tcp_port`` (a cache that answers PING)."""
+    tls_port: int = 0
+    tcp_port: int = 0
     faults: dict[str, str] = field(default_factory=dict)
     requests: int = 0
     _server: asyncio.Server | None = None
+    _extra_servers: list[asyncio.Server] = field(default_factory=list)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     upload_bytes: list[int] = field(default_factory=list)
     """Body bytes the server read, per upload, in order (what a prober sent)."""
@@ -62,8 +72,30 @@ class DemoPlatform:
             limit=MAX_HEAD,
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        if self.extras:
+            tls = await asyncio.start_server(
+                self._accept_tls, self.host, self.tls_port, ssl=throwaway_tls(), limit=MAX_HEAD
+            )
+            tcp = await asyncio.start_server(
+                functools.partial(self._tracked, serve_cache), self.host, self.tcp_port
+            )
+            self._extra_servers += [tls, tcp]
+            self.tls_port = tls.sockets[0].getsockname()[1]
+            self.tcp_port = tcp.sockets[0].getsockname()[1]
+
+    @property
+    def tls_url(self) -> str:
+        """The TLS port (HTTP/2 or HTTP/1.1, as the client offers); with ``extras``."""
+        return f"https://{self.host}:{self.tls_port}"
+
+    @property
+    def tcp_url(self) -> str:
+        """The cache's ``tcp://`` address; with ``extras``."""
+        return f"tcp://{self.host}:{self.tcp_port}"
 
     async def close(self) -> None:
+        for extra in self._extra_servers:
+            extra.close()
         if self._server is not None:
             self._server.close()
         for task in list(self._tasks):
@@ -75,11 +107,24 @@ class DemoPlatform:
                 await asyncio.wait_for(self._server.wait_closed(), 2)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._tracked(self._serve, reader, writer)
+
+    async def _accept_tls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        chosen = writer.get_extra_info("ssl_object").selected_alpn_protocol()
+        await self._tracked(serve_h2 if chosen == "h2" else self._serve, reader, writer)
+
+    async def _tracked(
+        self,
+        handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        """Run a connection's handler; ``close`` cancels it; a client leaving is normal."""
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
         try:
-            await self._serve(reader, writer)
+            await handler(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, OSError):
             pass  # the client left: normal for a prober that stops reading at max_body
         except asyncio.CancelledError:
@@ -146,13 +191,7 @@ class DemoPlatform:
         elif req.path in ("/v1/feed", "/v1/feed/trending"):
             if req.path.endswith("trending"):
                 await asyncio.sleep(0.02)
-            limit = int_arg(req.query.get("limit"), 10)
-            items = [
-                {"id": f"post-{i}", "author": f"creator{i % 7}", "likes": i * 17}
-                for i in range(max(0, min(limit, 100)))
-            ]
-            body = json.dumps({"status": "ok", "items": items, "next": None}).encode()
-            await respond(writer, 200, body)
+            await respond(writer, 200, feed_body(int_arg(req.query.get("limit"), 10)))
         elif req.path == "/v1/media":
             if req.method != "POST":
                 await respond(writer, 405, b'{"error": "POST only"}')
