@@ -22,8 +22,9 @@ def demo_command(opts: RunOptions, io: Streams, serve: bool, port: int) -> int:
 
     if serve:
         # the extras on the next two ports, so probes.example.yaml can name them
-        extra = {"tls_port": port + 1, "tcp_port": port + 2} if port else {}
-        return asyncio.run(_serve_demo(DemoPlatform(port=port, extras=True, **extra), io))
+        tls_port, tcp_port = (port + 1, port + 2) if port else (0, 0)
+        platform = DemoPlatform(port=port, extras=True, tls_port=tls_port, tcp_port=tcp_port)
+        return asyncio.run(_serve_demo(platform, io))
     raw = files("synthprobe").joinpath("demo.yaml").read_bytes()
     sock, refused = refused_port()
     try:
