@@ -8,9 +8,10 @@ import pytest
 
 from synthprobe.config import load_configs, load_sources
 from synthprobe.errors import ConfigError
-from synthprobe.models import Failure, JsonCheck
+from synthprobe.models import Failure, HttpVersion, JsonCheck
 from synthprobe.probers.live import LiveSpec, Variant
 from synthprobe.probers.messaging import MessagingSpec
+from synthprobe.probers.tcp import TcpSpec
 from synthprobe.probers.upload import UploadSpec
 
 TESTDATA = Path(__file__).parent / "testdata"
@@ -261,3 +262,41 @@ probes:
 """
     [spec] = load(text).probes
     assert spec.options == LiveSpec(True, Variant.HIGHEST, 2, 30.0)
+
+
+@pytest.mark.parametrize(
+    ("written", "version"),
+    [
+        ("auto", HttpVersion.AUTO),
+        ('"1.1"', HttpVersion.HTTP1),
+        ("1.1", HttpVersion.HTTP1),
+        ('"2"', HttpVersion.HTTP2),
+        ("2", HttpVersion.HTTP2),
+    ],
+    ids=["auto", "1.1-quoted", "1.1-number", "2-quoted", "2-number"],
+)
+def test_http_version_as_people_write_it(written: str, version: HttpVersion) -> None:
+    text = f"probes:\n  - {{name: a, url: 'https://127.0.0.1/', http_version: {written}}}\n"
+    [spec] = load_sources([("c.yaml", text.encode())], env={}).probes
+    assert spec.http_version is version
+
+
+def test_http_version_from_defaults_applies_to_http_kinds_only() -> None:
+    text = """
+defaults: {http_version: "2"}
+probes:
+  - {name: feed, kind: feed, url: "https://127.0.0.1/v1/feed"}
+  - {name: cache, kind: tcp, url: "tcp://127.0.0.1:6379"}
+"""
+    feed, cache = load_sources([("c.yaml", text.encode())], env={}).probes
+    assert feed.http_version is HttpVersion.HTTP2
+    assert cache.http_version is HttpVersion.AUTO  # not for tcp: ignored, not an error
+
+
+def test_tcp_block_reads_escapes_as_yaml_gives_them() -> None:
+    text = (
+        'probes:\n  - {name: c, kind: tcp, url: "tcp://127.0.0.1:1", tcp: {send: "PING\\r\\n"}}\n'
+    )
+    [spec] = load_sources([("c.yaml", text.encode())], env={}).probes
+    assert isinstance(spec.options, TcpSpec) and spec.options.send == "PING\r\n"
+    assert spec.method == "TCP"
