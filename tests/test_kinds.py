@@ -36,3 +36,27 @@ def test_blocks_belong_to_one_kind_each() -> None:
 
 def test_the_four_product_kinds_and_http_are_registered() -> None:
     assert {"http", "feed", "upload", "live", "messaging"} <= set(KINDS)
+
+
+def test_every_module_imports_first_in_a_fresh_interpreter() -> None:
+    # the registry, the config and the kinds import one another: whichever a program
+    # (or a test) imports first must work, not only the order `probe run` happens to use
+    import pkgutil
+    import subprocess
+    import sys
+
+    import synthprobe
+
+    modules = [m.name for m in pkgutil.walk_packages(synthprobe.__path__, "synthprobe.")]
+    assert len(modules) > 40
+    running = [
+        (name, subprocess.Popen([sys.executable, "-c", f"import {name}"], stderr=subprocess.PIPE))
+        for name in modules
+        if name != "synthprobe.__main__"  # runs the CLI
+    ]
+    broken = {}
+    for name, proc in running:
+        _, err = proc.communicate(timeout=120)
+        if proc.returncode != 0:
+            broken[name] = err.decode().strip().splitlines()[-1]
+    assert broken == {}

@@ -322,6 +322,7 @@ async def _one_hop(
             response = await http.handle_async_request(req)
             response.request = req
             timeline.protocol = _version(response)
+            timeline.status = response.status_code
             if http_version is HttpVersion.HTTP2 and timeline.protocol != "HTTP/2":
                 await response.aclose()
                 raise ProbeFailure(
@@ -329,7 +330,6 @@ async def _one_hop(
                     f"{url.host} does not offer HTTP/2 (ALPN chose {timeline.protocol}); "
                     'http_version is "2"',
                 )
-            timeline.status = response.status_code
             try:
                 timeline.begin(Step.BODY)
                 body, truncated = b"", False
