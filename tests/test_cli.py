@@ -360,7 +360,7 @@ def test_importing_the_cli_imports_no_prober_no_httpx_and_no_yaml() -> None:
 
 def test_loading_configs_imports_no_prober_and_no_network_stack() -> None:
     # `probe validate` reads every kind's KindInfo, but no prober, httpx or event loop
-    out = _imported_by("synthprobe.config")
+    out = _imported_by("synthprobe.config.schema")
     assert "synthprobe.probers.live" in out  # the kinds are known...
     heavy = [m for m in out if m.endswith(".prober") or m.startswith(("httpx", "asyncio"))]
     assert heavy == []  # ...but nothing that probes
