@@ -11,7 +11,6 @@ import json
 import os
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -27,6 +26,7 @@ from synthprobe.redact import Redactor
 from synthprobe.runner import Runner
 
 from .realprograms import HlsServer, hls_server, websocketd
+from .sockets import accepting
 
 # the tests talk to 127.0.0.1 only: a proxy from the CI environment must not get between
 for _name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
@@ -106,68 +106,26 @@ def backlog_full_url() -> Iterator[str]:
 def non_reading_server() -> Iterator[str]:
     """Accepts connections and never reads from them: an upload fills the socket buffers
     and then cannot be sent (what an overloaded upload backend does)."""
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    server.settimeout(0.1)
-    held: list[socket.socket] = []
-    stop = threading.Event()
+    with accepting(lambda conn: None, rcvbuf=4096) as port:  # kept open, never read
+        yield f"http://127.0.0.1:{port}"
 
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            held.append(conn)  # kept open, never read
 
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join(2)
-        for conn in held:
-            conn.close()
-        server.close()
+def _answer_400(conn: socket.socket) -> None:
+    with conn:
+        conn.settimeout(1)
+        with contextlib.suppress(OSError):
+            conn.recv(4096)
+            conn.sendall(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
 
 
 @pytest.fixture
 def plain_answering_server() -> Iterator[str]:
     """A plain-HTTP server that answers anything, at once, with a 400: what nginx does
     when a TLS ClientHello reaches a plain port."""
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    server.settimeout(0.1)
-    port = server.getsockname()[1]
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(1)
-                with contextlib.suppress(OSError):
-                    conn.recv(4096)
-                    conn.sendall(
-                        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
-                        b"Connection: close\r\n\r\n"
-                    )
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
+    with accepting(_answer_400) as port:
         yield f"http://localhost:{port}"
-    finally:
-        stop.set()
-        thread.join(2)
-        server.close()
 
 
 def specs_from_yaml(text: str, env: dict[str, str] | None = None) -> list[ProbeSpec]:

@@ -20,6 +20,8 @@ import h2.errors
 import h2.events
 import h2.exceptions
 
+from .sockets import accepting
+
 
 def _serve(conn: ssl.SSLSocket) -> None:
     h2conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
@@ -56,34 +58,18 @@ def h2_server(cert_chain_pem: bytes, key_pem: bytes, tmpdir: str) -> Iterator[in
         f.write(key_pem)
     ctx.load_cert_chain(f"{tmpdir}/h2-cert.pem", f"{tmpdir}/h2-key.pem")
     ctx.set_alpn_protocols(["h2"])
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    listener.settimeout(0.1)
-    stop = threading.Event()
 
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                raw, _ = listener.accept()
-            except OSError:
-                continue
-            raw.settimeout(5)
+    def handle(raw: socket.socket) -> None:
+        raw.settimeout(5)
 
-            def handle(raw: socket.socket = raw) -> None:
-                with (
-                    contextlib.suppress(OSError, h2.exceptions.ProtocolError),
-                    ctx.wrap_socket(raw, server_side=True) as conn,
-                ):
-                    _serve(conn)
+        def serve() -> None:
+            with (
+                contextlib.suppress(OSError, h2.exceptions.ProtocolError),
+                ctx.wrap_socket(raw, server_side=True) as conn,
+            ):
+                _serve(conn)
 
-            threading.Thread(target=handle, daemon=True).start()
+        threading.Thread(target=serve, daemon=True).start()
 
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield int(listener.getsockname()[1])
-    finally:
-        stop.set()
-        thread.join(2)
-        listener.close()
+    with accepting(handle) as port:
+        yield port

@@ -50,6 +50,17 @@ def listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not gone within 5 s."""
+    if proc.poll() is None:
+        proc.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(5)
+
+
 def segments_in(playlist: Path) -> int:
     try:
         return playlist.read_text().count("#EXTINF")
@@ -166,13 +177,7 @@ def hls_server() -> Iterator[HlsServer]:
         yield HlsServer(f"http://127.0.0.1:{port}")
     finally:
         for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(5)
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
+            stop(proc)
             if proc.stderr is not None:
                 proc.stderr.close()
         shutil.rmtree(root, ignore_errors=True)
@@ -192,8 +197,7 @@ def websocketd(*command: str) -> Iterator[str]:
         wait_until(lambda: listening(port), 10, "websocketd to listen")
         yield f"ws://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        proc.wait(5)
+        stop(proc)
 
 
 NGINX_TLS_CONF = """
@@ -247,12 +251,7 @@ def nginx_tls(cert_pem: bytes, key_pem: bytes) -> Iterator[NginxTls]:
         wait_until(lambda: listening(h2) and listening(h1), 10, "nginx (TLS) to listen")
         yield NginxTls(h2, h1)
     finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
+        stop(proc)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -288,10 +287,5 @@ def redis_server() -> Iterator[int]:
         wait_until(lambda: listening(port), 10, "redis-server to listen")
         yield port
     finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
+        stop(proc)
         shutil.rmtree(workdir, ignore_errors=True)

@@ -4,9 +4,6 @@ service that closes at once or never answers."""
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +17,7 @@ from synthprobe.probers.base import Network
 from .conftest import probe_once
 from .h2server import h2_server
 from .realprograms import NginxTls, nginx_tls, redis_server
+from .sockets import accepting
 
 
 @pytest.fixture(scope="module")
@@ -162,41 +160,8 @@ def test_tcp_refused(refused_url: str) -> None:
     assert tcp_probe(f"tcp://127.0.0.1:{port}")["reason"] == "network.refused"
 
 
-@contextlib.contextmanager
-def listener(on_accept: str) -> Iterator[int]:
-    """A TCP service that, once a client connects, stays ``silent`` or ``closes``."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    server.settimeout(0.1)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            if on_accept == "closes":
-                conn.close()
-            else:
-                held.append(conn)
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield int(server.getsockname()[1])
-    finally:
-        stop.set()
-        thread.join(2)
-        for conn in held:
-            conn.close()
-        server.close()
-
-
 def test_tcp_service_that_never_replies_is_timeout_read() -> None:
-    with listener("silent") as port:
+    with accepting(lambda conn: None) as port:  # accepts, never answers
         r = tcp_probe(
             f"tcp://127.0.0.1:{port}", tcp={"send": "PING\r\n", "expect": "+PONG"}, timeout="1s"
         )
@@ -205,7 +170,7 @@ def test_tcp_service_that_never_replies_is_timeout_read() -> None:
 
 
 def test_tcp_service_that_closes_at_once_is_network_closed() -> None:
-    with listener("closes") as port:
+    with accepting(lambda conn: conn.close()) as port:
         r = tcp_probe(f"tcp://127.0.0.1:{port}", tcp={"expect": "220 "})
     assert r["reason"] in ("network.closed", "network.reset"), r["error"]
 
