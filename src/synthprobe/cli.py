@@ -125,7 +125,8 @@ def run(
         typer.Option(
             "--format",
             help="table; json (a summary for scripts); quiet (nothing when all "
-            "pass, one line per failure otherwise).",
+            "pass, one line per failure otherwise); changes (one line per event: down, "
+            "up, still down).",
         ),
     ] = RunFormat.TABLE,
     junit: Annotated[
@@ -156,6 +157,25 @@ def run(
         int | None,
         typer.Option("--retries", min=0, max=100, help="Override every probe's retries."),
     ] = None,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            "--state",
+            metavar="PATH",
+            help="State file (default: the output's path with .state.json).",
+        ),
+    ] = None,
+    no_state: Annotated[
+        bool,
+        typer.Option("--no-state", help="Read and write no state: no events, no messages."),
+    ] = False,
+    maintenance: Annotated[
+        bool,
+        typer.Option(
+            "--maintenance",
+            help="This whole run is maintenance: results count neither up nor down.",
+        ),
+    ] = False,
 ) -> None:
     """Run the probes, append JSON lines, print a summary."""
     from synthprobe.app.run import RunOptions, run_command
@@ -172,6 +192,9 @@ def run(
         env_proxy=False if ignore_env_proxy else None,
         timeout=_duration(timeout),
         retries=retries,
+        state=state,
+        no_state=no_state,
+        maintenance=maintenance,
     )
     _guarded(run_command, opts)
 

@@ -71,6 +71,8 @@ class RunFormat(enum.StrEnum):
     TABLE = "table"
     JSON = "json"
     QUIET = "quiet"
+    CHANGES = "changes"
+    """One line per event (down, up, reminder), nothing else: for cron."""
 
 
 class ListFormat(enum.StrEnum):
@@ -132,6 +134,55 @@ class Expectation:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertRule:
+    """When consecutive results become events (``alert:``; Gatus's threshold semantics:
+    a success resets the failure count and a failure the success count)."""
+
+    failure_threshold: int = 1
+    """Consecutive failed results before the probe is DOWN."""
+    success_threshold: int = 1
+    """Consecutive passing results before a DOWN probe is UP again."""
+    remind_every: float | None = None
+    """Seconds: while DOWN, a reminder at most this often; None for none."""
+    send_resolved: bool = True
+    """Send an ``up`` event when a DOWN probe recovers."""
+    notify: tuple[str, ...] | None = None
+    """Apprise URLs for this probe's events, replacing ``settings.notify``; None: those."""
+
+
+class Weekday(enum.IntEnum):
+    """Days of a recurring maintenance window, as ``datetime.weekday()`` numbers them."""
+
+    MONDAY = 0
+    TUESDAY = 1
+    WEDNESDAY = 2
+    THURSDAY = 3
+    FRIDAY = 4
+    SATURDAY = 5
+    SUNDAY = 6
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceWindow:
+    """A time when failures are expected: results inside are neither up nor down."""
+
+    start: float | None = None
+    """One-off: epoch seconds of the start."""
+    end: float | None = None
+    """One-off: epoch seconds of the end."""
+    every: tuple[Weekday, ...] = ()
+    """Recurring: the days it starts on."""
+    at: tuple[int, int] = (0, 0)
+    """Recurring: (hour, minute) it starts, local to ``timezone``."""
+    duration: float = 0.0
+    """Recurring: seconds it lasts."""
+    timezone: str = "UTC"
+    """Recurring: an IANA zone (``zoneinfo``), so a 03:00 window stays 03:00 across DST."""
+    only: tuple[str, ...] = ()
+    """Selectors (name, kind or ``tag:NAME``) of the probes it covers; empty: all."""
+
+
+@dataclass(frozen=True, slots=True)
 class ProbeSpec:
     """One probe, with defaults merged and ``${VAR}`` expanded."""
 
@@ -165,6 +216,8 @@ class ProbeSpec:
     """4 or 6 to use only that family; None (``auto``) tries every address in order."""
     http_version: HttpVersion = HttpVersion.AUTO
     """Which HTTP to speak over TLS."""
+    alert: AlertRule = field(default_factory=AlertRule)
+    """When its results become events."""
     options: Any = None
     """The kind's own block, as its ``KindInfo.parse_block`` read it (an ``UploadSpec``,
     a ``LiveSpec``...); None for kinds without one."""
@@ -192,6 +245,18 @@ class Settings:
     """Path of an OpenMetrics textfile, or None."""
     env_proxy: bool = True
     """Honour HTTP_PROXY / HTTPS_PROXY / NO_PROXY from the environment."""
+    state: str | None = None
+    """State file; None: next to the output file (``.state.json``)."""
+    use_state: bool = True
+    """False with ``--no-state``: no state read or written, no events."""
+    notify: tuple[str, ...] = ()
+    """Apprise URLs that receive each run's events."""
+    status_url: str | None = None
+    """Put in every message."""
+    maintenance: tuple[MaintenanceWindow, ...] = ()
+    """Windows when results count neither up nor down."""
+    maintenance_run: bool = False
+    """``--maintenance``: this whole run is one."""
 
     @classmethod
     def layered(cls, *layers: Mapping[str, Any]) -> Settings:
@@ -253,6 +318,12 @@ class ProbeResult:
     """The probe's tags."""
     details: dict[str, Any]
     """Kind-specific figures (throughput, truncated, remote_ip, ...)."""
+    state: str | None = None
+    """``up``, ``pending``, ``down`` or ``maintenance`` after this result; None without state."""
+    since: str | None = None
+    """When that state began (UTC ISO 8601)."""
+    event: str | None = None
+    """``down``, ``up`` or ``reminder`` when this result caused one."""
 
     @property
     def latency_ms(self) -> float | None:

@@ -15,8 +15,9 @@ SCHEMA = 1
 
 
 def to_record(result: ProbeResult) -> dict[str, Any]:
-    """The JSON object, fields in the documented order."""
-    return {
+    """The JSON object, fields in the documented order; ``state`` and ``since`` when the
+    run keeps state, ``event`` only when this result caused one."""
+    record = {
         "schema": SCHEMA,
         "run_id": result.run_id,
         "ts": result.ts,
@@ -37,6 +38,12 @@ def to_record(result: ProbeResult) -> dict[str, Any]:
         "tags": list(result.tags),
         "details": result.details,
     }
+    if result.state is not None:
+        record["state"] = result.state
+        record["since"] = result.since
+    if result.event is not None:
+        record["event"] = result.event
+    return record
 
 
 def encode(result: ProbeResult) -> bytes:

@@ -13,6 +13,8 @@ from typing import Any, assert_never
 
 from rich.console import Console
 
+from synthprobe.alerting import Alerting
+from synthprobe.alerts import Event
 from synthprobe.app import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Streams
 from synthprobe.config import LoadedConfig, load_configs
 from synthprobe.errors import SynthprobeError, UsageError
@@ -35,6 +37,9 @@ class RunOptions:
     env_proxy: bool | None = None
     timeout: float | None = None
     retries: int | None = None
+    state: str | None = None
+    no_state: bool = False
+    maintenance: bool = False
 
     def settings_layer(self) -> dict[str, Any]:
         """The options that are settings, for ``Settings.layered`` (None: not given)."""
@@ -45,6 +50,9 @@ class RunOptions:
             "junit": self.junit or None,
             "prom": self.prom or None,
             "env_proxy": self.env_proxy,
+            "state": self.state or None,
+            "use_state": False if self.no_state else None,
+            "maintenance_run": True if self.maintenance else None,
         }
 
 
@@ -96,15 +104,25 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
         if report_path:
             check_writable(report_path)
     human = io.err if output == "-" else io.out
+    redactor = Redactor(loaded.secrets)
     runner = Runner(
         concurrency=settings.concurrency,
         location=location,
-        redactor=Redactor(loaded.secrets),
+        redactor=redactor,
         network=Network(proxies=env_proxies() if settings.env_proxy else None),
+    )
+    alerting = Alerting(
+        settings,
+        runnable,
+        runner.run_id,
+        location,
+        redactor,
+        lambda msg: io.err.print(f"[yellow]warning:[/] {msg}", highlight=False, soft_wrap=True),
     )
     finished: list[ProbeResult] = []
 
     def record(result: ProbeResult) -> None:
+        result = alerting.annotate(result)
         writer.write(result)
         finished.append(result)
 
@@ -115,7 +133,8 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
         writer.close()
     order = {s.name: i for i, s in enumerate(runnable)}
     results = sorted(finished, key=lambda r: order[r.probe])
-    _report(results, opts.format, human, runner.run_id, location)
+    done = alerting.finish(finished)
+    _report(results, opts.format, human, runner.run_id, location, done.events)
     if junit:
         from synthprobe.output.junit import junit_xml
 
@@ -186,7 +205,12 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def _report(
-    results: list[ProbeResult], fmt: RunFormat, console: Console, run_id: str, location: str
+    results: list[ProbeResult],
+    fmt: RunFormat,
+    console: Console,
+    run_id: str,
+    location: str,
+    events: list[Event],
 ) -> None:
     from synthprobe.output.table import quiet_lines, render_table
 
@@ -195,6 +219,9 @@ def _report(
     elif fmt is RunFormat.QUIET:
         for line in quiet_lines(results):
             console.print(line, highlight=False, markup=False, soft_wrap=True)
+    elif fmt is RunFormat.CHANGES:
+        for event in events:
+            console.print(event.line(), highlight=False, markup=False, soft_wrap=True)
     elif fmt is RunFormat.JSON:
         from synthprobe.output.summary import summary_json
 

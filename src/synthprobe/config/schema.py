@@ -19,9 +19,19 @@ from synthprobe.config.readers import TOKEN_RE, Reader, check_url, list_of, mapp
 from synthprobe.config.variables import VAR_NAME_RE, Expander
 from synthprobe.errors import ConfigError
 from synthprobe.jsonpath import parse_json_path
-from synthprobe.models import Expectation, Failure, HttpVersion, JsonCheck, ProbeSpec
+from synthprobe.models import (
+    AlertRule,
+    Expectation,
+    Failure,
+    HttpVersion,
+    JsonCheck,
+    MaintenanceWindow,
+    ProbeSpec,
+    Weekday,
+)
 from synthprobe.probers import DEFAULT_KIND, KINDS
 from synthprobe.redact import Redactor
+from synthprobe.units import parse_utc
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
 _STATUS_CLASS_RE = re.compile(r"^[1-5]xx$")
@@ -44,6 +54,7 @@ PROBE_KEYS = {
     "max_body",
     "ip_version",
     "http_version",
+    "alert",
     *BLOCKS,
 }
 DEFAULT_KEYS = PROBE_KEYS - {"name", "url"}
@@ -56,7 +67,13 @@ SETTINGS_KEYS = {
     "prom",
     "public_vars",
     "env_proxy",
+    "state",
+    "notify",
+    "status_url",
+    "maintenance",
 }
+ALERT_KEYS = {"failure_threshold", "success_threshold", "remind_every", "send_resolved", "notify"}
+WINDOW_KEYS = {"start", "end", "every", "duration", "timezone", "only"}
 EXPECT_KEYS = {
     "status",
     "max_latency",
@@ -67,7 +84,7 @@ EXPECT_KEYS = {
     "cert_min_days",
 }
 JSON_CHECK_KEYS = {"path", "exists", "equals", "min_items", "max_items", "matches"}
-MERGED_BLOCKS = ("headers", "expect", *BLOCKS)
+MERGED_BLOCKS = ("headers", "expect", "alert", *BLOCKS)
 """Blocks merged key by key under each probe; every other default is replaced whole."""
 _EXPECT = Expectation()
 _SPEC = ProbeSpec(name="", kind=DEFAULT_KIND, url="", method="GET")
@@ -213,13 +230,129 @@ def _settings(r: Reader, loc: Located) -> dict[str, Any]:
         out["concurrency"] = r.integer(m["concurrency"], "settings.concurrency", 1, 100_000)
     if "env_proxy" in m:
         out["env_proxy"] = r.boolean(m["env_proxy"], "settings.env_proxy")
-    for key in ("output", "location", "junit", "prom"):
+    for key in ("output", "location", "junit", "prom", "state", "status_url"):
         if key in m:
             value = r.text(m[key], f"settings.{key}")
             if not value:
                 fail(m[key], f"settings.{key}", "must not be empty")
             out[key] = value
+    if "notify" in m:
+        out["notify"] = _notify_urls(r, m["notify"], "settings.notify")
+    if "maintenance" in m:
+        windows = list_of(m["maintenance"], "settings.maintenance")
+        out["maintenance"] = tuple(
+            _window(r, w, f"settings.maintenance[{i}]") for i, w in enumerate(windows)
+        )
     return out
+
+
+def _notify_urls(r: Reader, loc: Located, path: str) -> tuple[str, ...]:
+    """Apprise URLs (``json://``, ``mailto://``, ``slack://``...): checked for a scheme
+    here; Apprise itself says at send time whether it knows the service."""
+    urls = r.strings(loc, path)
+    for i, url in enumerate(urls):
+        scheme, sep, rest = url.partition("://")
+        if not sep or not scheme or not rest or any(c.isspace() for c in url):
+            item = loc.value[i] if isinstance(loc.value, list) else loc
+            fail(
+                item,
+                f"{path}[{i}]",
+                "expected an Apprise URL such as json://host/path or mailto://...",
+            )
+    return urls
+
+
+def _alert(r: Reader, loc: Located, path: str) -> AlertRule:
+    m = mapping(loc, path, ALERT_KEYS)
+    base = AlertRule()
+
+    def count(key: str, default: int) -> int:
+        return r.integer(m[key], f"{path}.{key}", 1, 10_000) if key in m else default
+
+    return AlertRule(
+        failure_threshold=count("failure_threshold", base.failure_threshold),
+        success_threshold=count("success_threshold", base.success_threshold),
+        remind_every=r.duration(m["remind_every"], f"{path}.remind_every")
+        if "remind_every" in m
+        else None,
+        send_resolved=r.boolean(m["send_resolved"], f"{path}.send_resolved")
+        if "send_resolved" in m
+        else base.send_resolved,
+        notify=_notify_urls(r, m["notify"], f"{path}.notify") if "notify" in m else None,
+    )
+
+
+def _window(r: Reader, loc: Located, path: str) -> MaintenanceWindow:
+    m = mapping(loc, path, WINDOW_KEYS)
+    only = r.strings(m["only"], f"{path}.only") if "only" in m else ()
+    if "every" not in m:
+        for key in ("start", "end"):
+            if key not in m:
+                fail(loc, path, f'missing "{key}": a one-off window has start and end (ISO 8601)')
+        start, end = _instant(r, m["start"], f"{path}.start"), _instant(r, m["end"], f"{path}.end")
+        if end <= start:
+            fail(m["end"], f"{path}.end", "must be after start")
+        for key in ("duration", "timezone"):
+            if key in m:
+                fail(m[key], f"{path}.{key}", "only for a recurring window (with every)")
+        return MaintenanceWindow(start=start, end=end, only=only)
+    days: list[Weekday] = []
+    for i, name in enumerate(r.strings(m["every"], f"{path}.every")):
+        try:
+            days.append(Weekday[name.strip().upper()])
+        except KeyError:
+            item = m["every"].value[i] if isinstance(m["every"].value, list) else m["every"]
+            fail(
+                item, f"{path}.every[{i}]", f'unknown weekday "{name}": expected monday ... sunday'
+            )
+    for key in ("start", "duration"):
+        if key not in m:
+            fail(loc, path, f'missing "{key}": a recurring window has every, start and duration')
+    if "end" in m:
+        fail(m["end"], f"{path}.end", "a recurring window has a duration, not an end")
+    text = r.text(m["start"], f"{path}.start", allow_scalar=True)
+    hm = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", text.strip())
+    if hm is None:
+        fail(m["start"], f"{path}.start", f"expected a time of day such as 03:00, got {text!r}")
+    zone = r.text(m["timezone"], f"{path}.timezone") if "timezone" in m else "UTC"
+    if not _known_zone(zone):
+        fail(
+            m["timezone"],
+            f"{path}.timezone",
+            f'unknown timezone "{zone}" (an IANA name such as Europe/Paris)',
+        )
+    duration = r.duration(m["duration"], f"{path}.duration")
+    if duration > 7 * 86400:
+        fail(m["duration"], f"{path}.duration", "must be at most 7 days")
+    return MaintenanceWindow(
+        every=tuple(days),
+        at=(int(hm.group(1)), int(hm.group(2))),
+        duration=duration,
+        timezone=zone,
+        only=only,
+    )
+
+
+def _instant(r: Reader, loc: Located, path: str) -> float:
+    value = loc.value
+    if not isinstance(value, str):
+        # YAML reads an unquoted 2026-12-01T02:00:00Z as a datetime: take it as written
+        value = value.isoformat() if hasattr(value, "isoformat") else value
+    text = r.text(Located(value, loc.line), path)
+    try:
+        return parse_utc(text)
+    except ValueError:
+        fail(loc, path, f"expected a time such as 2026-12-01T02:00:00Z, got {text!r}")
+
+
+def _known_zone(name: str) -> bool:
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _merge(defaults: dict[str, Located], probe: dict[str, Located]) -> dict[str, Located]:
@@ -317,6 +450,7 @@ def _probe(
             fail(own["http_version"], f"{path}.http_version", f"not for kind {kind}")
         if info.negotiates_http:
             http_version = _http_version(m["http_version"], f"{path}.http_version", url)
+    alert = _alert(r, m["alert"], f"{path}.alert") if "alert" in m else _SPEC.alert
     for key, owner in BLOCKS.items():
         if key in m and owner != kind and key in own:
             fail(m[key], f"{path}.{key}", f"only for kind {owner}, not {kind}")
@@ -340,6 +474,7 @@ def _probe(
         max_body=max_body,
         ip_version=ip_version,
         http_version=http_version,
+        alert=alert,
         options=options,
         source=f"{filename}:{item.line}",
     )

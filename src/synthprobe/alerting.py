@@ -1,0 +1,221 @@
+"""A run's results -> the state file, events, and one message per target.
+
+Not the runner's business nor the writers': ``app/run.py`` calls ``annotate`` as each
+result arrives (the JSON line then carries ``state``, ``since`` and ``event``) and
+``finish`` once the results are final:
+
+1. under the state file's lock: the results are applied to the state as it is now
+   (another run may have moved it meanwhile), events are raised, and every undelivered
+   event is leased to this run;
+2. without the lock: one message per target, each within its time limit;
+3. under the lock again: what a target accepted is marked delivered, the rest stays
+   pending for the next run, marked late.
+
+Only step 1 raises events, under the lock: overlapping runs never raise one twice, and
+a lease keeps a second run from sending what the first is sending. A line's ``event``
+is this run's view as it went; the state file and the messages are authoritative.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from types import FrameType
+
+from synthprobe.alerts import Entry, Event, State, apply, title
+from synthprobe.maintenance import in_maintenance
+from synthprobe.models import ProbeResult, ProbeSpec, Settings
+from synthprobe.notify import DEFAULT_TIMEOUT, send, target_id
+from synthprobe.redact import Redactor
+from synthprobe.state import Pending, StateData, StateFile, forget_gone
+from synthprobe.units import parse_utc
+
+LEASE = 120.0
+"""Seconds a run may take to send what it leased; after that another run may send it."""
+
+
+class _Stop(Exception):
+    """SIGTERM while sending: stop, and record what was delivered so far."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    events: list[Event]
+    """Raised by this run, in result order."""
+    delivered: int
+    """Messages accepted by their targets."""
+
+
+def default_state_path(output: str) -> str | None:
+    """``results.jsonl`` -> ``results.state.json``; None when results go to stdout or
+    nowhere (then only ``--state`` or ``settings.state`` turns state on)."""
+    import os
+
+    if output in ("-", os.devnull):
+        return None
+    root, _ext = os.path.splitext(output)
+    return f"{root}.state.json"
+
+
+class Alerting:
+    """State and events of one run."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        specs: Sequence[ProbeSpec],
+        run_id: str,
+        location: str,
+        redactor: Redactor,
+        warn: Callable[[str], None],
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        path = settings.state or default_state_path(settings.output)
+        self.file = StateFile(path, warn) if settings.use_state and path else None
+        self.settings = settings
+        self.specs = {s.name: s for s in specs}
+        self.run_id = run_id
+        self.location = location
+        self.mask = redactor
+        self.warn = warn
+        self.timeout = timeout
+        self._view = self.file.read() if self.file else StateData()
+        self.urls: dict[str, str] = {}
+        """target id -> URL, for every target the config names."""
+        for url in settings.notify:
+            self.urls[target_id(url)] = url
+        for spec in specs:
+            for url in spec.alert.notify or ():
+                self.urls[target_id(url)] = url
+
+    @property
+    def enabled(self) -> bool:
+        return self.file is not None
+
+    def _maintained(self, result: ProbeResult) -> bool:
+        spec = self.specs.get(result.probe)
+        if self.settings.maintenance_run:
+            return True
+        if spec is None or not self.settings.maintenance:
+            return False
+        return in_maintenance(spec, parse_utc(result.ts), self.settings.maintenance)
+
+    def annotate(self, result: ProbeResult) -> ProbeResult:
+        """The result with this run's view of its state (for its JSON line)."""
+        key = (result.probe, result.location)
+        entry = self._view.entries.get(key, Entry())
+        if self._maintained(result):
+            return replace(result, state=State.MAINTENANCE.value, since=entry.since or result.ts)
+        if not self.enabled:
+            return result
+        entry, event = apply(entry, result, self.specs[result.probe].alert)
+        self._view.entries[key] = entry
+        return replace(
+            result,
+            state=entry.state.value,
+            since=entry.since,
+            event=event.kind.value if event else None,
+        )
+
+    def finish(self, results: Sequence[ProbeResult]) -> Finished:
+        """Update the state with the run's results; deliver what is pending."""
+        if self.file is None:
+            return Finished([], 0)
+        events: list[Event] = []
+        leased: list[Pending] = []
+        now = time.time()
+        with self.file.update() as data:
+            for result in sorted(results, key=lambda r: parse_utc(r.ts)):
+                if self._maintained(result):
+                    continue  # counters frozen, no events
+                key = (result.probe, result.location)
+                entry, event = apply(
+                    data.entries.get(key, Entry()), result, self.specs[result.probe].alert
+                )
+                data.entries[key] = entry
+                if event is None:
+                    continue
+                events.append(event)
+                urls = self._urls_for(result.probe)
+                if urls:
+                    ident = hashlib.sha256(
+                        f"{self.run_id}|{event.probe}|{event.location}|{event.ts}|{event.kind}".encode()
+                    ).hexdigest()[:16]
+                    data.pending.append(
+                        Pending(ident, event, [target_id(u) for u in urls], self.run_id)
+                    )
+            forget_gone(data, set(self.specs), now)
+            self._drop_unknown_targets(data)
+            for pending in data.pending:
+                if pending.lease is None or pending.lease < now:
+                    pending.lease = now + LEASE
+                    leased.append(replace(pending, targets=list(pending.targets)))
+        accepted, delivered = self._deliver(leased)
+        if leased:
+            with self.file.update() as data:
+                mine = {p.id for p in leased}
+                for pending in data.pending:
+                    if pending.id in mine:
+                        pending.targets = [
+                            t for t in pending.targets if (pending.id, t) not in accepted
+                        ]
+                        pending.lease = None
+                data.pending = [p for p in data.pending if p.targets]
+        return Finished(events, delivered)
+
+    def _urls_for(self, probe: str) -> tuple[str, ...]:
+        spec = self.specs.get(probe)
+        if spec is not None and spec.alert.notify is not None:
+            return spec.alert.notify
+        return self.settings.notify
+
+    def _drop_unknown_targets(self, data: StateData) -> None:
+        """Targets removed from the config can never accept: forget their events."""
+        dropped = 0
+        for pending in data.pending:
+            known = [t for t in pending.targets if t in self.urls]
+            dropped += len(pending.targets) - len(known)
+            pending.targets = known
+        data.pending = [p for p in data.pending if p.targets]
+        if dropped:
+            self.warn(
+                f"notify: dropped {dropped} undelivered events of targets no longer configured"
+            )
+
+    def _deliver(self, leased: list[Pending]) -> tuple[set[tuple[str, str]], int]:
+        """One message per target; the (event id, target) pairs that were accepted."""
+        accepted: set[tuple[str, str]] = set()
+        by_target: dict[str, list[Pending]] = {}
+        for pending in leased:
+            for target in pending.targets:
+                by_target.setdefault(target, []).append(pending)
+        delivered = 0
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            raise _Stop
+
+        previous = signal.signal(signal.SIGTERM, stop)
+        try:
+            for target, batch in by_target.items():
+                url = self.urls[target]
+                lines = [self.mask.text(p.event.line(late=p.run_id != self.run_id)) for p in batch]
+                if self.settings.status_url:
+                    lines.append(f"status: {self.mask.text(self.settings.status_url)}")
+                heading = self.mask.text(title(self.location, [p.event for p in batch]))
+                outcome = send(url, heading, "\n".join(lines), self.timeout)
+                if outcome.ok:
+                    delivered += 1
+                    accepted.update((p.id, target) for p in batch)
+                else:
+                    self.warn(
+                        f"notify: {self.mask.url(url)} did not accept {len(batch)} events "
+                        f"({self.mask.text(outcome.problem)}); they stay pending for the next run"
+                    )
+        except _Stop:
+            self.warn("notify: stopped by SIGTERM; undelivered events stay pending")
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        return accepted, delivered

@@ -1,0 +1,206 @@
+"""The state file: what each (probe, location) was after the last run, and the events
+not yet accepted by every notify target.
+
+JSON, versioned, indented for people. Every change is made under an exclusive ``flock``
+on ``PATH.lock`` (the file itself is replaced by rename, so it cannot carry the lock)
+and written to a temporary file that is then renamed over it: a reader sees the old
+file or the new one, never half of one. A corrupt or unreadable file is moved aside
+with one warning and the run goes on from a fresh state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from synthprobe.alerts import Entry, Event, EventKind, State
+from synthprobe.errors import OutputError
+from synthprobe.units import format_utc, parse_utc
+
+VERSION = 1
+FORGET_AFTER = 7 * 86400
+"""Seconds without a result after which a probe gone from the config leaves the state."""
+
+Key = tuple[str, str]
+"""(probe, location)."""
+
+
+@dataclass(slots=True)
+class Pending:
+    """An event some targets have not accepted yet."""
+
+    id: str
+    """Unique per event: the same event is never sent twice to a target that took it."""
+    event: Event
+    targets: list[str]
+    """Target ids (a hash of the URL: the state file never holds a URL) still to accept."""
+    run_id: str
+    """The run that raised it; sent by a later run, it is marked late."""
+    lease: float | None = None
+    """Epoch seconds until which a run is sending it; others leave it alone meanwhile."""
+
+
+@dataclass(slots=True)
+class StateData:
+    entries: dict[Key, Entry] = field(default_factory=dict)
+    pending: list[Pending] = field(default_factory=list)
+    """Undelivered events, oldest first."""
+
+
+class CorruptState(ValueError):
+    """The file is not a state file this version can read."""
+
+
+def dumps(data: StateData) -> str:
+    probes: dict[str, dict[str, Any]] = {}
+    for (probe, location), entry in sorted(data.entries.items()):
+        row = asdict(entry)
+        row["state"] = entry.state.value
+        row["undelivered"] = [
+            _pending_json(p)
+            for p in data.pending
+            if (p.event.probe, p.event.location) == (probe, location)
+        ]
+        probes.setdefault(probe, {})[location] = row
+    # events of probes without an entry (dropped meanwhile) are kept too
+    orphans = [_pending_json(p) for p in data.pending if _key(p) not in data.entries]
+    doc: dict[str, Any] = {"version": VERSION, "probes": probes}
+    if orphans:
+        doc["undelivered"] = orphans
+    return json.dumps(doc, indent=2, sort_keys=False) + "\n"
+
+
+def loads(text: str) -> StateData:
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise CorruptState(f"not JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("version") != VERSION:
+        raise CorruptState(f"not a version {VERSION} state file")
+    data = StateData()
+    try:
+        pending: list[Pending] = []
+        for probe, locations in doc["probes"].items():
+            for location, row in locations.items():
+                row = dict(row)
+                pending += [_pending(p) for p in row.pop("undelivered", [])]
+                row["state"] = State(row["state"])
+                data.entries[(probe, location)] = Entry(**row)
+        pending += [_pending(p) for p in doc.get("undelivered", [])]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CorruptState(f"unexpected content ({type(exc).__name__}: {exc})") from None
+    data.pending = sorted(pending, key=lambda p: (parse_utc(p.event.ts), p.id))
+    return data
+
+
+def _key(p: Pending) -> Key:
+    return (p.event.probe, p.event.location)
+
+
+def _pending_json(p: Pending) -> dict[str, Any]:
+    event = asdict(p.event)
+    event["kind"] = p.event.kind.value
+    return {"id": p.id, "run_id": p.run_id, "targets": p.targets, "lease": p.lease, **event}
+
+
+def _pending(row: dict[str, Any]) -> Pending:
+    row = dict(row)
+    ident, run_id, targets, lease = (
+        row.pop("id"),
+        row.pop("run_id"),
+        row.pop("targets"),
+        row.pop("lease"),
+    )
+    row["kind"] = EventKind(row["kind"])
+    if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+        raise TypeError("targets must be a list of strings")
+    return Pending(str(ident), Event(**row), targets, str(run_id), lease)
+
+
+def forget_gone(data: StateData, probes: set[str], now: float) -> None:
+    """Drop probes no longer configured once they have had no result for FORGET_AFTER."""
+    for key, entry in list(data.entries.items()):
+        if key[0] in probes or entry.last_ts is None:
+            continue
+        if now - parse_utc(entry.last_ts) > FORGET_AFTER:
+            del data.entries[key]
+
+
+class StateFile:
+    """One state file: ``update`` reads, lets the caller change, and writes, all under
+    the lock."""
+
+    def __init__(self, path: str, warn: Callable[[str], None]) -> None:
+        self.path = path
+        self.warn = warn
+
+    @contextlib.contextmanager
+    def update(self) -> Iterator[StateData]:
+        lock_path = self.path + ".lock"
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot use state file {self.path}: {exc.strerror or exc}",
+                hint="choose another with --state, or run with --no-state",
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            data = self._read()
+            yield data
+            self._write(data)
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def read(self) -> StateData:
+        """A snapshot without the lock: the file is only ever replaced whole."""
+        return self._read(quiet=True)
+
+    def _read(self, quiet: bool = False) -> StateData:
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                text = fh.read()
+        except FileNotFoundError:
+            return StateData()
+        except (OSError, UnicodeDecodeError) as exc:
+            return self._aside(f"unreadable ({exc})", quiet)
+        try:
+            return loads(text)
+        except CorruptState as exc:
+            return self._aside(str(exc), quiet)
+
+    def _aside(self, why: str, quiet: bool) -> StateData:
+        if quiet:  # the locked read that follows moves it aside and warns, once
+            return StateData()
+        stamp = format_utc(time.time()).replace(":", "")
+        aside = f"{self.path}.corrupt-{stamp}"
+        try:
+            os.replace(self.path, aside)
+            self.warn(f"state file {self.path} is {why}: moved to {aside}; starting afresh")
+        except OSError as exc:
+            self.warn(
+                f"state file {self.path} is {why} and cannot be moved aside ({exc}); "
+                "starting afresh"
+            )
+        return StateData()
+
+    def _write(self, data: StateData) -> None:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".state-", dir=directory)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(dumps(data))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            with contextlib.suppress(OSError, UnboundLocalError):
+                os.unlink(tmp)
+            self.warn(f"cannot write state file {self.path}: {exc.strerror or exc}")
