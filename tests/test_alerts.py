@@ -1,0 +1,221 @@
+"""Pure alert logic: consecutive results -> states and events (Gatus's semantics), the
+state file's round trip, and maintenance windows across a DST change."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from synthprobe.alerts import Entry, Event, EventKind, State, apply, title
+from synthprobe.maintenance import inside
+from synthprobe.models import AlertRule, Failure, MaintenanceWindow, ProbeResult, Reason, Weekday
+from synthprobe.state import Pending, StateData, dumps, loads
+from synthprobe.units import format_utc
+
+
+def result(ok: bool, minute: int) -> ProbeResult:
+    return ProbeResult(
+        run_id="r",
+        ts=format_utc(1_795_000_000 + minute * 60),
+        location="eu-1",
+        probe="feed-home",
+        kind="feed",
+        method="GET",
+        url="http://127.0.0.1/",
+        ok=ok,
+        failure=None if ok else Failure.SERVER,
+        reason=None if ok else Reason.SERVER_STATUS,
+        error=None if ok else "status 503, expected 2xx",
+        status=200 if ok else 503,
+        attempts=1,
+        timings_ms={},
+        bytes_in=0,
+        bytes_out=0,
+        tags=(),
+        details={},
+    )
+
+
+def run(pattern: str, rule: AlertRule) -> list[tuple[str, str | None]]:
+    """``pattern``: one char per run, ``.`` pass, ``x`` fail -> (state, event) per run."""
+    entry, out = Entry(), []
+    for minute, c in enumerate(pattern):
+        entry, event = apply(entry, result(c == ".", minute), rule)
+        out.append((entry.state.value, event.kind.value if event else None))
+    return out
+
+
+CASES = [
+    ("threshold-1", "..x.", AlertRule(), ["up", "up", "down", "up"], [None, None, "down", "up"]),
+    (
+        "threshold-2-pending-first",
+        ".xx.",
+        AlertRule(failure_threshold=2),
+        ["up", "pending", "down", "up"],
+        [None, None, "down", "up"],
+    ),
+    (
+        "pending-that-recovers-raises-nothing",
+        "x.x.",
+        AlertRule(failure_threshold=2),
+        ["pending", "up", "pending", "up"],
+        [None] * 4,
+    ),
+    (
+        "success-threshold",
+        "x..x..",
+        AlertRule(success_threshold=2),
+        ["down", "down", "up", "down", "down", "up"],
+        ["down", None, "up", "down", None, "up"],
+    ),
+    (
+        "a-success-resets-the-failures",
+        "xx.xx",
+        AlertRule(failure_threshold=3),
+        ["pending", "pending", "up", "pending", "pending"],
+        [None] * 5,
+    ),
+    (
+        "reminders",
+        "xxxx.",
+        AlertRule(remind_every=120),
+        ["down", "down", "down", "down", "up"],
+        ["down", None, "reminder", None, "up"],
+    ),
+    (
+        "no-resolved",
+        "x.",
+        AlertRule(send_resolved=False),
+        ["down", "up"],
+        ["down", None],
+    ),
+    ("never-down-no-up", "....", AlertRule(), ["up"] * 4, [None] * 4),
+]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "rule", "states", "events"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_states_and_events(
+    pattern: str, rule: AlertRule, states: list[str], events: list[str | None]
+) -> None:
+    got = run(pattern, rule)
+    assert [s for s, _ in got] == states
+    assert [e for _, e in got] == events
+
+
+def test_an_older_result_does_not_move_the_state() -> None:
+    entry, _ = apply(Entry(), result(False, 5), AlertRule())
+    after, event = apply(entry, result(True, 4), AlertRule())
+    assert (after, event) == (entry, None)
+
+
+def test_down_since_is_the_first_failure_and_up_says_how_long() -> None:
+    rule = AlertRule(failure_threshold=2)
+    entry, _ = apply(Entry(), result(False, 0), rule)
+    entry, down = apply(entry, result(False, 1), rule)
+    assert down is not None and down.since == result(False, 0).ts and down.runs == 2
+    assert "DOWN feed-home (feed) eu-1 server.status: status 503" in down.line()
+    assert "(2 runs)" in down.line()
+    entry, up = apply(entry, result(True, 15), rule)
+    assert up is not None and up.line() == "UP feed-home (feed) eu-1 after 15m00s"
+    assert up.line(late=True).endswith("(late)")
+
+
+def test_title_counts_each_kind() -> None:
+    def ev(kind: EventKind) -> Event:
+        return Event(kind, "p", "feed", "eu-1", "2026-11-25T00:00:00.000Z", None, 1, None, None)
+
+    events = [ev(EventKind.DOWN), ev(EventKind.DOWN), ev(EventKind.UP)]
+    assert title("eu-1", events) == "synthprobe eu-1: 2 down, 1 up"
+
+
+# --------------------------------------------------------------------------- state file
+
+texts = st.text(min_size=1, max_size=12)
+stamps = st.integers(0, 4_000_000_000).map(lambda s: format_utc(float(s)))
+entries = st.builds(
+    Entry,
+    state=st.sampled_from([State.UP, State.PENDING, State.DOWN]),
+    since=st.one_of(st.none(), stamps),
+    failures=st.integers(0, 10**6),
+    successes=st.integers(0, 10**6),
+    last_ts=st.one_of(st.none(), stamps),
+    last_notice=st.one_of(st.none(), stamps),
+)
+
+
+@st.composite
+def states(draw: st.DrawFn) -> StateData:
+    data = StateData()
+    for key in draw(st.lists(st.tuples(texts, texts), max_size=5, unique=True)):
+        data.entries[key] = draw(entries)
+    keys = list(data.entries)
+    for i in range(draw(st.integers(0, 3)) if keys else 0):
+        probe, location = draw(st.sampled_from(keys))
+        event = Event(
+            draw(st.sampled_from(list(EventKind))),
+            probe,
+            "feed",
+            location,
+            draw(stamps),
+            draw(st.one_of(st.none(), stamps)),
+            draw(st.integers(0, 100)),
+            draw(st.one_of(st.none(), texts)),
+            draw(st.one_of(st.none(), texts)),
+        )
+        targets = draw(st.lists(st.text(alphabet="0123456789abcdef", min_size=16, max_size=16)))
+        lease = draw(st.one_of(st.none(), st.floats(0, 1e10, allow_nan=False)))
+        data.pending.append(Pending(f"id{i}", event, targets, "run", lease))
+    return data
+
+
+@given(states())
+def test_state_round_trip(data: StateData) -> None:
+    back = loads(dumps(data))
+    assert back.entries == data.entries
+    assert sorted(p.id for p in back.pending) == sorted(p.id for p in data.pending)
+    assert {p.id: (p.event, p.targets, p.lease) for p in back.pending} == {
+        p.id: (p.event, p.targets, p.lease) for p in data.pending
+    }
+
+
+# --------------------------------------------------------------------------- maintenance
+
+PARIS_SUNDAY_3AM = MaintenanceWindow(
+    every=(Weekday.SUNDAY,), at=(3, 0), duration=3600, timezone="Europe/Paris"
+)
+
+
+def utc(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        ("2026-03-22T02:30:00", True),  # winter: 03:30 in Paris (UTC+1)
+        ("2026-03-22T01:30:00", False),  # 02:30 in Paris: before the window
+        ("2026-03-29T01:30:00", True),  # the DST Sunday: 03:30 in Paris is now UTC+2
+        ("2026-03-29T02:30:00", False),  # 04:30 in Paris: after it
+        ("2026-10-25T02:30:00", True),  # back to winter that night: 03:30 UTC+1
+        ("2026-10-25T01:30:00", False),  # 02:30 (the second one) in Paris: before
+        ("2026-03-23T02:30:00", False),  # a Monday
+    ],
+)
+def test_recurring_window_follows_local_time_across_dst(when: str, expected: bool) -> None:
+    assert inside(PARIS_SUNDAY_3AM, utc(when)) is expected
+
+
+def test_one_off_window_is_half_open() -> None:
+    window = MaintenanceWindow(start=utc("2026-12-01T02:00:00"), end=utc("2026-12-01T04:00:00"))
+    assert inside(window, utc("2026-12-01T02:00:00"))
+    assert not inside(window, utc("2026-12-01T04:00:00"))
+
+
+def test_window_across_midnight() -> None:
+    window = MaintenanceWindow(every=(Weekday.SATURDAY,), at=(23, 0), duration=2 * 3600)
+    assert inside(window, utc("2026-11-29T00:30:00"))  # Sunday 00:30, started Saturday
