@@ -5,9 +5,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian programs the tests drive: ffmpeg makes live HLS, nginx serves it and speaks
 # HTTP/2 over TLS, websocketd runs a WebSocket echo, chromium renders the status page,
-# redis-server is a real TCP service. Installed when missing (as root); tests skip,
+# redis-server is a real TCP service, promtool (prometheus) tests the alert rules.
+# Installed when missing (as root); tests skip,
 # saying why, if not.
-DEBIAN_TEST_PACKAGES ?= ffmpeg nginx websocketd chromium redis-server
+DEBIAN_TEST_PACKAGES ?= ffmpeg nginx websocketd chromium redis-server prometheus
 
 .PHONY: demo test lint check bench clean debian-deps
 

@@ -30,7 +30,8 @@ def _gauge(name: str, help_text: str, samples: Iterable[tuple[str, str]]) -> lis
 
 
 def prom_text(results: Iterable[ProbeResult], finished_at: float) -> str:
-    """Gauges: up, duration by phase, failure by class and reason, HTTP status, last run."""
+    """Gauges: up, duration by phase, failure by class and reason, HTTP status,
+    certificate expiry, last run."""
     results = list(results)
 
     def who(r: ProbeResult, **extra: str) -> str:
@@ -65,6 +66,15 @@ def prom_text(results: Iterable[ProbeResult], finished_at: float) -> str:
             "synthprobe_http_status",
             "HTTP status of the last response.",
             ((who(r), str(r.status)) for r in results if r.status is not None),
+        ),
+        *_gauge(
+            "synthprobe_cert_expiry_days",
+            "Days until the verified TLS certificate of the last attempt expires.",
+            (
+                (who(r), str(r.details["cert_expires_in_days"]))
+                for r in results
+                if isinstance(r.details.get("cert_expires_in_days"), int | float)
+            ),
         ),
         *_gauge(
             "synthprobe_last_run_timestamp_seconds",
