@@ -305,3 +305,54 @@ def test_a_fresh_file_with_only_a_torn_line_is_a_warning(tmp_path: Path) -> None
     assert result.exit_code == 0
     assert "skipped malformed line" in result.stderr
     assert json.loads(result.stdout)["probes"] == []
+
+
+def test_maintenance_results_count_neither_up_nor_down() -> None:
+    minute = timedelta(minutes=1)
+    rows = []
+    for i, failure in enumerate(["ok", "server", "maint", "maint", "server", "ok", "maint"]):
+        row = record(
+            "feed",
+            "feed",
+            "eu-1",
+            T0 + i * minute,
+            None if failure in ("ok", "maint") else failure,
+            5.0,
+        )
+        if failure == "maint":
+            row["ok"], row["failure"], row["reason"] = False, "server", "server.status"
+            row["state"] = "maintenance"
+        rows.append(json.dumps(row).encode() + b"\n")
+    history = read_history([("h", io.BytesIO(b"".join(rows)))], Filters(), lambda m: None)
+    data = to_json(analyse(history, Filters()))
+    [probe] = data["probes"]
+    assert (probe["runs"], probe["ok"]) == (4, 2)  # the three maintenance results left out
+    assert probe["failures"]["server"] == 2
+    windows = data["maintenance"]
+
+    def at(n: int) -> str:
+        return (T0 + n * minute).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    assert [(w["start"], w["end"], w["runs"]) for w in windows] == [
+        (at(2), at(4), 2),  # ended by the next counted result
+        (at(6), at(6), 1),
+    ]
+    [outage] = data["outages"]
+    assert outage["start"] == at(1) and outage["runs"] == 2
+
+
+def test_status_page_shows_maintenance_in_its_own_colour() -> None:
+    from synthprobe.output.html import COLOURS, status_page
+
+    minute = timedelta(minutes=1)
+    rows = []
+    for i in range(120):
+        row = record("feed", "feed", "eu-1", T0 + i * minute, None, 5.0)
+        if 60 <= i < 90:
+            row["state"] = "maintenance"
+        rows.append(json.dumps(row).encode() + b"\n")
+    history = read_history([("h", io.BytesIO(b"".join(rows)))], Filters(), lambda m: None)
+    report = analyse(history, Filters(), keep_timelines=True)
+    page = status_page(report, to_json(report))
+    assert page.count(f'fill="{COLOURS["maintenance"]}"') == 15  # a quarter of 60 buckets
+    assert "in maintenance" in page

@@ -69,6 +69,8 @@ class Line(NamedTuple):
     """``timings_ms.total``; NaN when absent."""
     reason: str | None
     """As written: a reader must accept reasons newer than itself."""
+    maintenance: bool = False
+    """``"state": "maintenance"``: inside a window, counted neither up nor down."""
 
 
 _FAILURES = {f.value: f for f in Failure}
@@ -118,4 +120,5 @@ def decode(line: bytes) -> Line:
         failure,
         latency,
         reason if isinstance(reason, str) else None,
+        rec.get("state") == "maintenance",
     )

@@ -17,6 +17,7 @@ Definitions (docs/reference.md, "Report"):
 
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
 from array import array
@@ -36,6 +37,8 @@ MAX_WARNINGS_PER_FILE = 10
 CLASSES = (None, Failure.DNS, Failure.NETWORK, Failure.SERVER, Failure.TIMEOUT)
 """Class codes in the compact arrays: 0 is ok."""
 _CODE = {c: i for i, c in enumerate(CLASSES) if c is not None}
+MAINTENANCE = -1
+"""The code of a maintenance result in a status page's timeline (never in the counts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,8 @@ class Series:
     codes: array[int] = field(default_factory=lambda: array("b"))
     latency: array[float] = field(default_factory=lambda: array("d"))
     reasons: array[int] = field(default_factory=lambda: array("H"))
+    maintenance: array[float] = field(default_factory=lambda: array("d"))
+    """Timestamps of results inside maintenance windows: kept apart, never counted."""
 
     def add(self, ts: float, code: int, latency: float, reason: int) -> None:
         self.ts.append(ts)
@@ -110,6 +115,18 @@ class Gap:
     start: float
     end: float
     duration_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A stretch of results inside maintenance: neither up nor down."""
+
+    probe: str
+    location: str
+    start: float
+    end: float
+    """The next counted result's ts, or the last maintenance result's."""
+    runs: int
 
 
 @dataclass(slots=True)
@@ -178,7 +195,7 @@ def read_history(
             if not line.strip():
                 continue
             try:
-                probe, kind, location, ts, failure, latency, reason = decode(line)
+                probe, kind, location, ts, failure, latency, reason, maintained = decode(line)
             except BadLine as exc:
                 bad += 1
                 first_bad = first_bad or f"line {number}: {exc}"
@@ -192,8 +209,11 @@ def read_history(
             series = history.series.get(key)
             if series is None:
                 series = history.series[key] = Series(probe, kind, location)
-            code = _CODE[failure] if failure is not None else 0
-            series.add(ts, code, latency, history.reason_id(reason))
+            if maintained:
+                series.maintenance.append(ts)
+            else:
+                code = _CODE[failure] if failure is not None else 0
+                series.add(ts, code, latency, history.reason_id(reason))
             history.first = ts if history.first is None else min(history.first, ts)
             history.last = ts if history.last is None else max(history.last, ts)
         # one bad line alone may be the first result of a fresh file, still being written
@@ -227,7 +247,10 @@ class Report:
     outages: list[Outage]
     gaps: list[Gap]
     timelines: dict[tuple[str, str], list[tuple[float, int, float]]]
-    """(probe, location) -> (ts, class code, latency) in time order, for the status page."""
+    """(probe, location) -> (ts, class code, latency), for the status page; maintenance
+    results have the code MAINTENANCE."""
+    maintenance: list[Window] = field(default_factory=list)
+    """Maintenance windows, apart from the counts."""
 
 
 def analyse(history: History, filters: Filters, keep_timelines: bool = False) -> Report:
@@ -237,6 +260,7 @@ def analyse(history: History, filters: Filters, keep_timelines: bool = False) ->
     kinds: dict[str, Stats] = {}
     outages: list[Outage] = []
     gaps: list[Gap] = []
+    windows: list[Window] = []
     timelines: dict[tuple[str, str], list[tuple[float, int, float]]] = {}
     for key in sorted(history.series):
         series = history.series[key]
@@ -260,11 +284,38 @@ def analyse(history: History, filters: Filters, keep_timelines: bool = False) ->
                         target.reasons[reason] += 1
         outages.extend(_outages(series, order, end))
         gaps.extend(_gaps(series, order))
+        windows.extend(_windows(series))
         probes.append((series, stats))
         if keep_timelines:
             timelines[key] = [(series.ts[i], series.codes[i], series.latency[i]) for i in order]
+            timelines[key] += [(ts, MAINTENANCE, math.nan) for ts in series.maintenance]
     outages.sort(key=lambda o: (o.start, o.probe, o.location))
-    return Report(start, end, probes, kinds, outages, gaps, timelines)
+    windows.sort(key=lambda w: (w.start, w.probe, w.location))
+    return Report(start, end, probes, kinds, outages, gaps, timelines, windows)
+
+
+def _windows(series: Series) -> Iterator[Window]:
+    """Runs of maintenance results; a counted result between two ends a window."""
+    if not series.maintenance:
+        return
+    counted = sorted(series.ts)
+    run: list[float] = []
+    for ts in sorted(series.maintenance):
+        if run and _counted_between(counted, run[-1], ts):
+            yield _window(series, run, counted)
+            run = []
+        run.append(ts)
+    yield _window(series, run, counted)
+
+
+def _counted_between(counted: list[float], low: float, high: float) -> bool:
+    return bisect.bisect_left(counted, high) > bisect.bisect_right(counted, low)
+
+
+def _window(series: Series, stamps: list[float], counted: list[float]) -> Window:
+    i = bisect.bisect_right(counted, stamps[-1])
+    end = counted[i] if i < len(counted) else stamps[-1]
+    return Window(series.probe, series.location, stamps[0], end, len(stamps))
 
 
 def _outages(series: Series, order: list[int], end: float | None) -> Iterator[Outage]:
@@ -379,5 +430,15 @@ def to_json(report: Report) -> dict[str, Any]:
                 "duration_s": g.duration_s,
             }
             for g in report.gaps
+        ],
+        "maintenance": [
+            {
+                "probe": w.probe,
+                "location": w.location,
+                "start": utc(w.start),
+                "end": utc(w.end),
+                "runs": w.runs,
+            }
+            for w in report.maintenance
         ],
     }

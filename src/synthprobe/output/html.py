@@ -13,7 +13,7 @@ from html import escape
 from typing import Any
 
 from synthprobe.models import Failure
-from synthprobe.report import CLASSES, Report, utc
+from synthprobe.report import CLASSES, MAINTENANCE, Report, utc
 from synthprobe.units import format_span
 
 BUCKETS = 60
@@ -23,6 +23,7 @@ COLOURS = {
     Failure.NETWORK.value: "#d35400",
     Failure.TIMEOUT.value: "#e0a800",
     Failure.SERVER.value: "#c0392b",
+    "maintenance": "#5dade2",
     "none": "#d5d8dc",
 }
 
@@ -68,7 +69,7 @@ def _state(availability: float | None, ongoing: bool) -> str:
 
 def _bar(points: list[tuple[float, int, float]], start: float, end: float) -> str:
     """One cell per time bucket: green when every result passed, else the colour of the
-    class seen most; grey where there is no data."""
+    class seen most; blue where only maintenance results are; grey where there is no data."""
     span = max(end - start, 1e-9)
     buckets: list[list[int]] = [[] for _ in range(BUCKETS)]
     for ts, code, _latency in points:
@@ -76,8 +77,11 @@ def _bar(points: list[tuple[float, int, float]], start: float, end: float) -> st
         buckets[index].append(code)
     cells = []
     width = 100 / BUCKETS
-    for i, codes in enumerate(buckets):
-        if not codes:
+    for i, all_codes in enumerate(buckets):
+        codes = [c for c in all_codes if c != MAINTENANCE]
+        if all_codes and not codes:
+            colour, label = COLOURS["maintenance"], f"{len(all_codes)} in maintenance"
+        elif not codes:
             colour, label = COLOURS["none"], "no data"
         elif not any(codes):
             colour, label = COLOURS["ok"], f"{len(codes)} ok"

@@ -36,7 +36,7 @@ def _failures(counts: dict[str, int]) -> Text:
 
 
 def render_report(data: dict[str, Any], console: Console) -> None:
-    """Window, per kind, per probe and location, outages, gaps."""
+    """Window, per kind, per probe and location, outages, gaps, maintenance windows."""
     console.print(f"[bold]window[/] {data['from'] or '-'} → {data['to'] or '-'}", highlight=False)
     if not data["probes"]:
         console.print("no results in this window")
@@ -112,5 +112,11 @@ def render_report(data: dict[str, Any], console: Console) -> None:
         console.print(
             f"[dim]no data:[/] {g['probe']}@{g['location']} {g['start']} → "
             f"{g['end']} ({format_span(g['duration_s'])})",
+            highlight=False,
+        )
+    for w in data.get("maintenance", []):
+        console.print(
+            f"[blue]maintenance:[/] {w['probe']}@{w['location']} {w['start']} → {w['end']} "
+            f"({w['runs']} results, counted neither up nor down)",
             highlight=False,
         )
