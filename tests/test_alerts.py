@@ -219,3 +219,15 @@ def test_one_off_window_is_half_open() -> None:
 def test_window_across_midnight() -> None:
     window = MaintenanceWindow(every=(Weekday.SATURDAY,), at=(23, 0), duration=2 * 3600)
     assert inside(window, utc("2026-11-29T00:30:00"))  # Sunday 00:30, started Saturday
+
+
+def test_probes_gone_from_the_config_are_forgotten_after_seven_days() -> None:
+    from synthprobe.state import FORGET_AFTER, forget_gone
+
+    now = 1_795_000_000.0
+    data = StateData()
+    data.entries[("kept", "eu-1")] = Entry(last_ts=format_utc(now - 30 * 86400))  # configured
+    data.entries[("recent", "eu-1")] = Entry(last_ts=format_utc(now - FORGET_AFTER + 60))
+    data.entries[("gone", "eu-1")] = Entry(last_ts=format_utc(now - FORGET_AFTER - 60))
+    forget_gone(data, {"kept"}, now)
+    assert sorted(k for k, _ in data.entries) == ["kept", "recent"]
