@@ -4,10 +4,13 @@ server (aiosmtpd) reached through mailto://."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -386,3 +389,86 @@ probes:
     assert "Subject: synthprobe eu-1: 1 down" in box.mails[0]
     assert "DOWN feed-home (feed) eu-1 server.status" in box.mails[0]
     assert "Subject: synthprobe eu-1: 1 up" in box.mails[1]
+
+
+def test_a_probes_own_notify_replaces_the_settings_list(tmp_path: Path, refused_url: str) -> None:
+    general, own = Receiver(), Receiver()
+    try:
+        cfg = config(
+            tmp_path,
+            f"""
+settings: {{location: eu-1, notify: ["{general.url}"]}}
+probes:
+  - {{name: a, url: "{refused_url}/a"}}
+  - {{name: b, url: "{refused_url}/b", alert: {{notify: ["{own.url}"]}}}}
+""",
+        )
+        probe(cfg, tmp_path)
+        assert [m["message"].split()[1] for m in general.messages] == ["a"]
+        assert [m["message"].split()[1] for m in own.messages] == ["b"]
+    finally:
+        general.close()
+        own.close()
+
+
+@contextlib.contextmanager
+def silent_listener() -> Iterator[int]:
+    """Accepts TCP connections and never answers: a hung notification target."""
+    from .sockets import accepting
+
+    with accepting(lambda conn: None) as port:
+        yield port
+
+
+def test_a_hung_target_costs_a_bounded_wait_and_keeps_the_event(
+    tmp_path: Path, refused_url: str
+) -> None:
+    with silent_listener() as port:
+        cfg = config(
+            tmp_path,
+            f"""
+settings: {{location: eu-1, notify: ["json://127.0.0.1:{port}/hook"]}}
+probes:
+  - {{name: a, url: "{refused_url}/"}}
+""",
+        )
+        done = probe(cfg, tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "did not accept 1 events" in done.stderr
+    state = json.loads((tmp_path / "r.state.json").read_text())
+    [pending] = state["probes"]["a"]["eu-1"]["undelivered"]
+    assert pending["lease"] is None  # released: the next run sends it
+
+
+def test_sigterm_while_sending_leaves_the_event_pending(tmp_path: Path, refused_url: str) -> None:
+    with silent_listener() as port:
+        cfg = config(
+            tmp_path,
+            f"""
+settings: {{location: eu-1, notify: ["json://127.0.0.1:{port}/hook"]}}
+probes:
+  - {{name: a, url: "{refused_url}/"}}
+""",
+        )
+        run = subprocess.Popen(
+            probe_cmd("run", str(cfg), "-o", str(tmp_path / "r.jsonl"), "--format", "quiet"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        state_path = tmp_path / "r.state.json"
+        for _ in range(300):  # until the event is leased: the run is sending it
+            with contextlib.suppress(OSError, ValueError):
+                doc = json.loads(state_path.read_text())
+                if any(p["lease"] for p in doc["probes"]["a"]["eu-1"]["undelivered"]):
+                    break
+            time.sleep(0.02)
+        else:
+            run.kill()
+            pytest.fail("the run never leased its event")
+        run.send_signal(signal.SIGTERM)
+        _, err = run.communicate(timeout=30)
+    assert "Traceback" not in err and "stopped by SIGTERM" in err
+    doc = json.loads(state_path.read_text())
+    [pending] = doc["probes"]["a"]["eu-1"]["undelivered"]
+    assert pending["lease"] is None and len(pending["targets"]) == 1
