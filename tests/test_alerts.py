@@ -15,27 +15,16 @@ from synthprobe.models import AlertRule, Failure, MaintenanceWindow, ProbeResult
 from synthprobe.state import Pending, StateData, dumps, loads
 from synthprobe.units import format_utc
 
+from .results import make_result
+
 
 def result(ok: bool, minute: int) -> ProbeResult:
-    return ProbeResult(
-        run_id="r",
-        ts=format_utc(1_795_000_000 + minute * 60),
-        location="eu-1",
-        probe="feed-home",
-        kind="feed",
-        method="GET",
-        url="http://127.0.0.1/",
+    failure = {} if ok else {"failure": Failure.SERVER, "reason": Reason.SERVER_STATUS}
+    return make_result(
         ok=ok,
-        failure=None if ok else Failure.SERVER,
-        reason=None if ok else Reason.SERVER_STATUS,
+        ts=format_utc(1_795_000_000 + minute * 60),
         error=None if ok else "status 503, expected 2xx",
-        status=200 if ok else 503,
-        attempts=1,
-        timings_ms={},
-        bytes_in=0,
-        bytes_out=0,
-        tags=(),
-        details={},
+        **failure,
     )
 
 

@@ -14,13 +14,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from synthprobe.models import Failure, ProbeResult, Reason
+from synthprobe.models import Failure, Reason
 from synthprobe.output.files import write_atomic
 from synthprobe.output.jsonl import JsonlWriter
 from synthprobe.output.junit import junit_xml
 from synthprobe.output.summary import summary_json
 from synthprobe.output.table import quiet_lines, render_table
 from synthprobe.record import encode, to_record
+
+from .results import PHASES
+from .results import make_result as result
 
 SPEC_FIELDS = [
     "schema",
@@ -43,32 +46,6 @@ SPEC_FIELDS = [
     "tags",
     "details",
 ]
-PHASES = ["dns", "connect", "tls", "ttfb", "transfer", "total"]
-
-
-def result(name: str = "feed-home", ok: bool = True, **kw: object) -> ProbeResult:
-    fields: dict[str, object] = dict(
-        run_id="01JTESTRUN00000000000000000",
-        ts="2026-11-22T10:00:00.123Z",
-        location="eu-1",
-        probe=name,
-        kind="feed",
-        method="GET",
-        url="http://127.0.0.1/v1/feed",
-        ok=ok,
-        failure=None if ok else Failure.TIMEOUT,
-        reason=None if ok else Reason.TIMEOUT_READ,
-        error=None if ok else "no response headers within 5s",
-        status=200 if ok else None,
-        attempts=1,
-        timings_ms={p: 1.0 for p in PHASES},
-        bytes_in=10,
-        bytes_out=0,
-        tags=("critical",),
-        details={},
-    )
-    fields.update(kw)
-    return ProbeResult(**fields)  # type: ignore[arg-type]
 
 
 def test_record_has_spec_fields_in_spec_order() -> None:

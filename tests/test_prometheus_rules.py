@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from synthprobe.models import Failure, ProbeResult, Reason
+from synthprobe.models import Failure, Reason
 from synthprobe.output.prom import prom_text
+
+from .results import make_result
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy" / "prometheus" / "synthprobe.rules.yml"
@@ -37,24 +39,10 @@ def test_every_alert_fires_and_holds_back_as_designed() -> None:
 
 
 def test_rules_use_only_metrics_synthprobe_writes() -> None:
-    result = ProbeResult(
-        run_id="r",
-        ts="2026-11-25T00:00:00.000Z",
-        location="eu-1",
-        probe="p",
-        kind="http",
-        method="GET",
-        url="https://127.0.0.1/",
+    result = make_result(
         ok=False,
         failure=Failure.SERVER,
         reason=Reason.SERVER_STATUS,
-        error="status 503",
-        status=503,
-        attempts=1,
-        timings_ms={"total": 1.0},
-        bytes_in=0,
-        bytes_out=0,
-        tags=(),
         details={"cert_expires_in_days": 10.5},
     )
     written = set(re.findall(r"^# TYPE (\w+) ", prom_text([result], 0.0), re.MULTILINE))
