@@ -289,3 +289,62 @@ def redis_server() -> Iterator[int]:
     finally:
         stop(proc)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+DNSMASQ = shutil.which("dnsmasq") or (
+    "/usr/sbin/dnsmasq" if os.path.exists("/usr/sbin/dnsmasq") else None
+)
+DNSMASQ_ZONE = [
+    "--local=/synth.invalid/",  # authoritative for it: unknown names are NXDOMAIN
+    "--host-record=web.synth.invalid,127.0.0.7",
+    "--host-record=v6only.synth.invalid,::7",  # AAAA only: A is NODATA
+    "--host-record=multi.synth.invalid,127.0.0.8",
+    "--host-record=multi.synth.invalid,127.0.0.9",
+    "--mx-host=synth.invalid,mail.synth.invalid,10",
+    "--txt-record=synth.invalid,v=spf1 -all",
+    "--server=/broken.invalid/#",  # a zone with no upstream: REFUSED
+]
+
+
+def dnsmasq_command(port: int, listen: str = "127.0.0.1", extra: tuple[str, ...] = ()) -> list[str]:
+    program = need(DNSMASQ, "dnsmasq-base")
+    return [
+        program,
+        "--no-daemon",
+        f"--port={port}",
+        f"--listen-address={listen}",
+        "--bind-interfaces",
+        "--no-resolv",
+        "--no-hosts",
+        "--conf-file=/dev/null",
+        "--pid-file=",
+        "--user=root",
+        "--log-facility=/dev/null",
+        *DNSMASQ_ZONE,
+        *extra,
+    ]
+
+
+@contextlib.contextmanager
+def dnsmasq() -> Iterator[int]:
+    """dnsmasq on 127.0.0.1 serving the synth.invalid zone; yields its port."""
+    port = free_port()
+    proc = subprocess.Popen(
+        dnsmasq_command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_until(lambda: _answers_dns(port), 10, "dnsmasq to answer")
+        yield port
+    finally:
+        stop(proc)
+
+
+def _answers_dns(port: int) -> bool:
+    import dns.message
+    import dns.query
+
+    try:
+        dns.query.udp(dns.message.make_query("web.synth.invalid", "A"), "127.0.0.1", 0.2, port)
+    except Exception:
+        return False
+    return True

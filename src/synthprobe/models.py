@@ -30,6 +30,7 @@ class Reason(enum.StrEnum):
     DNS_NO_ADDRESS = "dns.no_address"
     DNS_ERROR = "dns.error"
     DNS_TIMEOUT = "dns.timeout"
+    DNS_ANSWER = "dns.answer"
     NETWORK_REFUSED = "network.refused"
     NETWORK_RESET = "network.reset"
     NETWORK_UNREACHABLE = "network.unreachable"
@@ -114,6 +115,18 @@ class JsonCheck:
 
 
 @dataclass(frozen=True, slots=True)
+class AnswerCheck:
+    """``expect.answers`` of a dns probe: what the answer section must hold."""
+
+    contains: tuple[str, ...] = ()
+    """Each of these must be one of the answers (as text, e.g. ``203.0.113.7``)."""
+    min: int | None = None
+    """At least this many answers."""
+    matches: str | None = None
+    """A regex at least one answer must match."""
+
+
+@dataclass(frozen=True, slots=True)
 class Expectation:
     """What a response must look like for the probe to pass."""
 
@@ -131,6 +144,8 @@ class Expectation:
     """Assertions on the body parsed as JSON."""
     cert_min_days: float | None = None
     """For https/wss: fail as ``server.cert_expiring`` when the certificate ends sooner."""
+    answers: AnswerCheck | None = None
+    """For kind dns: what the answer must hold, else ``dns.answer``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -142,8 +142,17 @@ class Reader:
         return tuple(self.text(item, f"{path}[{i}]") for i, item in enumerate(items))
 
 
-def check_url(loc: Located, path: str, url: str, schemes: tuple[str, ...], kind: str) -> None:
-    """A URL with one of ``schemes``, a host, a valid port and no white space."""
+def check_url(
+    loc: Located,
+    path: str,
+    url: str,
+    schemes: tuple[str, ...],
+    kind: str,
+    *,
+    need_host: bool = True,
+) -> None:
+    """A URL with one of ``schemes``, a host (unless the kind's URLs may lack one, as
+    ``dns:NAME`` does), a valid port and no white space."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a bad port
@@ -155,7 +164,7 @@ def check_url(loc: Located, path: str, url: str, schemes: tuple[str, ...], kind:
             path,
             f"bad URL {url!r}: scheme must be {' or '.join(schemes)} for kind {kind}",
         )
-    if not parts.hostname:
+    if need_host and not parts.hostname:
         fail(loc, path, f"bad URL {url!r}: no host")
     if any(c.isspace() for c in url):
         fail(loc, path, f"bad URL {url!r}: contains white space")

@@ -21,6 +21,7 @@ from synthprobe.errors import ConfigError
 from synthprobe.jsonpath import parse_json_path
 from synthprobe.models import (
     AlertRule,
+    AnswerCheck,
     Expectation,
     Failure,
     HttpVersion,
@@ -82,7 +83,9 @@ EXPECT_KEYS = {
     "headers",
     "json",
     "cert_min_days",
+    "answers",
 }
+ANSWER_KEYS = {"contains", "min", "matches"}
 JSON_CHECK_KEYS = {"path", "exists", "equals", "min_items", "max_items", "matches"}
 MERGED_BLOCKS = ("headers", "expect", "alert", *BLOCKS)
 """Blocks merged key by key under each probe; every other default is replaced whole."""
@@ -396,7 +399,7 @@ def _probe(
     kind = r.choice(m["kind"], f"{path}.kind", KINDS, "kind") if "kind" in m else DEFAULT_KIND
     info = KINDS[kind]
     url = r.text(m["url"], f"{path}.url")
-    check_url(m["url"], f"{path}.url", url, info.schemes, kind)
+    check_url(m["url"], f"{path}.url", url, info.schemes, kind, need_host=info.url_has_host)
     if info.check_url is not None:
         problem = info.check_url(urlsplit(url))
         if problem:
@@ -428,6 +431,10 @@ def _probe(
         headers = tuple(pairs)
     tags = r.strings(m["tags"], f"{path}.tags") if "tags" in m else ()
     expect = _expect(r, m["expect"], f"{path}.expect") if "expect" in m else Expectation()
+    if expect.answers is not None and "answers" not in info.expect_keys:
+        where = m["expect"].value.get("answers", m["expect"])
+        owners = ", ".join(n for n, i in KINDS.items() if "answers" in i.expect_keys)
+        fail(where, f"{path}.expect.answers", f"not for kind {kind} (only for {owners})")
     follow = (
         r.boolean(m["follow_redirects"], f"{path}.follow_redirects")
         if ("follow_redirects" in m)
@@ -549,6 +556,7 @@ def _expect(r: Reader, loc: Located, path: str) -> Expectation:
     cert_min_days = None
     if "cert_min_days" in m:
         cert_min_days = r.integer(m["cert_min_days"], f"{path}.cert_min_days", 0, 3650)
+    answers = _answers(r, m["answers"], f"{path}.answers") if "answers" in m else None
     return Expectation(
         status=status,
         max_latency=max_latency,
@@ -557,6 +565,18 @@ def _expect(r: Reader, loc: Located, path: str) -> Expectation:
         headers=tuple(headers),
         json=tuple(checks),
         cert_min_days=cert_min_days,
+        answers=answers,
+    )
+
+
+def _answers(r: Reader, loc: Located, path: str) -> AnswerCheck:
+    m = mapping(loc, path, ANSWER_KEYS)
+    if not m:
+        fail(loc, path, "nothing to check: add contains, min or matches")
+    return AnswerCheck(
+        contains=r.strings(m["contains"], f"{path}.contains") if "contains" in m else (),
+        min=r.integer(m["min"], f"{path}.min", 0, 10_000) if "min" in m else None,
+        matches=r.regex(m["matches"], f"{path}.matches") if "matches" in m else None,
     )
 
 

@@ -25,6 +25,7 @@ _PACKAGES = (
     "synthprobe.probers.live",
     "synthprobe.probers.messaging",
     "synthprobe.probers.tcp",
+    "synthprobe.probers.dns",
 )
 """Each exports ``KINDS: tuple[KindInfo, ...]``; their order is the order of help texts."""
 

@@ -70,6 +70,10 @@ class KindInfo:
     result records ``details.http_version``."""
     check_url: UrlCheck | None = None
     """Extra URL rule (a tcp:// URL needs a port), checked by the config."""
+    url_has_host: bool = True
+    """False where a URL may name no host (``dns:NAME`` asks the system's resolver)."""
+    expect_keys: frozenset[str] = frozenset()
+    """``expect`` keys only this kind understands (``answers`` for dns)."""
 
     def load_prober(self) -> Prober:
         module, _, cls = self.prober.partition(":")

@@ -1,0 +1,99 @@
+"""The dns kind against a real DNS server (dnsmasq, Debian) serving a zone of our own
+on 127.0.0.1, and a UDP socket that never answers."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from synthprobe.models import ProbeResult
+
+from .conftest import probe_once
+from .realprograms import dnsmasq
+
+
+@pytest.fixture(scope="module")
+def dns_port() -> Iterator[int]:
+    with dnsmasq() as port:
+        yield port
+
+
+@pytest.fixture
+def silent_udp() -> Iterator[int]:
+    """A UDP port that receives and never answers."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    try:
+        yield int(sock.getsockname()[1])
+    finally:
+        sock.close()
+
+
+def ask(port: int, name: str, rdtype: str = "A", **fields: object) -> ProbeResult:
+    return probe_once(f"dns://127.0.0.1:{port}/{name}?type={rdtype}", kind="dns", **fields)
+
+
+@pytest.mark.parametrize(
+    ("name", "rdtype", "reason", "rcode"),
+    [
+        ("web.synth.invalid", "A", None, "NOERROR"),
+        ("v6only.synth.invalid", "AAAA", None, "NOERROR"),
+        ("synth.invalid", "MX", None, "NOERROR"),
+        ("synth.invalid", "TXT", None, "NOERROR"),
+        ("nothing.synth.invalid", "A", "dns.nxdomain", "NXDOMAIN"),
+        ("v6only.synth.invalid", "A", "dns.no_address", "NOERROR"),
+        ("x.broken.invalid", "A", "dns.error", "REFUSED"),
+    ],
+    ids=["a", "aaaa", "mx", "txt", "nxdomain", "nodata", "refused"],
+)
+def test_each_answer_is_told_apart(
+    dns_port: int, name: str, rdtype: str, reason: str | None, rcode: str
+) -> None:
+    r = ask(dns_port, name, rdtype)
+    assert r.reason == reason, r.error
+    assert r.details["rcode"] == rcode
+    assert r.details["server"] == f"127.0.0.1:{dns_port}"
+    assert r.timings_ms["dns"] is not None and r.timings_ms["connect"] is None
+    if reason is None:
+        assert r.details["answers"] and r.details["ttl"] is not None
+
+
+def test_answers_as_text(dns_port: int) -> None:
+    assert ask(dns_port, "web.synth.invalid").details["answers"] == ["127.0.0.7"]
+    assert ask(dns_port, "synth.invalid", "MX").details["answers"] == ["10 mail.synth.invalid."]
+    assert sorted(ask(dns_port, "multi.synth.invalid").details["answers"]) == [
+        "127.0.0.8",
+        "127.0.0.9",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("answers", "reason"),
+    [
+        ({"contains": ["127.0.0.7"]}, None),
+        ({"contains": ["127.0.0.99"]}, "dns.answer"),
+        ({"min": 2}, "dns.answer"),
+        ({"matches": r"^127\.0\.0\.\d$"}, None),
+        ({"matches": r"^10\."}, "dns.answer"),
+    ],
+    ids=["contains", "contains-wrong", "min", "matches", "matches-wrong"],
+)
+def test_expect_answers(dns_port: int, answers: dict[str, object], reason: str | None) -> None:
+    r = ask(dns_port, "web.synth.invalid", expect={"answers": answers})
+    assert r.reason == reason, r.error
+    if reason:
+        assert r.failure is not None and r.failure.value == "dns"
+
+
+def test_tcp_transport(dns_port: int) -> None:
+    r = ask(dns_port, "web.synth.invalid", dns={"transport": "tcp"})
+    assert r.ok, r.error
+    assert r.details["transport"] == "tcp"
+
+
+def test_a_server_that_never_answers_is_dns_timeout(silent_udp: int) -> None:
+    r = ask(silent_udp, "web.synth.invalid", timeout="1s")
+    assert r.reason == "dns.timeout", r.error
+    assert "not answered within 1s" in (r.error or "")
