@@ -97,3 +97,59 @@ def test_a_server_that_never_answers_is_dns_timeout(silent_udp: int) -> None:
     r = ask(silent_udp, "web.synth.invalid", timeout="1s")
     assert r.reason == "dns.timeout", r.error
     assert "not answered within 1s" in (r.error or "")
+
+
+# --------------------------------------------------------------------------- resolver
+
+
+@pytest.mark.parametrize(
+    ("host", "ip_version", "reason"),
+    [
+        ("nothing.synth.invalid", None, "dns.nxdomain"),
+        ("v6only.synth.invalid", 4, "dns.no_address"),
+        ("x.broken.invalid", None, "dns.error"),
+    ],
+    ids=["nxdomain", "nodata", "refused"],
+)
+def test_resolver_tells_dns_failures_apart_for_an_http_probe(
+    dns_port: int, host: str, ip_version: int | None, reason: str
+) -> None:
+    fields: dict[str, object] = {"resolver": f"127.0.0.1:{dns_port}"}
+    if ip_version:
+        fields["ip_version"] = ip_version
+    r = probe_once(f"http://{host}:8080/v1/feed", **fields)
+    assert r.reason == reason, r.error
+    assert r.details["resolver"] == f"127.0.0.1:{dns_port}"
+    assert r.timings_ms["dns"] is not None and r.timings_ms["connect"] is None
+
+
+def test_resolver_that_never_answers_is_dns_timeout(silent_udp: int) -> None:
+    r = probe_once("http://web.synth.invalid/", resolver=f"127.0.0.1:{silent_udp}", timeout="1s")
+    assert r.reason == "dns.timeout", r.error
+
+
+def test_resolver_finds_the_address_and_the_probe_connects(dns_port: int) -> None:
+    # web.synth.invalid is 127.0.0.7 in our zone: loopback, and nothing listens there on
+    # this port, so the connect is refused: proof the address came from dnsmasq
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = probe_once(f"http://web.synth.invalid:{port}/", resolver=f"127.0.0.1:{dns_port}")
+    assert r.reason == "network.refused", r.error
+    assert r.details["remote_ip"] == "127.0.0.7"
+
+
+@pytest.mark.parametrize("kind", ["tcp", "messaging", "live", "upload"])
+def test_resolver_works_for_every_kind(dns_port: int, kind: str) -> None:
+    url = {
+        "tcp": "tcp://nothing.synth.invalid:6379",
+        "messaging": "ws://nothing.synth.invalid/ws",
+        "live": "http://nothing.synth.invalid/live.m3u8",
+        "upload": "http://nothing.synth.invalid/v1/media",
+    }[kind]
+    extra: dict[str, object] = (
+        {"messaging": {"send": "x", "expect": "y"}} if kind == "messaging" else {}
+    )
+    r = probe_once(url, kind=kind, resolver=f"127.0.0.1:{dns_port}", **extra)
+    assert r.reason == "dns.nxdomain", (kind, r.error)
+    assert r.details["resolver"] == f"127.0.0.1:{dns_port}"

@@ -231,6 +231,8 @@ class ProbeSpec:
     """4 or 6 to use only that family; None (``auto``) tries every address in order."""
     http_version: HttpVersion = HttpVersion.AUTO
     """Which HTTP to speak over TLS."""
+    resolver: tuple[str, int] | None = None
+    """(address, port) of the DNS server that resolves the host; None: getaddrinfo."""
     alert: AlertRule = field(default_factory=AlertRule)
     """When its results become events."""
     options: Any = None
@@ -272,6 +274,8 @@ class Settings:
     """Windows when results count neither up nor down."""
     maintenance_run: bool = False
     """``--maintenance``: this whole run is one."""
+    resolver: tuple[str, int] | None = None
+    """The DNS server of probes that name none (``settings.resolver``)."""
 
     @classmethod
     def layered(cls, *layers: Mapping[str, Any]) -> Settings:

@@ -77,8 +77,10 @@ def select(probes: Sequence[ProbeSpec], selectors: Sequence[str]) -> list[ProbeS
     return [p for p in probes if p.name in chosen]
 
 
-def _override(spec: ProbeSpec, opts: RunOptions) -> ProbeSpec:
+def _override(spec: ProbeSpec, opts: RunOptions, settings: Settings) -> ProbeSpec:
     changes: dict[str, Any] = {}
+    if spec.resolver is None and settings.resolver is not None:
+        changes["resolver"] = settings.resolver
     if opts.timeout is not None:
         changes["timeout"] = opts.timeout
     if opts.retries is not None:
@@ -94,8 +96,8 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
     from synthprobe.runner import Runner, default_location
 
     loaded = loaded or load_configs(opts.configs)
-    runnable = [_override(s, opts) for s in select(loaded.probes, opts.only)]
     settings = Settings.layered(opts.settings_layer(), loaded.settings)
+    runnable = [_override(s, opts, settings) for s in select(loaded.probes, opts.only)]
     output, junit, prom = settings.output, settings.junit, settings.prom
     location = settings.location or default_location()
     # open every output before probing: a bad path fails now, with nothing sent

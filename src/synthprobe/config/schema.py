@@ -7,6 +7,7 @@ file is reported, not just the first. Kinds read their own blocks (``upload:``,
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -55,6 +56,7 @@ PROBE_KEYS = {
     "max_body",
     "ip_version",
     "http_version",
+    "resolver",
     "alert",
     *BLOCKS,
 }
@@ -72,6 +74,7 @@ SETTINGS_KEYS = {
     "notify",
     "status_url",
     "maintenance",
+    "resolver",
 }
 ALERT_KEYS = {"failure_threshold", "success_threshold", "remind_every", "send_resolved", "notify"}
 WINDOW_KEYS = {"start", "end", "every", "duration", "timezone", "only"}
@@ -241,6 +244,8 @@ def _settings(r: Reader, loc: Located) -> dict[str, Any]:
             out[key] = value
     if "notify" in m:
         out["notify"] = _notify_urls(r, m["notify"], "settings.notify")
+    if "resolver" in m:
+        out["resolver"] = _resolver(r, m["resolver"], "settings.resolver")
     if "maintenance" in m:
         windows = list_of(m["maintenance"], "settings.maintenance")
         out["maintenance"] = tuple(
@@ -458,6 +463,7 @@ def _probe(
         if info.negotiates_http:
             http_version = _http_version(m["http_version"], f"{path}.http_version", url)
     alert = _alert(r, m["alert"], f"{path}.alert") if "alert" in m else _SPEC.alert
+    resolver = _resolver(r, m["resolver"], f"{path}.resolver") if "resolver" in m else None
     for key, owner in BLOCKS.items():
         if key in m and owner != kind and key in own:
             fail(m[key], f"{path}.{key}", f"only for kind {owner}, not {kind}")
@@ -482,9 +488,34 @@ def _probe(
         ip_version=ip_version,
         http_version=http_version,
         alert=alert,
+        resolver=resolver,
         options=options,
         source=f"{filename}:{item.line}",
     )
+
+
+def _resolver(r: Reader, loc: Located, path: str) -> tuple[str, int]:
+    """``ADDRESS[:PORT]`` (``[v6]:PORT`` for IPv6): a DNS server by address, not by name
+    (a name would need a resolver of its own)."""
+    text = r.text(loc, path, allow_scalar=True).strip()
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(\d+))?|([0-9.]+)(?::(\d+))?|([0-9A-Fa-f:]+)", text)
+    address = port = None
+    if m:
+        address = m.group(1) or m.group(3) or m.group(5)
+        port = m.group(2) or m.group(4)
+    try:
+        ipaddress.ip_address(address or "")
+    except ValueError:
+        fail(
+            loc,
+            path,
+            f"bad resolver {text!r}: an IP address with an optional port, e.g. 127.0.0.1:5353",
+        )
+    number = int(port) if port else 53
+    if not 1 <= number <= 65535:
+        fail(loc, path, f"bad resolver {text!r}: port must be 1 to 65535")
+    assert address is not None
+    return address, number
 
 
 def _http_version(loc: Located, path: str, url: str) -> HttpVersion:

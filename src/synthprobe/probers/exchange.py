@@ -84,6 +84,7 @@ async def exchange(
     max_body: int,
     ip_version: int | None = None,
     http_version: HttpVersion = HttpVersion.AUTO,
+    resolver: tuple[str, int] | None = None,
 ) -> Exchange:
     """Send ``request``, following redirects if asked; raise on transport faults."""
     url = httpx.URL(request.url)
@@ -103,6 +104,7 @@ async def exchange(
             follow_redirects,
             ip_version,
             http_version,
+            resolver,
         )
         status, headers, body, truncated, wire_in, sent = response_data
         bytes_out += sent
@@ -167,17 +169,27 @@ async def fetch(
         max_body=spec.max_body if max_body is None else max_body,
         ip_version=spec.ip_version,
         http_version=spec.http_version,
+        resolver=spec.resolver,
     )
 
 
 async def resolve(
-    url: httpx.URL, timeline: Timeline, net: Network, ip_version: int | None = None
+    url: httpx.URL,
+    timeline: Timeline,
+    net: Network,
+    ip_version: int | None = None,
+    resolver: tuple[str, int] | None = None,
 ) -> list[str]:
     """The addresses to try for ``url``, resolved as the timed ``dns`` step; only IPv4 or
-    only IPv6 ones when ``ip_version`` says."""
+    only IPv6 ones when ``ip_version`` says. With a ``resolver`` (host, port), that DNS
+    server is asked (dnspython) instead of the system's getaddrinfo."""
     host = url.host
     if _is_ip(host):
         return _family([host], host, ip_version)
+    if resolver is not None:
+        from synthprobe.probers.dnsquery import resolve_with
+
+        return await resolve_with(resolver[0], resolver[1], host, ip_version, timeline)
     port = url.port or (443 if url.scheme in ("https", "wss") else 80)
     timeline.begin(Step.DNS)
     try:
@@ -297,6 +309,7 @@ async def _one_hop(
     follow_redirects: bool,
     ip_version: int | None = None,
     http_version: HttpVersion = HttpVersion.AUTO,
+    resolver: tuple[str, int] | None = None,
 ) -> _Hop:
     headers = request.headers
     if content is not None and request.content_type:
@@ -306,7 +319,7 @@ async def _one_hop(
         # through a proxy: it resolves the name, so there is no DNS phase of ours
         addresses = [url.host]
     else:
-        addresses = await resolve(url, timeline, net, ip_version)
+        addresses = await resolve(url, timeline, net, ip_version, resolver)
 
     async def attempt(ip: str) -> _Hop:
         via = (

@@ -10,68 +10,14 @@ from __future__ import annotations
 
 import re
 
-import dns.asyncquery
-import dns.exception
-import dns.message
 import dns.rcode
-import dns.rdatatype
-import dns.resolver
 
 from synthprobe.classify import ProbeFailure
 from synthprobe.models import AnswerCheck, ProbeSpec, Reason
 from synthprobe.probers.base import Network, ProbeOutcome
-from synthprobe.probers.dns import DnsSpec, Question, Transport, question
-from synthprobe.steps import Step
+from synthprobe.probers.dns import DnsSpec, question
+from synthprobe.probers.dnsquery import answers_of, ask
 from synthprobe.timing import Timeline
-
-
-def system_nameserver() -> str:
-    """The first ``nameserver`` of /etc/resolv.conf, as the system's resolver asks it."""
-    try:
-        servers = dns.resolver.Resolver(configure=True).nameservers
-    except dns.resolver.NoResolverConfiguration:
-        servers = []
-    if not servers:
-        raise ProbeFailure(Reason.DNS_ERROR, "no nameserver in /etc/resolv.conf")
-    return str(servers[0])
-
-
-async def ask(
-    q: Question, transport: Transport, timeline: Timeline
-) -> tuple[dns.message.Message, str, bool]:
-    """(response, server asked, whether TCP was used); the query is the timed dns step."""
-    server = q.server or system_nameserver()
-    where = f"[{server}]:{q.port}" if ":" in server else f"{server}:{q.port}"
-    query = dns.message.make_query(q.name, q.rdtype)
-    timeline.target = (server, q.port)
-    timeline.begin(Step.DNS)
-    try:
-        if transport is Transport.TCP:
-            response = await dns.asyncquery.tcp(query, server, port=q.port)
-            used_tcp = True
-        else:
-            # a truncated UDP answer (TC) is asked again over TCP
-            response, used_tcp = await dns.asyncquery.udp_with_fallback(query, server, port=q.port)
-    except (OSError, dns.exception.DNSException) as exc:
-        # for a DNS probe, a server that cannot be asked is a resolver failure
-        timeline.fail(Step.DNS)
-        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ProbeFailure(Reason.DNS_ERROR, f"{where}: {detail or type(exc).__name__}") from exc
-    timeline.end(Step.DNS)
-    return response, where, bool(used_tcp)
-
-
-def answers_of(response: dns.message.Message, rdtype: str) -> tuple[list[str], int | None]:
-    """The answers of the asked type, as text, and the smallest TTL among them."""
-    wanted = dns.rdatatype.from_text(rdtype)
-    texts: list[str] = []
-    ttl: int | None = None
-    for rrset in response.answer:
-        if rrset.rdtype != wanted:
-            continue
-        texts += [rdata.to_text() for rdata in rrset]
-        ttl = rrset.ttl if ttl is None else min(ttl, rrset.ttl)
-    return texts, ttl
 
 
 def check_answers(check: AnswerCheck, answers: list[str]) -> str | None:
@@ -97,7 +43,9 @@ class DnsProber:
         options = spec.options
         assert isinstance(options, DnsSpec)  # the kind's parser always sets it
         q = question(spec.url)
-        response, server, used_tcp = await ask(q, options.transport, timeline)
+        response, server, used_tcp = await ask(
+            q.name, q.rdtype, q.server, q.port, options.transport == "tcp", timeline
+        )
         rcode = dns.rcode.to_text(response.rcode())
         answers, ttl = answers_of(response, q.rdtype)
         details = {

@@ -58,7 +58,7 @@ class MessagingProber:
         assert isinstance(options, MessagingSpec)  # the kind's parser requires the block
         url = httpx.URL(spec.url)
         # WebSockets go direct: most HTTP proxies do not pass an Upgrade through
-        addresses = await resolve(url, timeline, net, spec.ip_version)
+        addresses = await resolve(url, timeline, net, spec.ip_version, spec.resolver)
 
         async def attempt(ip: str) -> ProbeOutcome:
             via = route(url, ip, spec.headers, timeline)

@@ -60,7 +60,7 @@ class TcpProber:
         options = spec.options
         assert isinstance(options, TcpSpec)  # the kind's parser always sets it
         url = httpx.URL(spec.url)
-        addresses = await resolve(url, timeline, net, spec.ip_version)
+        addresses = await resolve(url, timeline, net, spec.ip_version, spec.resolver)
         port = url.port
         assert port is not None  # the kind's URL rule requires one
 
