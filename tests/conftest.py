@@ -178,3 +178,9 @@ def ws_wrong_then_close() -> Iterator[str]:
     """websocketd running a script that answers one wrong line and exits (socket closes)."""
     with websocketd("sh", "-c", "read line; echo nope") as url:
         yield url
+
+
+@pytest.fixture
+def platform_url(platform: DemoPlatform) -> str:
+    """The shared demo platform's base URL."""
+    return platform.base_url

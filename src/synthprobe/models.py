@@ -276,6 +276,9 @@ class Settings:
     """``--maintenance``: this whole run is one."""
     resolver: tuple[str, int] | None = None
     """The DNS server of probes that name none (``settings.resolver``)."""
+    controls: tuple[str, ...] = ()
+    """Targets outside the platform (URLs, ``dns:NAME``, ``tcp:HOST:PORT``) that tell a
+    dead vantage point from a dead platform."""
 
     @classmethod
     def layered(cls, *layers: Mapping[str, Any]) -> Settings:
@@ -343,6 +346,9 @@ class ProbeResult:
     """When that state began (UTC ISO 8601)."""
     event: str | None = None
     """``down``, ``up`` or ``reminder`` when this result caused one."""
+    vantage: str | None = None
+    """``down`` when every control failed too: this machine, not the target, looked cut
+    off (only dns, network and timeout failures are marked)."""
 
     @property
     def latency_ms(self) -> float | None:

@@ -43,6 +43,8 @@ def to_record(result: ProbeResult) -> dict[str, Any]:
         record["since"] = result.since
     if result.event is not None:
         record["event"] = result.event
+    if result.vantage is not None:
+        record["vantage"] = result.vantage
     return record
 
 
@@ -71,6 +73,8 @@ class Line(NamedTuple):
     """As written: a reader must accept reasons newer than itself."""
     maintenance: bool = False
     """``"state": "maintenance"``: inside a window, counted neither up nor down."""
+    vantage_down: bool = False
+    """``"vantage": "down"``: this machine was cut off; no data about the target."""
 
 
 _FAILURES = {f.value: f for f in Failure}
@@ -121,4 +125,5 @@ def decode(line: bytes) -> Line:
         latency,
         reason if isinstance(reason, str) else None,
         rec.get("state") == "maintenance",
+        rec.get("vantage") == "down",
     )

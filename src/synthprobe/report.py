@@ -195,7 +195,9 @@ def read_history(
             if not line.strip():
                 continue
             try:
-                probe, kind, location, ts, failure, latency, reason, maintained = decode(line)
+                probe, kind, location, ts, failure, latency, reason, maintained, cut_off = decode(
+                    line
+                )
             except BadLine as exc:
                 bad += 1
                 first_bad = first_bad or f"line {number}: {exc}"
@@ -209,6 +211,8 @@ def read_history(
             series = history.series.get(key)
             if series is None:
                 series = history.series[key] = Series(probe, kind, location)
+            if cut_off:
+                continue  # the vantage point was down: no data about the target
             if maintained:
                 series.maintenance.append(ts)
             else:

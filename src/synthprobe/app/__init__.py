@@ -17,6 +17,8 @@ from typing import IO
 from rich.console import Console
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_CUT_OFF = 3
+"""Every failure of the run was marked ``"vantage": "down"``: this machine, not the platform."""
 
 
 @dataclass(frozen=True, slots=True)

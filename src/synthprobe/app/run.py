@@ -13,9 +13,10 @@ from typing import Any, assert_never
 
 from rich.console import Console
 
+from synthprobe import vantage
 from synthprobe.alerting import Alerting
 from synthprobe.alerts import Event
-from synthprobe.app import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Streams
+from synthprobe.app import EXIT_CUT_OFF, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Streams
 from synthprobe.config import LoadedConfig, load_configs
 from synthprobe.errors import SynthprobeError, UsageError
 from synthprobe.models import ProbeResult, ProbeSpec, RunFormat, Settings
@@ -122,21 +123,44 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
         lambda msg: io.err.print(f"[yellow]warning:[/] {msg}", highlight=False, soft_wrap=True),
     )
     finished: list[ProbeResult] = []
+    held: list[ProbeResult] = []
+    """With controls, failures the vantage check may mark wait for its verdict."""
 
     def record(result: ProbeResult) -> None:
+        if settings.controls and result.failure in vantage.JUDGED:
+            held.append(result)
+            return
         result = alerting.annotate(result)
         writer.write(result)
         finished.append(result)
 
+    verdict: vantage.Verdict | None = None
     try:
         with asyncio.Runner(loop_factory=event_loop_factory()) as loop_runner:
             interrupted = loop_runner.run(_run_interruptible(runner, runnable, record))
+            if held and not interrupted:
+                verdict = loop_runner.run(_check_controls(runner, settings.controls))
+        for result in held:
+            if verdict is not None and verdict.down:
+                result = dataclasses.replace(result, vantage="down")
+            result = alerting.annotate(result)
+            writer.write(result)
+            finished.append(result)
     finally:
         writer.close()
     order = {s.name: i for i, s in enumerate(runnable)}
     results = sorted(finished, key=lambda r: order[r.probe])
     done = alerting.finish(finished)
     _report(results, opts.format, human, runner.run_id, location, done.events)
+    if verdict is not None and verdict.down:
+        marked = sum(vantage.marked(r) for r in results)
+        human.print(
+            f"[bold red]this machine looks cut off:[/] every control failed "
+            f"({redactor.text(verdict.summary())}); {marked} failures are marked "
+            '"vantage": "down" and count as no data',
+            highlight=False,
+            soft_wrap=True,
+        )
     if junit:
         from synthprobe.output.junit import junit_xml
 
@@ -146,7 +170,8 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
 
         from synthprobe.output.prom import prom_text
 
-        write_atomic(prom, prom_text(results, time.time()).encode())
+        vantage_up = None if verdict is None else not verdict.down
+        write_atomic(prom, prom_text(results, time.time(), vantage_up).encode())
     if interrupted:
         where = "stdout" if output == "-" else output
         io.err.print(
@@ -155,7 +180,17 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
             highlight=False,
         )
         return EXIT_INTERRUPTED
-    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
+    failed = [r for r in results if not r.ok]
+    if not failed:
+        return EXIT_OK
+    return EXIT_CUT_OFF if all(vantage.marked(r) for r in failed) else EXIT_FAILED
+
+
+async def _check_controls(runner: Any, controls: Sequence[str]) -> vantage.Verdict:
+    """Probe every control at once, with the run's own machinery."""
+    specs = [vantage.control_spec(i, c) for i, c in enumerate(controls)]
+    results = await runner.run(specs, lambda _result: None)
+    return vantage.judge(results)
 
 
 async def _run_interruptible(runner: Any, specs: list[ProbeSpec], record: Any) -> str | None:

@@ -75,6 +75,7 @@ SETTINGS_KEYS = {
     "status_url",
     "maintenance",
     "resolver",
+    "controls",
 }
 ALERT_KEYS = {"failure_threshold", "success_threshold", "remind_every", "send_resolved", "notify"}
 WINDOW_KEYS = {"start", "end", "every", "duration", "timezone", "only"}
@@ -246,6 +247,8 @@ def _settings(r: Reader, loc: Located) -> dict[str, Any]:
         out["notify"] = _notify_urls(r, m["notify"], "settings.notify")
     if "resolver" in m:
         out["resolver"] = _resolver(r, m["resolver"], "settings.resolver")
+    if "controls" in m:
+        out["controls"] = _controls(r, m["controls"], "settings.controls")
     if "maintenance" in m:
         windows = list_of(m["maintenance"], "settings.maintenance")
         out["maintenance"] = tuple(
@@ -492,6 +495,34 @@ def _probe(
         options=options,
         source=f"{filename}:{item.line}",
     )
+
+
+def _controls(r: Reader, loc: Located, path: str) -> tuple[str, ...]:
+    """``https://...`` (or http), ``dns:NAME`` or ``tcp:HOST:PORT``."""
+    controls = r.strings(loc, path)
+    for i, control in enumerate(controls):
+        item = loc.value[i] if isinstance(loc.value, list) else loc
+        problem = _control_problem(control)
+        if problem:
+            fail(item, f"{path}[{i}]", f"bad control {control!r}: {problem}")
+    return controls
+
+
+def _control_problem(control: str) -> str | None:
+    if any(c.isspace() for c in control):
+        return "contains white space"
+    if control.startswith("dns:"):
+        name = control[4:]
+        ok = bool(name) and "/" not in name and "?" not in name
+        return None if ok else "expected dns:NAME"
+    if control.startswith("tcp:"):
+        host, _, port = control[4:].rpartition(":")
+        ok = bool(host.strip("[]")) and port.isdigit() and 1 <= int(port) <= 65535
+        return None if ok else "expected tcp:HOST:PORT"
+    parts = urlsplit(control)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return None
+    return "expected an http(s) URL, dns:NAME or tcp:HOST:PORT"
 
 
 def _resolver(r: Reader, loc: Located, path: str) -> tuple[str, int]:

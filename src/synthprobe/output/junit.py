@@ -9,7 +9,8 @@ from synthprobe.models import ProbeResult
 
 def junit_xml(results: list[ProbeResult], run_id: str, location: str) -> bytes:
     """The report as bytes: a ``testsuites`` root with one ``testsuite``."""
-    failures = sum(not r.ok for r in results)
+    skipped = sum(r.vantage == "down" for r in results)
+    failures = sum(not r.ok for r in results) - skipped
     seconds = sum((r.latency_ms or 0.0) for r in results) / 1000
     root = ET.Element(
         "testsuites",
@@ -26,7 +27,7 @@ def junit_xml(results: list[ProbeResult], run_id: str, location: str) -> bytes:
         tests=str(len(results)),
         failures=str(failures),
         errors="0",
-        skipped="0",
+        skipped=str(skipped),
         time=f"{seconds:.3f}",
     )
     props = ET.SubElement(suite, "properties")
@@ -40,7 +41,9 @@ def junit_xml(results: list[ProbeResult], run_id: str, location: str) -> bytes:
             name=r.probe,
             time=f"{(r.latency_ms or 0.0) / 1000:.3f}",
         )
-        if not r.ok:
+        if r.vantage == "down":
+            ET.SubElement(case, "skipped", message=f"vantage down: {r.reason}: {r.error}")
+        elif not r.ok:
             failure = ET.SubElement(
                 case,
                 "failure",

@@ -29,7 +29,9 @@ def _gauge(name: str, help_text: str, samples: Iterable[tuple[str, str]]) -> lis
     ]
 
 
-def prom_text(results: Iterable[ProbeResult], finished_at: float) -> str:
+def prom_text(
+    results: Iterable[ProbeResult], finished_at: float, vantage_up: bool | None = None
+) -> str:
     """Gauges: up, duration by phase, failure by class and reason, HTTP status,
     certificate expiry, last run."""
     results = list(results)
@@ -75,6 +77,11 @@ def prom_text(results: Iterable[ProbeResult], finished_at: float) -> str:
                 for r in results
                 if isinstance(r.details.get("cert_expires_in_days"), int | float)
             ),
+        ),
+        *_gauge(
+            "synthprobe_vantage_up",
+            "0 when every control failed in the last run (this machine looked cut off).",
+            [] if vantage_up is None else [("", str(int(vantage_up)))],
         ),
         *_gauge(
             "synthprobe_last_run_timestamp_seconds",
