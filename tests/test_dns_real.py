@@ -153,3 +153,43 @@ def test_resolver_works_for_every_kind(dns_port: int, kind: str) -> None:
     r = probe_once(url, kind=kind, resolver=f"127.0.0.1:{dns_port}", **extra)
     assert r.reason == "dns.nxdomain", (kind, r.error)
     assert r.details["resolver"] == f"127.0.0.1:{dns_port}"
+
+
+@pytest.fixture
+def servfail_server() -> Iterator[int]:
+    """A DNS server of our own (dnspython messages) that answers every question SERVFAIL."""
+    import threading
+
+    import dns.message
+    import dns.rcode
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                data, peer = sock.recvfrom(4096)
+            except OSError:
+                continue
+            response = dns.message.make_response(dns.message.from_wire(data))
+            response.set_rcode(dns.rcode.SERVFAIL)
+            sock.sendto(response.to_wire(), peer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield int(sock.getsockname()[1])
+    finally:
+        stop.set()
+        thread.join(2)
+        sock.close()
+
+
+def test_servfail_is_dns_error(servfail_server: int) -> None:
+    r = ask(servfail_server, "web.synth.invalid")
+    assert (r.reason, r.details["rcode"]) == ("dns.error", "SERVFAIL"), r.error
+    via = probe_once("http://web.synth.invalid/", resolver=f"127.0.0.1:{servfail_server}")
+    assert via.reason == "dns.error" and "SERVFAIL" in (via.error or "")
