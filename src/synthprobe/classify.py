@@ -11,8 +11,9 @@ from __future__ import annotations
 import errno
 import socket
 import ssl
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpcore
 import httpx
@@ -30,6 +31,8 @@ class Classified:
     """Dotted reason (docs/reference.md); its prefix is the class."""
     error: str
     """What happened, for a human (not yet masked)."""
+    details: Mapping[str, Any] = field(default_factory=dict)
+    """Figures the record should carry about it (``newest_age_s`` of a stale feed)."""
 
     @property
     def failure(self) -> Failure:
@@ -40,9 +43,11 @@ class Classified:
 class ProbeFailure(Exception):
     """Raised by a prober that has already decided what went wrong (e.g. a redirect loop)."""
 
-    def __init__(self, reason: Reason, error: str) -> None:
+    def __init__(
+        self, reason: Reason, error: str, details: Mapping[str, Any] | None = None
+    ) -> None:
         super().__init__(error)
-        self.classified = Classified(reason, error)
+        self.classified = Classified(reason, error, details or {})
 
 
 def exception_chain(exc: BaseException) -> Iterator[BaseException]:

@@ -10,12 +10,13 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from synthprobe.classify import Classified
 from synthprobe.jsonpath import MISSING, resolve_path
 from synthprobe.models import Expectation, JsonCheck, Reason
-from synthprobe.units import format_size
+from synthprobe.units import format_size, format_span
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,10 @@ def check(expect: Expectation, obs: Observation, latency_s: float) -> Classified
                 problem = check_json(json_check, document)
                 if problem:
                     return _assertion(problem, obs)
+                if json_check.max_age is not None:
+                    stale = check_age(json_check, document, time.time())
+                    if stale is not None:
+                        return stale
     if expect.max_latency is not None and latency_s > expect.max_latency:
         return Classified(
             Reason.SERVER_SLOW,
@@ -104,6 +109,54 @@ def check_json(c: JsonCheck, document: Any) -> str | None:
         text = value if isinstance(value, str) else json.dumps(value)
         if not re.search(c.matches, text):
             return f"json {c.path}: {_short(value)} does not match /{c.matches}/"
+    return None
+
+
+EPOCH_MS_ABOVE = 1e11
+"""A number above this is epoch milliseconds (1e11 seconds is the year 5138)."""
+FUTURE_SLACK = 60.0
+"""A time up to this far ahead is clock skew; further is an error, never "fresh"."""
+
+
+def as_time(value: Any) -> float | None:
+    """An ISO 8601 time with a zone, epoch seconds, or epoch milliseconds -> epoch s."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) / 1000 if value > EPOCH_MS_ABOVE else float(value)
+    if isinstance(value, str):
+        try:
+            stamp = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return stamp.timestamp() if stamp.tzinfo is not None else None
+    return None
+
+
+def check_age(c: JsonCheck, document: Any, now: float) -> Classified | None:
+    """``max_age``: the time at the path must be recent (``server.stale``)."""
+    assert c.max_age is not None
+    value = resolve_path(document, c.path)
+    if value is MISSING:
+        return Classified(Reason.SERVER_ASSERTION, f"json {c.path}: not found")
+    when = as_time(value)
+    if when is None:
+        return Classified(
+            Reason.SERVER_ASSERTION,
+            f"json {c.path}: {_short(value)} is not a time (ISO 8601 with a zone, or epoch)",
+        )
+    age = now - when
+    if age < -FUTURE_SLACK:
+        return Classified(
+            Reason.SERVER_ASSERTION,
+            f"json {c.path}: {_short(value)} is {format_span(-age)} in the future",
+        )
+    if age > c.max_age:
+        return Classified(
+            Reason.SERVER_STALE,
+            f"{c.path} is {format_span(age)} old, expected under {format_span(c.max_age)}",
+            {"newest_age_s": round(age, 3)},
+        )
     return None
 
 

@@ -49,6 +49,7 @@ class Reason(enum.StrEnum):
     SERVER_LIVE_ENDED = "server.live_ended"
     SERVER_REPLY = "server.reply"
     SERVER_CERT_EXPIRING = "server.cert_expiring"
+    SERVER_STALE = "server.stale"
 
     @property
     def failure(self) -> Failure:
@@ -112,6 +113,9 @@ class JsonCheck:
     """The value must be a list or object with at most this many entries."""
     matches: str | None = None
     """The value, as a string, must contain a match of this regex."""
+    max_age: float | None = None
+    """Seconds: the value is a time (ISO 8601, epoch seconds, or epoch milliseconds above
+    10^11) no older than this, else ``server.stale``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +150,49 @@ class Expectation:
     """For https/wss: fail as ``server.cert_expiring`` when the certificate ends sooner."""
     answers: AnswerCheck | None = None
     """For kind dns: what the answer must hold, else ``dns.answer``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    """``capture: {NAME: SOURCE}``: a value a later step may use as ``{{NAME}}``."""
+
+    name: str
+    source: str
+    """``json``, ``header``, ``regex`` or ``status``."""
+    arg: str = ""
+    """The JSON path, header name or pattern."""
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyStep:
+    """One request after the probe's own, in a user's path (log in, feed, video)."""
+
+    name: str
+    method: str
+    url: str
+    """May hold ``{{NAME}}`` (URL-encoded where it stands in the query)."""
+    headers: tuple[tuple[str, str], ...] = ()
+    body: str | None = None
+    """Request body text; may hold ``{{NAME}}`` (JSON-escaped in a JSON body)."""
+    json_body: bool = False
+    """The body is JSON (sent as application/json)."""
+    expect: Expectation = field(default_factory=lambda: Expectation())
+    capture: tuple[Capture, ...] = ()
+    follow_redirects: bool = True
+    max_body: int = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Journey:
+    """Steps after the probe's own request, with what they capture and mask."""
+
+    main: str = "main"
+    """The name of the probe's own request as a step."""
+    capture: tuple[Capture, ...] = ()
+    """What the probe's own response gives later steps."""
+    steps: tuple[JourneyStep, ...] = ()
+    mask: tuple[str, ...] = ()
+    """Captured values that are secrets: masked like ${VAR} secrets."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +282,12 @@ class ProbeSpec:
     """(address, port) of the DNS server that resolves the host; None: getaddrinfo."""
     alert: AlertRule = field(default_factory=AlertRule)
     """When its results become events."""
+    body: str | None = None
+    """The probe's own request body (``json:`` or ``body:``), None for none."""
+    json_body: bool = False
+    """``body`` is JSON (sent as application/json)."""
+    journey: Journey | None = None
+    """Steps after the probe's own request, for http, feed and upload."""
     options: Any = None
     """The kind's own block, as its ``KindInfo.parse_block`` read it (an ``UploadSpec``,
     a ``LiveSpec``...); None for kinds without one."""

@@ -36,6 +36,13 @@ class Redactor:
         # longest first, so a secret containing another is masked whole
         ordered = sorted((f for f in forms if len(f) >= MIN_SECRET_LEN), key=len, reverse=True)
         self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        self._base: Redactor | None = None
+
+    def adding(self, more: Iterable[str]) -> Redactor:
+        """A redactor that also masks ``more`` (values captured during a probe)."""
+        combined = Redactor(more)
+        combined._base = self
+        return combined
 
     def text(self, value: str) -> str:
         """Mask known secrets, and URL userinfo and credential-like query parameters
@@ -44,6 +51,8 @@ class Redactor:
         masked = _SECRET_PARAM_RE.sub(lambda m: f"{m.group(1)}{MASK}", masked)
         if self._pattern is not None:
             masked = self._pattern.sub(MASK, masked)
+        if self._base is not None:
+            masked = self._base.text(masked)
         return masked
 
     url = text

@@ -243,17 +243,22 @@ class Runner:
             details["cert_expires_in_days"] = round(
                 (timeline.cert_not_after - time.time()) / 86400, 2
             )
+        if failed is not None:
+            details.update(failed.details)
         details["loop_lag_ms"] = round(timeline.loop_lag * 1000, 1)
         remote = timeline.remote or timeline.target
         if remote is not None:
             details["remote_ip"] = remote[0]
         obs = outcome.observation if outcome else None
-        mask = self.redactor
+        mask = self.redactor.adding(timeline.secrets) if timeline.secrets else self.redactor
         error = failed.error if failed else None
         if failed and failed.failure in (Failure.NETWORK, Failure.TIMEOUT) and remote:
             # at 3 a.m. "refused" is half an answer: say by which address
             host = f"[{remote[0]}]" if ":" in remote[0] else remote[0]
             error = f"{error} ({host}:{remote[1]})"
+        step = details.get("step")
+        if error and isinstance(step, str) and not error.startswith(f"{step}: "):
+            error = f"{step}: {error}"  # a journey's step the deadline cut
         return ProbeResult(
             run_id=self.run_id,
             ts=format_utc(started),

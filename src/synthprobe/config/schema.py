@@ -8,6 +8,7 @@ file is reported, not just the first. Kinds read their own blocks (``upload:``,
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -23,9 +24,12 @@ from synthprobe.jsonpath import parse_json_path
 from synthprobe.models import (
     AlertRule,
     AnswerCheck,
+    Capture,
     Expectation,
     Failure,
     HttpVersion,
+    Journey,
+    JourneyStep,
     JsonCheck,
     MaintenanceWindow,
     ProbeSpec,
@@ -58,9 +62,30 @@ PROBE_KEYS = {
     "http_version",
     "resolver",
     "alert",
+    "json",
+    "body",
+    "capture",
+    "mask",
+    "steps",
+    "step_name",
     *BLOCKS,
 }
-DEFAULT_KEYS = PROBE_KEYS - {"name", "url"}
+JOURNEY_KEYS = {"capture", "mask", "steps", "step_name"}
+DEFAULT_KEYS = PROBE_KEYS - {"name", "url", "json", "body"} - JOURNEY_KEYS
+STEP_KEYS = {
+    "name",
+    "method",
+    "url",
+    "headers",
+    "json",
+    "body",
+    "expect",
+    "capture",
+    "follow_redirects",
+    "max_body",
+}
+_PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_CAPTURE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TOP_KEYS = {"version", "settings", "defaults", "probes"}
 SETTINGS_KEYS = {
     "concurrency",
@@ -90,7 +115,7 @@ EXPECT_KEYS = {
     "answers",
 }
 ANSWER_KEYS = {"contains", "min", "matches"}
-JSON_CHECK_KEYS = {"path", "exists", "equals", "min_items", "max_items", "matches"}
+JSON_CHECK_KEYS = {"path", "exists", "equals", "min_items", "max_items", "matches", "max_age"}
 MERGED_BLOCKS = ("headers", "expect", "alert", *BLOCKS)
 """Blocks merged key by key under each probe; every other default is replaced whole."""
 _EXPECT = Expectation()
@@ -466,6 +491,16 @@ def _probe(
         if info.negotiates_http:
             http_version = _http_version(m["http_version"], f"{path}.http_version", url)
     alert = _alert(r, m["alert"], f"{path}.alert") if "alert" in m else _SPEC.alert
+    body, json_body = _body(r, m, path)
+    if body is not None and not info.request_body:
+        key = "json" if json_body else "body"
+        fail(m[key], f"{path}.{key}", f"not for kind {kind}: it sends its own request body")
+    journey = None
+    if any(k in own for k in JOURNEY_KEYS):
+        if not info.journeys:
+            key = next(k for k in JOURNEY_KEYS if k in own)
+            fail(own[key], f"{path}.{key}", f"not for kind {kind}: steps are for HTTP requests")
+        journey = _journey(r, m, path, headers, follow, max_body, url, body)
     resolver = _resolver(r, m["resolver"], f"{path}.resolver") if "resolver" in m else None
     for key, owner in BLOCKS.items():
         if key in m and owner != kind and key in own:
@@ -491,9 +526,164 @@ def _probe(
         ip_version=ip_version,
         http_version=http_version,
         alert=alert,
+        body=body,
+        json_body=json_body,
+        journey=journey,
         resolver=resolver,
         options=options,
         source=f"{filename}:{item.line}",
+    )
+
+
+def _body(r: Reader, m: dict[str, Located], path: str) -> tuple[str | None, bool]:
+    """``json:`` (any YAML value, sent as JSON) or ``body:`` (text); not both."""
+    if "json" in m and "body" in m:
+        fail(m["body"], f"{path}.body", "give json or body, not both")
+    if "json" in m:
+        return json.dumps(_plain(r, m["json"], f"{path}.json")), True
+    if "body" in m:
+        return r.text(m["body"], f"{path}.body", allow_scalar=True), False
+    return None, False
+
+
+def _plain(r: Reader, loc: Located, path: str) -> Any:
+    """A Located tree back to plain values, ``${VAR}`` expanded in strings."""
+    value = loc.value
+    if isinstance(value, dict):
+        return {k: _plain(r, v, f"{path}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(r, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, str):
+        return r.text(loc, path)
+    return value
+
+
+def _captures(r: Reader, loc: Located, path: str) -> tuple[Capture, ...]:
+    m = mapping(loc, path, set(loc.value or {}) if isinstance(loc.value, dict) else set())
+    out = []
+    for name, sub in m.items():
+        where = f"{path}.{name}"
+        if not _CAPTURE_NAME_RE.match(name):
+            fail(sub, where, "a capture name is letters, digits and _ (it is used as {{name}})")
+        text = r.text(sub, where)
+        source, sep, arg = text.partition(":")
+        if source == "status" and not sep:
+            out.append(Capture(name, "status"))
+            continue
+        if source not in ("json", "header", "regex") or not sep or not arg:
+            fail(
+                sub,
+                where,
+                f"bad capture {text!r}: use json:PATH, header:NAME, regex:PATTERN or status",
+            )
+        if source == "json":
+            try:
+                parse_json_path(arg)
+            except ValueError as exc:
+                fail(sub, where, str(exc))
+        if source == "regex":
+            try:
+                re.compile(arg)
+            except re.error as exc:
+                fail(sub, where, f"bad regex {arg!r}: {exc}")
+        out.append(Capture(name, source, arg))
+    return tuple(out)
+
+
+def _uses(*texts: str | None) -> set[str]:
+    return {n for t in texts if t for n in _PLACEHOLDER_RE.findall(t)}
+
+
+def _journey(
+    r: Reader,
+    m: dict[str, Located],
+    path: str,
+    headers: tuple[tuple[str, str], ...],
+    follow: bool,
+    max_body: int,
+    url: str,
+    body: str | None,
+) -> Journey:
+    main = r.text(m["step_name"], f"{path}.step_name") if "step_name" in m else "main"
+    known: set[str] = set()
+    early = _uses(url, body, *(v for _, v in headers))
+    if early:
+        where = m["url"] if _uses(url) else m.get("json") or m.get("body") or m["headers"]
+        name = sorted(early)[0]
+        fail(where, path, f"{{{{{name}}}}}: no earlier step captures {name}")
+    capture = _captures(r, m["capture"], f"{path}.capture") if "capture" in m else ()
+    known |= {c.name for c in capture}
+    steps: list[JourneyStep] = []
+    names = {main}
+    for i, item in enumerate(list_of(m["steps"], f"{path}.steps") if "steps" in m else []):
+        step = _step(r, item, f"{path}.steps[{i}]", headers, follow, max_body, known)
+        if step.name in names:
+            fail(item, f"{path}.steps[{i}].name", f'duplicate step name "{step.name}"')
+        names.add(step.name)
+        known |= {c.name for c in step.capture}
+        steps.append(step)
+    mask = r.strings(m["mask"], f"{path}.mask") if "mask" in m else ()
+    for i, name in enumerate(mask):
+        if name not in known:
+            item = m["mask"].value[i] if isinstance(m["mask"].value, list) else m["mask"]
+            fail(item, f"{path}.mask[{i}]", f"no step captures {name}")
+    return Journey(main=main, capture=capture, steps=tuple(steps), mask=mask)
+
+
+def _step(
+    r: Reader,
+    loc: Located,
+    path: str,
+    probe_headers: tuple[tuple[str, str], ...],
+    follow: bool,
+    max_body: int,
+    known: set[str],
+) -> JourneyStep:
+    m = mapping(loc, path, STEP_KEYS)
+    for required in ("name", "url"):
+        if required not in m:
+            fail(loc, path, f'missing required key "{required}"')
+    name = r.text(m["name"], f"{path}.name")
+    if not _NAME_RE.match(name):
+        fail(m["name"], f"{path}.name", f"bad step name {name!r}: letters, digits and . _ - :")
+    url = r.text(m["url"], f"{path}.url")
+    if not _uses(url) or not url.strip().startswith("{{"):
+        check_url(m["url"], f"{path}.url", _PLACEHOLDER_RE.sub("x", url), ("http", "https"), "step")
+    method = r.text(m["method"], f"{path}.method").upper() if "method" in m else "GET"
+    if not TOKEN_RE.match(method):
+        fail(m["method"], f"{path}.method", f"bad HTTP method {method!r}")
+    headers = dict(probe_headers)  # the probe's headers (defaults included) on every step
+    if "headers" in m:
+        hm = mapping(m["headers"], f"{path}.headers", set(m["headers"].value or {}))
+        lowered = {k.lower() for k in hm}
+        headers = {k: v for k, v in headers.items() if k.lower() not in lowered}
+        for key, sub in hm.items():
+            if not TOKEN_RE.match(key):
+                fail(sub, f"{path}.headers.{key}", "bad header name")
+            headers[key] = r.text(sub, f"{path}.headers.{key}", allow_scalar=True)
+    body, json_body = _body(r, m, path)
+    for key, text in (("url", url), ("headers", " ".join(headers.values())), ("body", body)):
+        missing = sorted(_uses(text) - known)
+        if missing:
+            where = m.get(key) or m.get("json") or loc
+            fail(
+                where,
+                f"{path}.{key}",
+                f"{{{{{missing[0]}}}}}: no earlier step captures {missing[0]}",
+            )
+    return JourneyStep(
+        name=name,
+        method=method,
+        url=url,
+        headers=tuple(headers.items()),
+        body=body,
+        json_body=json_body,
+        expect=_expect(r, m["expect"], f"{path}.expect") if "expect" in m else Expectation(),
+        capture=_captures(r, m["capture"], f"{path}.capture") if "capture" in m else (),
+        follow_redirects=r.boolean(m["follow_redirects"], f"{path}.follow_redirects")
+        if "follow_redirects" in m
+        else follow,
+        max_body=r.size(m["max_body"], f"{path}.max_body") if "max_body" in m else max_body,
     )
 
 
@@ -652,7 +842,11 @@ def _json_check(r: Reader, loc: Located, path: str) -> JsonCheck:
     except ValueError as exc:
         fail(m["path"], f"{path}.path", str(exc))
     if len(m) == 1:
-        fail(loc, path, "nothing to check: add exists, equals, min_items, max_items or matches")
+        fail(
+            loc,
+            path,
+            "nothing to check: add exists, equals, min_items, max_items, matches or max_age",
+        )
     equals = m.get("equals")
     equals_value = None
     if equals is not None:
@@ -673,4 +867,5 @@ def _json_check(r: Reader, loc: Located, path: str) -> JsonCheck:
         if "max_items" in m
         else None,
         matches=r.regex(m["matches"], f"{path}.matches") if "matches" in m else None,
+        max_age=r.duration(m["max_age"], f"{path}.max_age") if "max_age" in m else None,
     )

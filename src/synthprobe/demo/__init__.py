@@ -10,6 +10,7 @@ real servers.
     hls.py        live HLS playlists and segments
     websocket.py  the WebSocket endpoints
     http.py       requests and responses on raw streams
+    app.py        the app API for journeys: login, a token-protected feed, ranged videos
     h2.py         the TLS port: HTTP/2 (h2 library) or HTTP/1.1, as ALPN decides
     tcp.py        the TCP port: a cache answering PING with +PONG
 

@@ -165,10 +165,13 @@ SWITCHABLE_STATUSES = ("500", "502", "503", "504", "429", "404")
 """Statuses a platform endpoint can be switched to."""
 LIVE_MODES = {"stall": "the live playlist stops advancing", "end": "the live playlist ends"}
 """Modes only the live endpoint understands (served by ``hls.py``)."""
+CONTENT_MODES = {"stale": "the feed answers 200 with items hours old"}
+"""Modes the app's feed understands (served by ``app.py``)."""
 FAULT_MODES = (
     *(mode for mode, fault in FAULTS.items() if fault.switchable),
     *SWITCHABLE_STATUSES,
     *LIVE_MODES,
+    *CONTENT_MODES,
 )
 """What ``PUT /_demo/faults/ENDPOINT?mode=MODE`` accepts."""
 

@@ -14,6 +14,9 @@ REASONS = {
     404: "Not Found",
     405: "Method Not Allowed",
     413: "Payload Too Large",
+    206: "Partial Content",
+    401: "Unauthorized",
+    416: "Range Not Satisfiable",
     429: "Too Many Requests",
     500: "Internal Server Error",
     502: "Bad Gateway",
@@ -29,6 +32,8 @@ class HttpRequest:
     query: dict[str, str]
     headers: dict[str, str]
     body_bytes: int = 0
+    body: bytes = b""
+    """The first 64 KiB of the body (a login's JSON); uploads are only counted."""
 
 
 def head(

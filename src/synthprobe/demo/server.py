@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
-from synthprobe.demo.faults import FAULT_MODES, LIVE_MODES, handler_for
+from synthprobe.demo.app import login, my_feed, video
+from synthprobe.demo.faults import CONTENT_MODES, FAULT_MODES, LIVE_MODES, handler_for
 from synthprobe.demo.h2 import feed_body, serve_h2, throwaway_tls
 from synthprobe.demo.hls import serve_live
 from synthprobe.demo.http import HttpRequest, int_arg, respond
@@ -30,6 +31,8 @@ ENDPOINTS = {
     "/live/main/index.m3u8": "live",
     "/live/master.m3u8": "live",
     "/ws": "chat",
+    "/v1/me/feed": "myfeed",
+    "/v1/videos/": "videos",
 }
 """Platform paths -> the endpoint name a fault can be switched on."""
 
@@ -55,6 +58,7 @@ class DemoPlatform:
     """Body bytes the server read, per upload, in order (what a prober sent)."""
     _uploads: int = 0
     _media: dict[str, float] = field(default_factory=dict)
+    _tokens: set[str] = field(default_factory=set)
     _started: float = field(default_factory=time.time)
 
     @property
@@ -161,6 +165,8 @@ class DemoPlatform:
                 break
             remaining -= len(chunk)
             request.body_bytes += len(chunk)
+            if len(request.body) < 64 * 1024:
+                request.body += chunk[: 64 * 1024 - len(request.body)]
         await self._route(request, reader, writer)
 
     async def _route(
@@ -173,9 +179,21 @@ class DemoPlatform:
             mode = req.path[len("/fault/") :]
             await self._fault(mode, req, writer)
             return
-        switched = self.faults.get(ENDPOINTS.get(req.path, ""))
-        if switched and switched not in LIVE_MODES:
+        endpoint = ENDPOINTS.get(req.path, "")
+        if req.path.startswith("/v1/videos/"):
+            endpoint = "videos"
+        switched = self.faults.get(endpoint)
+        if switched and switched not in LIVE_MODES and switched not in CONTENT_MODES:
             await self._fault(switched, req, writer)
+            return
+        if req.path == "/v1/login" and req.method == "POST":
+            await login(req, writer, self._tokens)
+            return
+        if req.path == "/v1/me/feed":
+            await my_feed(req, writer, self._tokens, stale=switched == "stale")
+            return
+        if req.path.startswith("/v1/videos/"):
+            await video(req, writer)
             return
         if req.path.startswith("/live/"):
             await serve_live(req, writer, self.faults.get("live"), self._started)

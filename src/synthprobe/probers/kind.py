@@ -74,6 +74,10 @@ class KindInfo:
     """False where a URL may name no host (``dns:NAME`` asks the system's resolver)."""
     expect_keys: frozenset[str] = frozenset()
     """``expect`` keys only this kind understands (``answers`` for dns)."""
+    journeys: bool = False
+    """Takes ``steps``, ``capture`` and ``mask`` (a user's path after its own request)."""
+    request_body: bool = False
+    """Takes ``json:`` or ``body:`` for its own request."""
 
     def load_prober(self) -> Prober:
         module, _, cls = self.prober.partition(":")

@@ -6,6 +6,16 @@ from __future__ import annotations
 from synthprobe.probers.kind import KindInfo
 
 KINDS = (
-    KindInfo(name="http", prober="synthprobe.probers.http.prober:HttpProber"),
-    KindInfo(name="feed", prober="synthprobe.probers.http.prober:HttpProber"),
+    KindInfo(
+        name="http",
+        prober="synthprobe.probers.http.prober:HttpProber",
+        journeys=True,
+        request_body=True,
+    ),
+    KindInfo(
+        name="feed",
+        prober="synthprobe.probers.http.prober:HttpProber",
+        journeys=True,
+        request_body=True,
+    ),
 )

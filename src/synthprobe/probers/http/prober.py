@@ -1,10 +1,14 @@
-"""``http`` and ``feed`` probes: one request, the response checked by the runner."""
+"""``http`` and ``feed`` probes: one request, the response checked by the runner; or a
+journey, the request and its ``steps`` checked by ``journey.py``."""
 
 from __future__ import annotations
+
+import time
 
 from synthprobe.models import ProbeSpec
 from synthprobe.probers.base import Network, ProbeOutcome
 from synthprobe.probers.exchange import Request, fetch
+from synthprobe.probers.journey import walk
 from synthprobe.timing import Timeline
 
 
@@ -15,5 +19,18 @@ class HttpProber:
         """Nothing to build."""
 
     async def probe(self, spec: ProbeSpec, timeline: Timeline, net: Network) -> ProbeOutcome:
-        result = await fetch(spec, Request(spec.method, spec.url, spec.headers), timeline, net)
-        return ProbeOutcome(result.observation, result.bytes_in, result.bytes_out, result.details)
+        body = spec.body.encode() if spec.body is not None else None
+        kind = (
+            ("application/json" if spec.json_body else "text/plain") if body is not None else None
+        )
+        request = Request(spec.method, spec.url, spec.headers, body, kind)
+        if spec.journey is None:
+            result = await fetch(spec, request, timeline, net)
+            return ProbeOutcome(
+                result.observation, result.bytes_in, result.bytes_out, result.details
+            )
+        timeline.details["step"] = spec.journey.main
+        started = time.perf_counter()
+        result = await fetch(spec, request, timeline, net)
+        outcome = await walk(spec, result, started, timeline, net)
+        return ProbeOutcome(None, outcome.bytes_in, outcome.bytes_out, result.details)

@@ -118,5 +118,6 @@ KINDS = (
         parse_block=parse,
         describe_block=describe,
         steps=(VERIFY,),
+        journeys=True,  # the upload as the first step: upload, then watch it play
     ),
 )

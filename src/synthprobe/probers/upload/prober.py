@@ -16,6 +16,7 @@ from synthprobe.jsonpath import MISSING, fill_template, resolve_path
 from synthprobe.models import ProbeSpec, Reason
 from synthprobe.probers.base import Network, ProbeOutcome
 from synthprobe.probers.exchange import Request, fetch
+from synthprobe.probers.journey import walk
 from synthprobe.probers.upload import VERIFY, UploadSpec
 from synthprobe.steps import Step
 from synthprobe.timing import Timeline
@@ -87,6 +88,9 @@ class UploadProber:
         upload = _options(spec)
         body, content_type = multipart(upload)
         request = Request(spec.method, spec.url, spec.headers, body, content_type)
+        started = time.perf_counter()
+        if spec.journey is not None:
+            timeline.details["step"] = spec.journey.main
         result = await fetch(spec, request, timeline, net)
         uploaded_at = time.perf_counter()
         details = dict(result.details)
@@ -97,7 +101,7 @@ class UploadProber:
             if sent > 0:
                 details["upload_mbps"] = round(result.bytes_out * 8 / sent / 1e6, 3)
         outcome = ProbeOutcome(result.observation, result.bytes_in, result.bytes_out, details)
-        if not (upload.verify_url or upload.cleanup_url):
+        if not (upload.verify_url or upload.cleanup_url or spec.journey):
             return outcome
         if not status_matches(result.observation.status, spec.expect.status):
             return outcome  # the upload failed: nothing to verify or clean up
@@ -107,6 +111,10 @@ class UploadProber:
                 verify_url = fill(upload.verify_url, document)
                 await self._await_available(spec, verify_url, timeline, net)
                 details["available_ms"] = round((time.perf_counter() - uploaded_at) * 1000, 3)
+            if spec.journey is not None:
+                # the upload is the first step; its steps follow, before any cleanup
+                walked = await walk(spec, result, started, timeline, net)
+                outcome = ProbeOutcome(None, walked.bytes_in, walked.bytes_out, details)
         finally:
             if upload.cleanup_url:
                 details["cleanup_status"] = await self._cleanup(spec, upload, document, net)
