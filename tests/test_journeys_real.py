@@ -195,3 +195,36 @@ probes:
     # the server echoed the token into the failing check's message: masked there too
     assert line["details"]["step"] == "echo"
     assert line["error"] == "echo: header x '***' does not match /^nothing-like-it$/"
+
+
+def test_a_json_body_on_a_single_request_probe(app: DemoPlatform) -> None:
+    [ok] = run_specs(
+        specs_from_yaml(f"""
+probes:
+  - name: login-api
+    url: {app.base_url}/v1/login
+    method: POST
+    json: {{user: probe, password: demo-password}}
+    expect: {{json: [{{path: access_token, exists: true}}]}}
+""")
+    )
+    assert ok.ok, ok.error
+    assert ok.bytes_out == len(b'{"user": "probe", "password": "demo-password"}')
+
+
+@pytest.mark.parametrize(
+    ("template", "value", "kwargs", "expected"),
+    [
+        ("{{v}}", "http://x/a b?c", {"url": True}, "http://x/a b?c"),  # a whole URL stays
+        ("http://h/p/{{v}}?q={{v}}", "a b?c", {"url": True}, "http://h/p/a b?c?q=a%20b%3Fc"),
+        ('{"t": "{{v}}"}', 'say "hi"', {"as_json": True}, '{"t": "say \\"hi\\""}'),
+        ("Bearer {{ v }}", "tok", {}, "Bearer tok"),
+    ],
+    ids=["whole-url", "query-encoded", "json-escaped", "header"],
+)
+def test_placeholders_are_filled_where_they_stand(
+    template: str, value: str, kwargs: dict[str, bool], expected: str
+) -> None:
+    from synthprobe.probers.journey import fill
+
+    assert fill(template, {"v": value}, **kwargs) == expected
