@@ -417,17 +417,7 @@ def _merge(defaults: dict[str, Located], probe: dict[str, Located]) -> dict[str,
 def _probe(
     r: Reader, filename: str, item: Located, path: str, defaults: dict[str, Located]
 ) -> ProbeSpec:
-    own = mapping(item, path, PROBE_KEYS)
-    for required in ("name", "url"):
-        if required not in own:
-            fail(item, path, f'missing required key "{required}"')
-    name = r.text(own["name"], f"{path}.name")
-    if not _NAME_RE.match(name):
-        fail(
-            own["name"],
-            f"{path}.name",
-            f"bad name {name!r}: use letters, digits and . _ : / - (no spaces)",
-        )
+    own, name = _named(r, item, path, PROBE_KEYS)
     m = _merge(defaults, own)
     kind = r.choice(m["kind"], f"{path}.kind", KINDS, "kind") if "kind" in m else DEFAULT_KIND
     info = KINDS[kind]
@@ -594,6 +584,22 @@ def _uses(*texts: str | None) -> set[str]:
     return {n for t in texts if t for n in _PLACEHOLDER_RE.findall(t)}
 
 
+def _named(r: Reader, loc: Located, path: str, keys: set[str]) -> tuple[dict[str, Located], str]:
+    """A probe's or a step's mapping, with its required name and url, and its name."""
+    m = mapping(loc, path, keys)
+    for required in ("name", "url"):
+        if required not in m:
+            fail(loc, path, f'missing required key "{required}"')
+    name = r.text(m["name"], f"{path}.name")
+    if not _NAME_RE.match(name):
+        fail(
+            m["name"],
+            f"{path}.name",
+            f"bad name {name!r}: use letters, digits and . _ : / - (no spaces)",
+        )
+    return m, name
+
+
 def _journey(
     r: Reader,
     m: dict[str, Located],
@@ -639,13 +645,7 @@ def _step(
     max_body: int,
     known: set[str],
 ) -> JourneyStep:
-    m = mapping(loc, path, STEP_KEYS)
-    for required in ("name", "url"):
-        if required not in m:
-            fail(loc, path, f'missing required key "{required}"')
-    name = r.text(m["name"], f"{path}.name")
-    if not _NAME_RE.match(name):
-        fail(m["name"], f"{path}.name", f"bad step name {name!r}: letters, digits and . _ - :")
+    m, name = _named(r, loc, path, STEP_KEYS)
     url = r.text(m["url"], f"{path}.url")
     if not _uses(url) or not url.strip().startswith("{{"):
         check_url(m["url"], f"{path}.url", _PLACEHOLDER_RE.sub("x", url), ("http", "https"), "step")
