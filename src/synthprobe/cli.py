@@ -5,12 +5,34 @@ No httpx and no YAML here: imports stay lazy so ``probe --help`` starts fast.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.core
 
 from synthprobe import __version__
 from synthprobe.models import ListFormat, RunFormat
+
+
+class _Command(typer.core.TyperCommand):
+    """Help as people write it: ``probe run [OPTIONS] CONFIG...``, and an argument shown
+    by its name (typer 0.29 prints ``{CONFIG}...`` and ``CONFIG <list[str]>``)."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = param.metavar or (param.name or "").upper()
+                pieces.append(f"{name}..." if param.nargs != 1 else name)
+        return pieces
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params: list[Any] = super().get_params(ctx)
+        for param in params:
+            if param.param_type_name == "argument":
+                param.display_type_rich = lambda ctx=None: None
+        return params
+
 
 app = typer.Typer(
     name="probe",
@@ -25,7 +47,7 @@ app = typer.Typer(
 Configs = Annotated[
     list[str],
     typer.Argument(
-        metavar="CONFIG...",
+        metavar="CONFIG",
         help="Config files (YAML); - reads stdin. Several merge.",
         show_default=False,
     ),
@@ -82,7 +104,7 @@ def _guarded(fn: object, *args: object) -> None:
     raise typer.Exit(code)
 
 
-@app.command(epilog=EXIT_CODES)
+@app.command(cls=_Command, epilog=EXIT_CODES)
 def run(
     configs: Configs,
     output: Annotated[
@@ -103,6 +125,7 @@ def run(
         typer.Option(
             "-c",
             "--concurrency",
+            metavar="N",
             min=1,
             max=100_000,
             help="Most probes in flight at once (default 20).",
@@ -117,7 +140,9 @@ def run(
     location: Annotated[
         str | None,
         typer.Option(
-            "--location", help="Vantage point recorded in every result (default: the host name)."
+            "--location",
+            metavar="NAME",
+            help="Vantage point recorded in every result (default: the host name).",
         ),
     ] = None,
     fmt: Annotated[
@@ -155,7 +180,9 @@ def run(
     ] = None,
     retries: Annotated[
         int | None,
-        typer.Option("--retries", min=0, max=100, help="Override every probe's retries."),
+        typer.Option(
+            "--retries", metavar="N", min=0, max=100, help="Override every probe's retries."
+        ),
     ] = None,
     state: Annotated[
         str | None,
@@ -199,7 +226,7 @@ def run(
     _guarded(run_command, opts)
 
 
-@app.command(epilog="Exit: 0 valid, 2 invalid.")
+@app.command(cls=_Command, epilog="Exit: 0 valid, 2 invalid.")
 def validate(configs: Configs) -> None:
     """Check configs without sending anything; print the probes per kind."""
     from synthprobe.app.probes import validate_command
@@ -207,7 +234,7 @@ def validate(configs: Configs) -> None:
     _guarded(lambda io: validate_command(configs, io.out))
 
 
-@app.command("list", epilog="Exit: 0 valid, 2 invalid.")
+@app.command("list", cls=_Command, epilog="Exit: 0 valid, 2 invalid.")
 def list_(
     configs: Configs,
     fmt: Annotated[ListFormat, typer.Option("--format")] = ListFormat.TABLE,
@@ -218,26 +245,34 @@ def list_(
     _guarded(lambda io: list_command(configs, io.out, fmt))
 
 
-@app.command(epilog="Exit: 0 done, 2 usage error or unreadable file.")
+@app.command(cls=_Command, epilog="Exit: 0 done, 2 usage error or unreadable file.")
 def report(
     results: Annotated[
         list[str],
         typer.Argument(
-            metavar="RESULTS.jsonl...", help="JSON lines files; - reads stdin.", show_default=False
+            metavar="RESULTS.jsonl", help="JSON lines files; - reads stdin.", show_default=False
         ),
     ],
     since: Annotated[
-        str | None, typer.Option("--since", help="Start of the window: 24h, 90m or a time.")
+        str | None,
+        typer.Option("--since", metavar="WHEN", help="Start of the window: 24h, 90m or a time."),
     ] = None,
     until: Annotated[
-        str | None, typer.Option("--until", help="End of the window: a duration ago or a time.")
+        str | None,
+        typer.Option(
+            "--until", metavar="WHEN", help="End of the window: a duration ago or a time."
+        ),
     ] = None,
     probe: Annotated[
-        list[str] | None, typer.Option("--probe", help="Only this probe. Repeatable.")
+        list[str] | None,
+        typer.Option("--probe", metavar="NAME", help="Only this probe. Repeatable."),
     ] = None,
-    kind: Annotated[list[str] | None, typer.Option("--kind", help="Only this kind.")] = None,
+    kind: Annotated[
+        list[str] | None, typer.Option("--kind", metavar="KIND", help="Only this kind.")
+    ] = None,
     location: Annotated[
-        list[str] | None, typer.Option("--location", help="Only this location.")
+        list[str] | None,
+        typer.Option("--location", metavar="NAME", help="Only this location."),
     ] = None,
     fmt: Annotated[ListFormat, typer.Option("--format")] = ListFormat.TABLE,
     html: Annotated[
@@ -251,12 +286,14 @@ def report(
     _guarded(report_command, opts)
 
 
-@app.command(epilog=EXIT_CODES)
+@app.command(cls=_Command, epilog=EXIT_CODES)
 def demo(
     serve: Annotated[
         bool, typer.Option("--serve", help="Keep the demo platform up instead of probing it.")
     ] = False,
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port for --serve.")] = 8787,
+    port: Annotated[
+        int, typer.Option("--port", metavar="PORT", min=0, max=65535, help="Port for --serve.")
+    ] = 8787,
     output: Annotated[
         str | None,
         typer.Option(

@@ -31,6 +31,8 @@ class Observation:
     """The first ``max_body`` bytes of the decoded body."""
     truncated: bool = False
     """True when the body was longer than ``max_body`` and reading stopped."""
+    undecoded: str | None = None
+    """A Content-Encoding synthprobe cannot decode: the body is as it came."""
 
 
 def status_matches(status: int, accepted: tuple[int | str, ...]) -> bool:
@@ -59,6 +61,12 @@ def check(expect: Expectation, obs: Observation, latency_s: float) -> Classified
             return _assertion(f"header {name} missing", obs)
         if not any(re.search(pattern, v) for v in values):
             return _assertion(f"header {name} {values[0][:80]!r} does not match /{pattern}/", obs)
+    reads_body = expect.body_contains is not None or expect.body_regex is not None
+    if (reads_body or expect.json) and obs.undecoded:
+        return Classified(
+            Reason.NETWORK_PROTOCOL,
+            f"body sent with Content-Encoding: {obs.undecoded}, which synthprobe cannot decode",
+        )
     if expect.body_contains is not None or expect.body_regex is not None or expect.json:
         text = obs.body.decode("utf-8", errors="replace")
         if expect.body_contains is not None and expect.body_contains not in text:

@@ -23,6 +23,20 @@ MIN_SECRET_LEN = 3
 and protect nothing (a 2-character secret is no secret)."""
 
 
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(value: str) -> str:
+    """Control characters out: line breaks and tabs become spaces (one result, one line),
+    anything else (an escape sequence a server sent) is shown as ``\\xNN``."""
+
+    def visible(m: re.Match[str]) -> str:
+        c = m.group(0)
+        return " " if c in "\r\n\t" else f"\\x{ord(c):02x}"
+
+    return _CONTROL_RE.sub(visible, value)
+
+
 class Redactor:
     """Replaces known secret values, and credentials in URLs, with ``***``."""
 

@@ -18,7 +18,7 @@ from synthprobe.expect import check, check_certificate
 from synthprobe.models import Failure, ProbeResult, ProbeSpec
 from synthprobe.probers import KINDS, prober_for
 from synthprobe.probers.base import DNS_THREADS, Network, ProbeOutcome
-from synthprobe.redact import Redactor
+from synthprobe.redact import Redactor, printable
 from synthprobe.timing import Timeline
 from synthprobe.units import format_utc
 
@@ -266,17 +266,19 @@ class Runner:
             probe=spec.name,
             kind=spec.kind,
             method=spec.method,
-            url=mask.url(spec.url),
+            url=printable(mask.url(spec.url)),
             ok=failed is None,
             failure=failed.failure if failed else None,
             reason=failed.reason if failed else None,
-            error=mask.text(error) if error else None,
+            error=printable(mask.text(error)) if error else None,
             status=obs.status if obs else timeline.status,
             attempts=attempts,
             timings_ms=timeline.phases_ms(),
             bytes_in=outcome.bytes_in if outcome else 0,
             bytes_out=outcome.bytes_out if outcome else 0,
             tags=spec.tags,
+            # details stay as they came: JSON escapes control characters, and a TCP
+            # reply's "\r\n" is information; the one-line texts are made printable
             details={k: mask.text(v) if isinstance(v, str) else v for k, v in details.items()},
         )
 

@@ -66,6 +66,8 @@ class Timeline:
         self.protocol: str | None = None
         """``HTTP/1.1`` or ``HTTP/2`` once a connection is made: from ALPN after TLS,
         then from the response itself."""
+        self.jar: Any = None
+        """The attempt's cookie jar (``httpx.Cookies``), made by its first request."""
         self.secrets: set[str] = set()
         """Values captured during the attempt that must be masked like ${VAR} secrets."""
         self.details: dict[str, Any] = {}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, assert_never
 
 from rich.console import Console
+from rich.markup import escape
 
 from synthprobe import vantage
 from synthprobe.alerting import Alerting
@@ -20,7 +21,7 @@ from synthprobe.app import EXIT_CUT_OFF, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK,
 from synthprobe.config import LoadedConfig, load_configs
 from synthprobe.errors import SynthprobeError, UsageError
 from synthprobe.models import ProbeResult, ProbeSpec, RunFormat, Settings
-from synthprobe.redact import Redactor
+from synthprobe.redact import Redactor, printable
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +121,9 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
         runner.run_id,
         location,
         redactor,
-        lambda msg: io.err.print(f"[yellow]warning:[/] {msg}", highlight=False, soft_wrap=True),
+        lambda msg: io.err.print(
+            f"[yellow]warning:[/] {escape(printable(msg))}", highlight=False, soft_wrap=True
+        ),
     )
     finished: list[ProbeResult] = []
     held: list[ProbeResult] = []
@@ -156,8 +159,8 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
         marked = sum(vantage.marked(r) for r in results)
         human.print(
             f"[bold red]this machine looks cut off:[/] every control failed "
-            f"({redactor.text(verdict.summary())}); {marked} failures are marked "
-            '"vantage": "down" and count as no data',
+            f"({escape(printable(redactor.text(verdict.summary())))}); {marked} failures "
+            'are marked "vantage": "down" and count as no data',
             highlight=False,
             soft_wrap=True,
         )

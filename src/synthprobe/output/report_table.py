@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -47,7 +48,7 @@ def render_report(data: dict[str, Any], console: Console) -> None:
     for k in data["kinds"]:
         lat = k["latency_ms"]
         kinds.add_row(
-            k["kind"],
+            Text(k["kind"]),
             str(k["runs"]),
             _pct(k["availability"]),
             _ms(lat["p50"]),
@@ -76,16 +77,16 @@ def render_report(data: dict[str, Any], console: Console) -> None:
         lat = p["latency_ms"]
         reasons = ", ".join(f"{r['reason']} {r['count']}" for r in p["top_reasons"]) or "-"
         probes.add_row(
-            p["probe"],
-            p["kind"],
-            p["location"],
+            Text(p["probe"]),
+            Text(p["kind"]),
+            Text(p["location"]),
             str(p["runs"]),
             _pct(p["availability"]),
             _ms(lat["p50"]),
             _ms(lat["p95"]),
             _ms(lat["p99"]),
             _failures(p["failures"]),
-            reasons,
+            Text(reasons),
             format_span(p["mttr_s"]) if p["mttr_s"] is not None else "-",
             format_span(p["longest_outage_s"]) if p["longest_outage_s"] is not None else "-",
         )
@@ -97,8 +98,8 @@ def render_report(data: dict[str, Any], console: Console) -> None:
         for o in data["outages"]:
             end = Text("ongoing", style="bold red") if o["ongoing"] else Text(o["end"])
             outages.add_row(
-                o["probe"],
-                o["location"],
+                Text(o["probe"]),
+                Text(o["location"]),
                 o["start"],
                 end,
                 format_span(o["duration_s"]),
@@ -110,13 +111,14 @@ def render_report(data: dict[str, Any], console: Console) -> None:
         console.print("[green]no outages[/] in this window")
     for g in data["gaps"]:
         console.print(
-            f"[dim]no data:[/] {g['probe']}@{g['location']} {g['start']} → "
+            f"[dim]no data:[/] {escape(g['probe'])}@{escape(g['location'])} {g['start']} → "
             f"{g['end']} ({format_span(g['duration_s'])})",
             highlight=False,
         )
     for w in data.get("maintenance", []):
         console.print(
-            f"[blue]maintenance:[/] {w['probe']}@{w['location']} {w['start']} → {w['end']} "
+            f"[blue]maintenance:[/] {escape(w['probe'])}@{escape(w['location'])} "
+            f"{w['start']} → {w['end']} "
             f"({w['runs']} results, counted neither up nor down)",
             highlight=False,
         )

@@ -44,14 +44,16 @@ def render_table(results: list[ProbeResult], console: Console, title: str | None
             result = Text("✗ down", style="bold red")
             reason = Text(r.reason or "", style=style)
         attempts = f" ({r.attempts} attempts)" if r.attempts > 1 else ""
+        # Text, never a str: rich would read markup in what a server sent (an error
+        # quoting a Location header) and could hide or restyle what the table says
         table.add_row(
-            r.probe,
-            r.kind,
+            Text(r.probe),
+            Text(r.kind),
             result,
             reason,
             "-" if r.status is None else str(r.status),
             _latency(r),
-            (r.error or "") + attempts,
+            Text((r.error or "") + attempts),
         )
     console.print(table)
     s = summarize(results)

@@ -12,13 +12,14 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import functools
 import ipaddress
 import socket
 import zlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import httpx
@@ -86,16 +87,28 @@ async def exchange(
     http_version: HttpVersion = HttpVersion.AUTO,
     resolver: tuple[str, int] | None = None,
 ) -> Exchange:
-    """Send ``request``, following redirects if asked; raise on transport faults."""
+    """Send ``request``, following redirects if asked; raise on transport faults.
+
+    URL credentials become HTTP Basic authentication, sent only to the URL's own origin
+    (a redirect elsewhere never gets them, as curl and httpx do). Cookies a response sets
+    go into the attempt's jar and come back on its later hops and steps."""
     url = httpx.URL(request.url)
+    auth, origin = _basic_auth(url), _origin(url)
+    if url.userinfo:
+        url = url.copy_with(userinfo=b"")
+    jar = timeline.jar if timeline.jar is not None else httpx.Cookies()
+    timeline.jar = jar
     method, content = request.method, request.content
     visited = [str(url)]
     bytes_out = 0
     while True:
+        hop = replace(
+            request, headers=_hop_headers(request.headers, url, method, jar, auth, origin)
+        )
         response_data = await _one_hop(
             method,
             url,
-            request,
+            hop,
             content,
             timeline,
             net,
@@ -108,6 +121,7 @@ async def exchange(
         )
         status, headers, body, truncated, wire_in, sent = response_data
         bytes_out += sent
+        _keep_cookies(jar, headers, method, url, timeline)
         location = dict(headers).get("location")
         if not follow_redirects or status not in _REDIRECTS or location is None:
             break
@@ -123,9 +137,11 @@ async def exchange(
                 f"redirect to unsupported scheme {nxt.scheme!r} refused",
             )
         if str(nxt) in visited:
+            first = visited.index(str(nxt))
+            where = "the URL asked for" if first == 0 else f"the URL of redirect {first}"
             raise ProbeFailure(
                 Reason.SERVER_REDIRECTS,
-                f"redirect loop: {nxt} visited twice after {len(visited) - 1} redirects",
+                f"redirect loop: redirect {len(visited)} leads back to {nxt}, {where}",
             )
         if len(visited) > MAX_REDIRECTS:
             raise ProbeFailure(Reason.SERVER_REDIRECTS, f"more than {MAX_REDIRECTS} redirects")
@@ -142,7 +158,13 @@ async def exchange(
         details["redirects"] = len(visited) - 1
         details["final_url"] = str(url)
     return Exchange(
-        Observation(status=status, headers=headers, body=body, truncated=truncated),
+        Observation(
+            status=status,
+            headers=headers,
+            body=body,
+            truncated=truncated,
+            undecoded=undecodable(dict(headers).get("content-encoding", "")),
+        ),
         bytes_in=wire_in,
         bytes_out=bytes_out,
         details=details,
@@ -364,32 +386,108 @@ async def _one_hop(
     return await each_address(addresses, timeline, attempt)
 
 
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80)
+
+
+def _basic_auth(url: httpx.URL) -> str | None:
+    """``Basic ...`` from the URL's userinfo (percent-decoded), or None."""
+    if not url.userinfo:
+        return None
+    pair = f"{url.username}:{url.password}".encode()
+    return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+def _hop_headers(
+    headers: tuple[tuple[str, str], ...],
+    url: httpx.URL,
+    method: str,
+    jar: httpx.Cookies,
+    auth: str | None,
+    origin: tuple[str, str, int | None],
+) -> tuple[tuple[str, str], ...]:
+    """The probe's headers, plus its credentials (same origin only) and its cookies."""
+    given = {k.lower() for k, _ in headers}
+    extra: list[tuple[str, str]] = []
+    if auth and "authorization" not in given and _origin(url) == origin:
+        extra.append(("Authorization", auth))
+    if "cookie" not in given and jar:
+        probe = httpx.Request(method, url)
+        jar.set_cookie_header(probe)
+        cookie = probe.headers.get("cookie")
+        if cookie:
+            extra.append(("Cookie", cookie))
+    return (*headers, *extra) if extra else headers
+
+
+def _keep_cookies(
+    jar: httpx.Cookies,
+    headers: tuple[tuple[str, str], ...],
+    method: str,
+    url: httpx.URL,
+    timeline: Timeline,
+) -> None:
+    """Cookies the response set, into the jar (domain and path rules of the standard
+    library's cookie jar); their values are secrets in every output."""
+    setters = [(k, v) for k, v in headers if k == "set-cookie"]
+    if not setters:
+        return
+    jar.extract_cookies(httpx.Response(200, headers=setters, request=httpx.Request(method, url)))
+    for _name, value in setters:
+        cookie_value = value.split(";", 1)[0].partition("=")[2].strip()
+        if cookie_value:
+            timeline.secrets.add(cookie_value)
+
+
 def _version(response: httpx.Response) -> str:
     raw = response.extensions.get("http_version", b"HTTP/1.1")
     return raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)
 
 
+DECODED = ("gzip", "x-gzip", "deflate", "br", "identity", "")
+"""Content-Encodings read as bodies: we ask for gzip and deflate; br comes anyway from
+some servers. zstd is not decoded: its streaming API cannot bound the output of one
+chunk, so a zstd bomb could not be stopped at max_body."""
+
+
+def undecodable(encoding: str) -> str | None:
+    """The Content-Encoding, when synthprobe cannot read a body sent with it."""
+    coding = encoding.strip().lower()
+    return None if coding in DECODED else coding
+
+
 class BoundedDecoder:
-    """Content-Encoding gzip/deflate decoded with a hard limit on the output: httpx
-    inflates each network chunk whole, so a gzip bomb's 64 KiB chunk becomes 64 MB
-    before any limit applies. Other encodings are kept as they came."""
+    """Content-Encoding gzip, deflate and br decoded with a hard limit on the output:
+    httpx inflates each network chunk whole, so a gzip bomb's 64 KiB chunk becomes 64 MB
+    before any limit applies. Other encodings are kept as they came (and said so)."""
 
     def __init__(self, encoding: str) -> None:
         coding = encoding.strip().lower()
         self._deflate = coding == "deflate"
         self._fresh = True
         self._z: Any = None
+        self._br: Any = None
         if coding in ("gzip", "x-gzip"):
             self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif self._deflate:
             self._z = zlib.decompressobj()
+        elif coding == "br":
+            import brotli
+
+            self._br = brotli.Decompressor()
 
     def decode(self, data: bytes, room: int) -> tuple[bytes, bool]:
         """Up to ``room`` decoded bytes; True when more would have followed."""
+        if self._br is not None:
+            try:
+                out: bytes = self._br.process(data, output_buffer_limit=room + 1)
+            except Exception:  # brotli.error, whose module may be absent for mypy
+                raise httpx.DecodingError("invalid brotli body") from None
+            return out[:room], len(out) > room or not self._br.can_accept_more_data()
         if self._z is None:
             return data[:room], len(data) > room
         try:
-            out: bytes = self._z.decompress(data, room + 1)
+            out = self._z.decompress(data, room + 1)
         except zlib.error:
             if self._deflate and self._fresh:
                 # "deflate" is often sent without its zlib header: raw deflate
