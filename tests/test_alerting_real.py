@@ -240,23 +240,21 @@ probes:
 
 @pytest.mark.parametrize(
     "damage",
-    ["garbage", "empty", "truncated", "wrong-version", "directory"],
+    ["garbage", "empty", "truncated", "wrong-version", "not-utf8"],
 )
 def test_a_bad_state_file_is_moved_aside_and_the_run_goes_on(
     tmp_path: Path, damage: str, refused_url: str
 ) -> None:
     state = tmp_path / "r.state.json"
-    if damage == "directory":
-        state.mkdir()
-    else:
-        state.write_text(
-            {
-                "garbage": "\x00not json at all",
-                "empty": "",
-                "truncated": '{"version": 1, "probes": {"a": {"eu-1": {"state": "do',
-                "wrong-version": '{"version": 99, "probes": {}}',
-            }[damage]
-        )
+    state.write_bytes(
+        {
+            "garbage": b"\x00not json at all",
+            "empty": b"",
+            "truncated": b'{"version": 1, "probes": {"a": {"eu-1": {"state": "do',
+            "wrong-version": b'{"version": 99, "probes": {}}',
+            "not-utf8": b"\xff\xfe\x00{",  # unreadable as text
+        }[damage]
+    )
     cfg = config(tmp_path, f'probes:\n  - {{name: a, url: "{refused_url}/"}}\n')
     done = probe(cfg, tmp_path)
     assert done.returncode == 1, done.stderr
@@ -265,6 +263,25 @@ def test_a_bad_state_file_is_moved_aside_and_the_run_goes_on(
     assert list(tmp_path.glob("r.state.json.corrupt-*"))
     assert json.loads(state.read_text())["probes"]["a"]
     assert len(lines(tmp_path)) == 1  # the result is recorded all the same
+
+
+@pytest.mark.parametrize("where", ["directory", "missing-directory"])
+def test_a_state_path_that_cannot_work_is_an_error_before_probing(
+    tmp_path: Path, where: str, refused_url: str
+) -> None:
+    state = tmp_path / "given"
+    if where == "directory":
+        state.mkdir()
+        (state / "keep.txt").write_text("mine")
+    else:
+        state = tmp_path / "nowhere" / "s.json"
+    cfg = config(tmp_path, f'probes:\n  - {{name: a, url: "{refused_url}/"}}\n')
+    done = probe(cfg, tmp_path, "--state", str(state))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"state file {state}" in done.stderr and "hint:" in done.stderr
+    assert (tmp_path / "r.jsonl").read_bytes() == b""  # opened, but nothing probed
+    if where == "directory":
+        assert (state / "keep.txt").read_text() == "mine"  # never moved aside
 
 
 def test_maintenance_run_raises_nothing_and_freezes_counters(

@@ -75,6 +75,8 @@ class Alerting:
     ) -> None:
         path = settings.state or default_state_path(settings.output)
         self.file = StateFile(path, warn) if settings.use_state and path else None
+        if self.file is not None:
+            self.file.check()
         self.settings = settings
         self.specs = {s.name: s for s in specs}
         self.run_id = run_id

@@ -141,6 +141,20 @@ class StateFile:
         self.path = path
         self.warn = warn
 
+    def check(self) -> None:
+        """Before probing: a state path that cannot work is the user's error now, not
+        a lost update after the run (the JSON lines' rule). A directory is refused, never
+        moved aside: it may hold anything."""
+        hint = "choose another with --state, or run with --no-state"
+        if os.path.isdir(self.path):
+            raise OutputError(f"state file {self.path} is a directory", hint=hint)
+        try:
+            os.close(os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        except OSError as exc:
+            raise OutputError(
+                f"cannot use state file {self.path}: {exc.strerror or exc}", hint=hint
+            ) from None
+
     @contextlib.contextmanager
     def update(self) -> Iterator[StateData]:
         lock_path = self.path + ".lock"
