@@ -406,3 +406,34 @@ def test_unknown_format_is_a_usage_error_for_every_command(args: list[str]) -> N
     result = runner.invoke(app, [*args, "--format", "xml"])
     assert result.exit_code == 2
     assert "xml" in result.output and "table" in result.output
+
+
+def test_list_shows_journeys_alerts_and_protocol_choices(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+probes:
+  - name: watch
+    url: https://127.0.0.1:8443/v1/login
+    method: POST
+    json: {password: "${PW}"}
+    http_version: "2"
+    resolver: 127.0.0.1:5353
+    alert: {failure_threshold: 3, remind_every: 1h}
+    capture: {token: "json:access_token"}
+    mask: [token]
+    steps:
+      - name: feed
+        url: https://127.0.0.1:8443/v1/me/feed
+        headers: {Authorization: "Bearer {{token}}"}
+""",
+    )
+    done = probe("list", "--format", "json", path, env={"PW": "hunter2-list"})
+    assert done.returncode == 0, done.stderr
+    [p] = json.loads(done.stdout)
+    assert (p["http_version"], p["resolver"]) == ("2", "127.0.0.1:5353")
+    assert p["alert"]["failure_threshold"] == 3 and p["alert"]["remind_every"] == "3600s"
+    assert p["journey"]["capture"] == {"token": "json:access_token"}
+    assert [s["name"] for s in p["journey"]["steps"]] == ["feed"]
+    assert p["journey"]["steps"][0]["headers"]["Authorization"] == "***"
+    assert "hunter2-list" not in done.stdout and "***" in p["json"]

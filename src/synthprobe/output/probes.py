@@ -10,15 +10,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from synthprobe.models import ProbeSpec
+from synthprobe.models import AlertRule, Capture, Expectation, Journey, ProbeSpec
 from synthprobe.probers import KINDS
 from synthprobe.redact import Redactor
 from synthprobe.units import format_duration, format_size
 
 
-def describe(spec: ProbeSpec, redactor: Redactor) -> dict[str, Any]:
-    """A probe as it will run, secrets masked (``probe list --format json``)."""
-    e = spec.expect
+def _expectation(e: Expectation, redactor: Redactor) -> dict[str, Any]:
     expect: dict[str, Any] = {"status": list(e.status)}
     if e.max_latency is not None:
         expect["max_latency"] = format_duration(e.max_latency)
@@ -32,6 +30,42 @@ def describe(spec: ProbeSpec, redactor: Redactor) -> dict[str, Any]:
             {k: v for k, v in dataclasses.asdict(c).items() if v is not None and k != "has_equals"}
             for c in e.json
         ]
+    if e.cert_min_days is not None:
+        expect["cert_min_days"] = e.cert_min_days
+    if e.answers is not None:
+        expect["answers"] = {
+            k: v for k, v in dataclasses.asdict(e.answers).items() if v not in (None, ())
+        }
+    return expect
+
+
+def _captures(captures: tuple[Capture, ...]) -> dict[str, str]:
+    return {c.name: f"{c.source}:{c.arg}" if c.arg else c.source for c in captures}
+
+
+def _journey(journey: Journey, redactor: Redactor) -> dict[str, Any]:
+    return {
+        "main": journey.main,
+        "capture": _captures(journey.capture),
+        "mask": list(journey.mask),
+        "steps": [
+            {
+                "name": step.name,
+                "method": step.method,
+                "url": redactor.url(step.url),
+                "headers": {k: redactor.header(k, v) for k, v in step.headers},
+                **({"body": step.body} if step.body is not None else {}),
+                "expect": _expectation(step.expect, redactor),
+                "capture": _captures(step.capture),
+            }
+            for step in journey.steps
+        ],
+    }
+
+
+def describe(spec: ProbeSpec, redactor: Redactor) -> dict[str, Any]:
+    """A probe as it will run, secrets masked (``probe list --format json``)."""
+    info = KINDS[spec.kind]
     out: dict[str, Any] = {
         "name": spec.name,
         "kind": spec.kind,
@@ -42,13 +76,25 @@ def describe(spec: ProbeSpec, redactor: Redactor) -> dict[str, Any]:
         "retry_on": sorted(f.value for f in spec.retry_on),
         "headers": {k: redactor.header(k, v) for k, v in spec.headers},
         "tags": list(spec.tags),
-        "expect": expect,
+        "expect": _expectation(spec.expect, redactor),
         "follow_redirects": spec.follow_redirects,
         "verify_tls": spec.verify_tls,
         "max_body": format_size(spec.max_body),
         "source": spec.source,
     }
-    info = KINDS[spec.kind]
+    if info.negotiates_http:
+        out["http_version"] = spec.http_version.value
+    if spec.resolver is not None:
+        out["resolver"] = "{}:{}".format(*spec.resolver)
+    if spec.alert != AlertRule():
+        alert = dataclasses.asdict(spec.alert)
+        if spec.alert.remind_every is not None:
+            alert["remind_every"] = format_duration(spec.alert.remind_every)
+        out["alert"] = {k: v for k, v in alert.items() if v is not None}
+    if spec.body is not None:
+        out["json" if spec.json_body else "body"] = spec.body
+    if spec.journey is not None:
+        out["journey"] = _journey(spec.journey, redactor)
     if info.block is not None and spec.options is not None:
         out[info.block] = info.describe_block(spec.options, redactor)
     masked: dict[str, Any] = _masked(out, redactor)
