@@ -43,6 +43,15 @@ def resolve_path(document: Any, path: str) -> Any:
     return value
 
 
+def scalar_text(document: Any, path: str) -> str | None:
+    """The value at ``path`` as text for a URL or header (``true``, ``42``, ``abc``);
+    None when it is missing, null, an object or a list."""
+    value = resolve_path(document, path)
+    if value is MISSING or value is None or isinstance(value, dict | list):
+        return None
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def placeholders(template: str) -> list[str]:
     """The JSON paths between braces in a URL template."""
     return _PLACEHOLDER_RE.findall(template)

@@ -15,7 +15,7 @@ from synthprobe.models import MaintenanceWindow, ProbeSpec
 
 
 def selected(spec: ProbeSpec, selectors: Sequence[str]) -> bool:
-    """``only``: a name, a kind or ``tag:NAME``, as ``--only`` reads them; none: all."""
+    """A name, a kind or ``tag:NAME`` (``--only`` and a window's ``only``); none: all."""
     if not selectors:
         return True
     for selector in selectors:

@@ -20,6 +20,7 @@ from synthprobe.alerts import Event
 from synthprobe.app import EXIT_CUT_OFF, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Streams
 from synthprobe.config import LoadedConfig, load_configs
 from synthprobe.errors import SynthprobeError, UsageError
+from synthprobe.maintenance import selected
 from synthprobe.models import ProbeResult, ProbeSpec, RunFormat, Settings
 from synthprobe.redact import Redactor, printable
 
@@ -64,10 +65,7 @@ def select(probes: Sequence[ProbeSpec], selectors: Sequence[str]) -> list[ProbeS
         return list(probes)
     chosen: set[str] = set()
     for selector in selectors:
-        if selector.startswith("tag:"):
-            hits = [p for p in probes if selector[4:] in p.tags]
-        else:
-            hits = [p for p in probes if selector in (p.name, p.kind)]
+        hits = [p for p in probes if selected(p, (selector,))]
         if not hits:
             kinds = sorted({p.kind for p in probes})
             raise UsageError(

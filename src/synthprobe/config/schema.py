@@ -442,16 +442,7 @@ def _probe(
         retry_on = frozenset(classes)
     headers: tuple[tuple[str, str], ...] = ()
     if "headers" in m:
-        hm = mapping(m["headers"], f"{path}.headers", set(m["headers"].value or {}))
-        pairs = []
-        for key, loc in hm.items():
-            if not TOKEN_RE.match(key):
-                fail(loc, f"{path}.headers.{key}", "bad header name")
-            value = r.text(loc, f"{path}.headers.{key}", allow_scalar=True)
-            if "\n" in value or "\r" in value:
-                fail(loc, f"{path}.headers.{key}", "a header value cannot span lines")
-            pairs.append((key, value))
-        headers = tuple(pairs)
+        headers = _headers(r, m["headers"], f"{path}.headers")
     tags = r.strings(m["tags"], f"{path}.tags") if "tags" in m else ()
     expect = _expect(r, m["expect"], f"{path}.expect") if "expect" in m else Expectation()
     if expect.answers is not None and "answers" not in info.expect_keys:
@@ -584,6 +575,20 @@ def _uses(*texts: str | None) -> set[str]:
     return {n for t in texts if t for n in _PLACEHOLDER_RE.findall(t)}
 
 
+def _headers(r: Reader, loc: Located, path: str) -> tuple[tuple[str, str], ...]:
+    """Request headers, in order: token names, one-line values (no header injection)."""
+    hm = mapping(loc, path, set(loc.value or {}) if isinstance(loc.value, dict) else set())
+    pairs = []
+    for key, sub in hm.items():
+        if not TOKEN_RE.match(key):
+            fail(sub, f"{path}.{key}", "bad header name")
+        value = r.text(sub, f"{path}.{key}", allow_scalar=True)
+        if "\n" in value or "\r" in value:
+            fail(sub, f"{path}.{key}", "a header value cannot span lines")
+        pairs.append((key, value))
+    return tuple(pairs)
+
+
 def _named(r: Reader, loc: Located, path: str, keys: set[str]) -> tuple[dict[str, Located], str]:
     """A probe's or a step's mapping, with its required name and url, and its name."""
     m = mapping(loc, path, keys)
@@ -654,13 +659,10 @@ def _step(
         fail(m["method"], f"{path}.method", f"bad HTTP method {method!r}")
     headers = dict(probe_headers)  # the probe's headers (defaults included) on every step
     if "headers" in m:
-        hm = mapping(m["headers"], f"{path}.headers", set(m["headers"].value or {}))
-        lowered = {k.lower() for k in hm}
+        own = _headers(r, m["headers"], f"{path}.headers")
+        lowered = {k.lower() for k, _ in own}
         headers = {k: v for k, v in headers.items() if k.lower() not in lowered}
-        for key, sub in hm.items():
-            if not TOKEN_RE.match(key):
-                fail(sub, f"{path}.headers.{key}", "bad header name")
-            headers[key] = r.text(sub, f"{path}.headers.{key}", allow_scalar=True)
+        headers.update(own)
     body, json_body = _body(r, m, path)
     for key, text in (("url", url), ("headers", " ".join(headers.values())), ("body", body)):
         missing = sorted(_uses(text) - known)

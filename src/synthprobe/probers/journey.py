@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from synthprobe.classify import ProbeFailure, classify_exception
 from synthprobe.expect import Observation, check
-from synthprobe.jsonpath import MISSING, resolve_path
+from synthprobe.jsonpath import scalar_text
 from synthprobe.models import Capture, Journey, JourneyStep, ProbeSpec, Reason
 from synthprobe.probers.base import Network, ProbeOutcome
 from synthprobe.probers.exchange import Exchange, Request, exchange
@@ -55,12 +55,9 @@ def capture(c: Capture, obs: Observation) -> str | None:
             return None
         return m.group(1) if m.groups() else m.group(0)
     try:
-        value = resolve_path(json.loads(text), c.arg)
+        return scalar_text(json.loads(text), c.arg)
     except ValueError:
         return None
-    if value is MISSING or value is None or isinstance(value, dict | list):
-        return None
-    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 class Walk:

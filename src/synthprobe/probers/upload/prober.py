@@ -12,7 +12,7 @@ from typing import Any
 
 from synthprobe.classify import ProbeFailure
 from synthprobe.expect import status_matches
-from synthprobe.jsonpath import MISSING, fill_template, resolve_path
+from synthprobe.jsonpath import fill_template, scalar_text
 from synthprobe.models import ProbeSpec, Reason
 from synthprobe.probers.base import Network, ProbeOutcome
 from synthprobe.probers.exchange import Request, fetch
@@ -38,13 +38,13 @@ def fill(template: str, document: Any) -> str:
     """``https://cdn/v/{id}`` with ``{id}`` taken from the upload's JSON response."""
 
     def value(path: str) -> str:
-        found = resolve_path(document, path)
-        if found is MISSING or isinstance(found, dict | list) or found is None:
+        found = scalar_text(document, path)
+        if found is None:
             raise ProbeFailure(
                 Reason.SERVER_ASSERTION,
                 f"upload response has no value for {{{path}}} in {template}",
             )
-        return str(found).lower() if isinstance(found, bool) else str(found)
+        return found
 
     return fill_template(template, value)
 
