@@ -96,15 +96,13 @@ async def exchange(
     auth, origin = _basic_auth(url), _origin(url)
     if url.userinfo:
         url = url.copy_with(userinfo=b"")
-    jar = timeline.jar if timeline.jar is not None else httpx.Cookies()
-    timeline.jar = jar
     method, content = request.method, request.content
     visited = [str(url)]
     bytes_out = 0
     while True:
-        hop = replace(
-            request, headers=_hop_headers(request.headers, url, method, jar, auth, origin)
-        )
+        # the common probe has no credentials and meets no cookie: send it as it is
+        extra = _hop_headers(request.headers, url, method, timeline.jar, auth, origin)
+        hop = request if extra is request.headers else replace(request, headers=extra)
         response_data = await _one_hop(
             method,
             url,
@@ -121,7 +119,7 @@ async def exchange(
         )
         status, headers, body, truncated, wire_in, sent = response_data
         bytes_out += sent
-        _keep_cookies(jar, headers, method, url, timeline)
+        _keep_cookies(headers, method, url, timeline)
         location = dict(headers).get("location")
         if not follow_redirects or status not in _REDIRECTS or location is None:
             break
@@ -402,7 +400,7 @@ def _hop_headers(
     headers: tuple[tuple[str, str], ...],
     url: httpx.URL,
     method: str,
-    jar: httpx.Cookies,
+    jar: httpx.Cookies | None,
     auth: str | None,
     origin: tuple[str, str, int | None],
 ) -> tuple[tuple[str, str], ...]:
@@ -421,7 +419,6 @@ def _hop_headers(
 
 
 def _keep_cookies(
-    jar: httpx.Cookies,
     headers: tuple[tuple[str, str], ...],
     method: str,
     url: httpx.URL,
@@ -432,6 +429,9 @@ def _keep_cookies(
     setters = [(k, v) for k, v in headers if k == "set-cookie"]
     if not setters:
         return
+    if timeline.jar is None:  # made on the first cookie: most probes never need one
+        timeline.jar = httpx.Cookies()
+    jar: httpx.Cookies = timeline.jar
     jar.extract_cookies(httpx.Response(200, headers=setters, request=httpx.Request(method, url)))
     for _name, value in setters:
         cookie_value = value.split(";", 1)[0].partition("=")[2].strip()
