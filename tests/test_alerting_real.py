@@ -22,7 +22,7 @@ from aiosmtpd.controller import Controller
 
 from synthprobe.demo import DemoPlatform, PlatformThread
 
-from .commands import probe_cmd
+from .commands import probe_cmd, results, run_probe
 from .realprograms import free_port
 
 
@@ -89,17 +89,12 @@ def config(tmp_path: Path, body: str) -> Path:
 def probe(
     cfg: Path, tmp_path: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        probe_cmd("run", str(cfg), "-o", str(tmp_path / "r.jsonl"), "--format", "changes", *args),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-    )
+    out = str(tmp_path / "r.jsonl")
+    return run_probe("run", str(cfg), "-o", out, "--format", "changes", *args, env=env)
 
 
 def lines(tmp_path: Path) -> list[dict[str, Any]]:
-    return [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
+    return results(tmp_path / "r.jsonl")
 
 
 def test_one_down_one_still_down_one_up_across_runs(

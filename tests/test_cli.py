@@ -4,7 +4,6 @@ streams, signals and overlapping runs."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -19,7 +18,7 @@ from typer.testing import CliRunner
 from synthprobe.cli import app
 from synthprobe.demo import DemoPlatform
 
-from .commands import probe_cmd
+from .commands import probe_cmd, run_probe
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -31,17 +30,7 @@ def write(tmp_path: Path, text: str, name: str = "p.yaml") -> str:
     return str(path)
 
 
-def probe(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        probe_cmd(*args),
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=timeout,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-    )
+probe = run_probe  # this file's name for it
 
 
 @pytest.fixture

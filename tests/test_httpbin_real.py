@@ -5,8 +5,6 @@ small servers of our own for markup and escape sequences in what a server sends.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +12,7 @@ import pytest
 
 from synthprobe.models import ProbeResult
 
-from .commands import probe_cmd
+from .commands import run_probe
 from .conftest import probe_once
 from .sockets import accepting
 
@@ -160,13 +158,8 @@ def test_server_text_is_shown_as_it_came(tmp_path: Path) -> None:
             f'probes:\n  - {{name: t, kind: tcp, url: "tcp://127.0.0.1:{port}", '
             'tcp: {expect: "+OK"}}\n'
         )
-        done = subprocess.run(
-            probe_cmd("run", str(config), "-o", str(tmp_path / "r.jsonl"), "--no-state"),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={**os.environ, "COLUMNS": "250"},
-        )
+        out = str(tmp_path / "r.jsonl")
+        done = run_probe("run", str(config), "-o", out, "--no-state", env={"COLUMNS": "250"})
     assert done.returncode == 1
     assert "[red]MARK[/red]" in done.stdout  # markup shown, not obeyed
     assert "\x1b" not in done.stdout + done.stderr and "\x07" not in done.stdout
@@ -176,7 +169,7 @@ def test_server_text_is_shown_as_it_came(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("command", ["run", "validate", "list", "report", "demo"])
 def test_help_has_clean_metavars(command: str) -> None:
-    done = subprocess.run(probe_cmd(command, "--help"), capture_output=True, text=True, timeout=60)
+    done = run_probe(command, "--help")
     assert done.returncode == 0
     for noise in ("<int", "<str>", "<list", "{CONFIG", "{RESULTS"):
         assert noise not in done.stdout, (command, noise)

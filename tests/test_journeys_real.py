@@ -4,8 +4,6 @@ captures, masks, freshness, the failing step named, one deadline over every step
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import pytest
 from synthprobe.demo import DemoPlatform, PlatformThread
 from synthprobe.models import ProbeResult
 
-from .commands import probe_cmd
+from .commands import run_probe
 from .conftest import run_specs, specs_from_yaml
 
 
@@ -169,22 +167,17 @@ probes:
         expect: {{headers: {{x: "^nothing-like-it$"}}}}
 """)
     before = set(app._tokens)
-    done = subprocess.run(
-        probe_cmd(
-            "run",
-            str(config),
-            "-o",
-            str(tmp_path / "r.jsonl"),
-            "--junit",
-            str(tmp_path / "j.xml"),
-            "--prom",
-            str(tmp_path / "m.prom"),
-            "--no-state",
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PROBE_PASSWORD": password, "COLUMNS": "200"},
+    done = run_probe(
+        "run",
+        str(config),
+        "-o",
+        str(tmp_path / "r.jsonl"),
+        "--junit",
+        str(tmp_path / "j.xml"),
+        "--prom",
+        str(tmp_path / "m.prom"),
+        "--no-state",
+        env={"PROBE_PASSWORD": password},
     )
     assert done.returncode == 1, done.stderr
     [token] = app._tokens - before  # the demo issued this run's token: it must not show

@@ -3,8 +3,6 @@ the real `probe run`, and what the JUnit and Prometheus outputs say."""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -14,7 +12,7 @@ import pytest
 from synthprobe.models import Failure, Reason
 from synthprobe.vantage import answered, judge
 
-from .commands import probe_cmd
+from .commands import results, run_probe
 from .results import make_result
 
 
@@ -40,22 +38,8 @@ def test_no_controls_is_never_down() -> None:
 
 def run(tmp_path: Path, config: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "p.yaml").write_text(config)
-    return subprocess.run(
-        probe_cmd(
-            "run",
-            str(tmp_path / "p.yaml"),
-            "-o",
-            str(tmp_path / "r.jsonl"),
-            "--junit",
-            str(tmp_path / "j.xml"),
-            "--prom",
-            str(tmp_path / "m.prom"),
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    out, junit, prom = (str(tmp_path / n) for n in ("r.jsonl", "j.xml", "m.prom"))
+    return run_probe("run", str(tmp_path / "p.yaml"), "-o", out, "--junit", junit, "--prom", prom)
 
 
 def test_every_control_refused_marks_the_failures_and_exits_3(
@@ -72,7 +56,7 @@ probes:
     )
     assert done.returncode == 3, done.stdout + done.stderr
     assert "this machine looks cut off" in done.stdout and "network.refused" in done.stdout
-    [line] = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
+    [line] = results(tmp_path / "r.jsonl")
     assert line["vantage"] == "down"
     suite = ET.parse(tmp_path / "j.xml").getroot().find("testsuite")
     assert suite is not None and (suite.get("skipped"), suite.get("failures")) == ("1", "0")
@@ -92,10 +76,7 @@ probes:
 """,
     )
     assert done.returncode == 1  # one failure is not marked: not every failure is local
-    lines = {
-        json.loads(x)["probe"]: json.loads(x)
-        for x in (tmp_path / "r.jsonl").read_text().splitlines()
-    }
+    lines = {r["probe"]: r for r in results(tmp_path / "r.jsonl")}
     assert lines["gone"]["vantage"] == "down" and "vantage" not in lines["broken"]
 
 
