@@ -193,3 +193,13 @@ def test_servfail_is_dns_error(servfail_server: int) -> None:
     assert (r.reason, r.details["rcode"]) == ("dns.error", "SERVFAIL"), r.error
     via = probe_once("http://web.synth.invalid/", resolver=f"127.0.0.1:{servfail_server}")
     assert via.reason == "dns.error" and "SERVFAIL" in (via.error or "")
+
+
+def test_a_dns_server_that_refuses_the_connection_is_dns_error() -> None:
+    # over TCP a dead server refuses at once (over UDP it is only silence: dns.timeout)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        r = ask(port, "web.synth.invalid", dns={"transport": "tcp"})
+    assert r.reason == "dns.error", r.error
+    assert f"127.0.0.1:{port}" in (r.error or "") and "refused" in (r.error or "").lower()

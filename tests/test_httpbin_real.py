@@ -173,3 +173,23 @@ def test_help_has_clean_metavars(command: str) -> None:
     assert done.returncode == 0
     for noise in ("<int", "<str>", "<list", "{CONFIG", "{RESULTS"):
         assert noise not in done.stdout, (command, noise)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason", "words"),
+    [
+        ("2099-01-01T00:00:00Z", "server.assertion", "in the future"),
+        ("1999-01-01T00:00:00Z", "server.stale", "old, expected under 15m00s"),
+        ("not-a-time", "server.assertion", "is not a time"),
+        ("2026-01-01T00:00:00", "server.assertion", "is not a time"),  # no zone: ambiguous
+    ],
+    ids=["future", "stale", "garbage", "no-zone"],
+)
+def test_freshness_against_a_server_that_echoes_times(
+    httpbin: Any, value: str, reason: str, words: str
+) -> None:
+    r = probe(
+        f"{httpbin.url}/response-headers?t={value}",
+        expect={"json": [{"path": "t", "max_age": "15m"}]},
+    )
+    assert r.reason == reason and words in (r.error or ""), r.error

@@ -5,6 +5,7 @@ and SERVFAIL stay apart (getaddrinfo blurs them)."""
 from __future__ import annotations
 
 import asyncio
+import os
 
 import dns.asyncquery
 import dns.exception
@@ -30,6 +31,13 @@ def system_nameserver() -> str:
     return str(servers[0])
 
 
+def _why(exc: Exception) -> str:
+    """An OS error by its errno ("Connection refused"), not asyncio's wording of it."""
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno)
+    return str(exc) or type(exc).__name__
+
+
 def where(server: str, port: int) -> str:
     """``127.0.0.1:53``, ``[::1]:53``."""
     return f"[{server}]:{port}" if ":" in server else f"{server}:{port}"
@@ -49,8 +57,8 @@ async def ask(
     except (OSError, dns.exception.DNSException) as exc:
         # for a DNS probe, a server that cannot be asked is a resolver failure
         timeline.fail(Step.DNS)
-        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ProbeFailure(Reason.DNS_ERROR, f"{asked}: {detail or type(exc).__name__}") from exc
+        detail = _why(exc)
+        raise ProbeFailure(Reason.DNS_ERROR, f"{asked}: {detail}") from exc
     timeline.end(Step.DNS)
     return response, asked, used_tcp
 
@@ -94,7 +102,7 @@ async def resolve_with(
         )
     except (OSError, dns.exception.DNSException) as exc:
         timeline.fail(Step.DNS)
-        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        detail = _why(exc)
         raise ProbeFailure(Reason.DNS_ERROR, f"{host}: resolver {asked}: {detail}") from exc
     timeline.end(Step.DNS)
     addresses: list[str] = []
