@@ -51,10 +51,6 @@ def answered(result: ProbeResult) -> bool:
     return result.reason in (Reason.DNS_NXDOMAIN, Reason.DNS_NO_ADDRESS, Reason.DNS_ANSWER)
 
 
-def needs_judging(results: Sequence[ProbeResult]) -> bool:
-    return any(r.failure in JUDGED for r in results)
-
-
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """What the controls said."""
