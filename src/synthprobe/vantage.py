@@ -9,7 +9,6 @@ Server-class failures are never marked: a 503 proves the network works.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from synthprobe.models import Expectation, Failure, ProbeResult, ProbeSpec, Reason
