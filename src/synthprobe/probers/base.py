@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import queue
 import socket
@@ -187,8 +188,14 @@ class Network:
         if any(offers_h2(s) for s in tls):
             import h2.connection  # noqa: F401
             import httpcore._async.http2  # noqa: F401
-        transport = httpx.AsyncHTTPTransport(verify=self.ssl_context(False))
+        transport = httpx.AsyncHTTPTransport(verify=self.no_tls)
         httpx.AsyncClient(transport=transport).build_request("GET", "http://x/")
+
+    @functools.cached_property
+    def no_tls(self) -> ssl.SSLContext:
+        """For connections without TLS, which httpx still gives a context: a bare one,
+        since building a verifying one loads the whole CA bundle."""
+        return self._new_context(verify=False)
 
     def ssl_context(self, verify: bool, *, h2: bool = False) -> ssl.SSLContext:
         """One context per verify setting and ALPN offer, built once: building one loads
@@ -203,7 +210,8 @@ class Network:
 
     def _new_context(self, verify: bool) -> ssl.SSLContext:
         if not verify:
-            ctx = ssl.create_default_context()
+            # create_default_context would load the CA bundle only to never use it
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
             return ctx

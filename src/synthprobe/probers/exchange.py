@@ -270,14 +270,15 @@ def proxied(url: httpx.URL, headers: tuple[tuple[str, str], ...], timeline: Time
 
 
 def transport(
-    net: Network, verify_tls: bool, proxy: str | None = None, *, h2: bool = False
+    net: Network, verify_tls: bool, proxy: str | None = None, *, h2: bool = False, tls: bool = True
 ) -> httpx.AsyncHTTPTransport:
     """A transport for one attempt: one connection, no keep-alive; no timeouts of its
     own (requests carry none: the runner's deadline is the only clock); a proxy only
     when the Network chose one for this URL. With ``h2`` it offers HTTP/2 and HTTP/1.1
-    by ALPN over TLS and the server chooses; over plain http it speaks HTTP/1.1."""
+    by ALPN over TLS and the server chooses; over plain http it speaks HTTP/1.1.
+    ``tls`` False: the target is plain http (or ws), so no verifying context is needed."""
     return httpx.AsyncHTTPTransport(
-        verify=net.ssl_context(verify_tls, h2=h2),
+        verify=net.ssl_context(verify_tls, h2=h2) if tls else net.no_tls,
         limits=_NO_LIMITS,
         retries=0,
         proxy=proxy,
@@ -286,9 +287,11 @@ def transport(
     )
 
 
-def client(net: Network, verify_tls: bool) -> httpx.AsyncClient:
+def client(net: Network, verify_tls: bool, *, tls: bool = True) -> httpx.AsyncClient:
     """A client around ``transport``, for libraries that need one (httpx-ws)."""
-    return httpx.AsyncClient(transport=transport(net, verify_tls), timeout=None, trust_env=False)
+    return httpx.AsyncClient(
+        transport=transport(net, verify_tls, tls=tls), timeout=None, trust_env=False
+    )
 
 
 async def each_address(
@@ -348,7 +351,8 @@ async def _one_hop(
         # the transport alone, not a Client: no cookie jar, auth flow or event hooks to
         # run for every probe (a thousand Set-Cookie headers cost nothing here)
         h2 = url.scheme == "https" and http_version is not HttpVersion.HTTP1
-        async with transport(net, verify_tls, proxy, h2=h2) as http:
+        tls = url.scheme in ("https", "wss")
+        async with transport(net, verify_tls, proxy, h2=h2, tls=tls) as http:
             req = httpx.Request(
                 method, via.url, headers=via.headers, content=content, extensions=via.extensions
             )

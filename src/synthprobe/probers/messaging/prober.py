@@ -62,7 +62,7 @@ class MessagingProber:
 
         async def attempt(ip: str) -> ProbeOutcome:
             via = route(url, ip, spec.headers, timeline)
-            async with client(net, spec.verify_tls) as http:
+            async with client(net, spec.verify_tls, tls=url.scheme == "wss") as http:
                 return await self._round_trip(options, via, http, timeline)
 
         return await each_address(addresses, timeline, attempt)
