@@ -333,7 +333,11 @@ def test_module_entry_point_lists_every_command() -> None:
 
 
 def _imported_by(module: str) -> list[str]:
-    code = f"import sys, {module}; print(' '.join(sorted(sys.modules)))"
+    # a None entry is an import blocked on purpose (httpx._main, see cli.py)
+    code = (
+        f"import sys, {module}; "
+        "print(' '.join(sorted(k for k, v in sys.modules.items() if v is not None)))"
+    )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
@@ -345,6 +349,58 @@ def test_importing_the_cli_imports_no_prober_no_httpx_and_no_yaml() -> None:
     out = _imported_by("synthprobe.cli")
     heavy = [m for m in out if m.startswith(("synthprobe.probers", "httpx", "httpcore", "yaml"))]
     assert "synthprobe.cli" in out and heavy == []
+
+
+_AT_EXIT = """
+import atexit, sys
+atexit.register(lambda: print(
+    " ".join(sorted(k for k, v in sys.modules.items() if v is not None)), file=sys.stderr
+))
+from synthprobe.cli import main
+sys.argv = ["probe", *sys.argv[1:]]
+main()
+"""
+HEAVY = ("rich", "pygments", "pydantic", "click", "m3u8", "httpx_ws", "dns", "apprise")
+"""What a plain HTTP run must not pay for: the table, httpx's own CLI, typer 0.29's
+option parser, and the HLS, WebSocket, DNS and notification stacks."""
+
+
+def _imported_by_command(*args: str) -> set[str]:
+    """Modules loaded when a real ``probe`` command ends (sys.modules at exit)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _AT_EXIT, *args], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode in (0, 1), done.stderr
+    return {m.partition(".")[0] for m in done.stderr.strip().splitlines()[-1].split()}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(("--help",), id="help"),
+        pytest.param(("run", "{config}", "-o", "{out}", "--format", "quiet"), id="run-quiet"),
+        pytest.param(("run", "{config}", "-o", "-", "--format", "json"), id="run-json"),
+    ],
+)
+def test_commands_import_only_what_they_need(
+    tmp_path: Path, refused_url: str, args: tuple[str, ...]
+) -> None:
+    config = tmp_path / "p.yaml"
+    config.write_text(f"probes:\n  - {{name: feed, url: {refused_url}}}\n")
+    out = str(tmp_path / "r.jsonl")
+    loaded = _imported_by_command(*(a.format(config=config, out=out) for a in args))
+    assert "synthprobe" in loaded and "typer" in loaded  # the listing is real...
+    assert sorted(loaded.intersection(HEAVY)) == []  # ...and has none of the heavy ones
+    if args[0] == "run":
+        assert "httpx" in loaded
+
+
+def test_a_table_run_does_import_rich(tmp_path: Path, refused_url: str) -> None:
+    # the other side of the test above: the check can see rich when it is there
+    config = tmp_path / "p.yaml"
+    config.write_text(f"probes:\n  - {{name: feed, url: {refused_url}}}\n")
+    loaded = _imported_by_command("run", str(config), "-o", str(tmp_path / "r.jsonl"))
+    assert "rich" in loaded
 
 
 def test_loading_configs_imports_no_prober_and_no_network_stack() -> None:

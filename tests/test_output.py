@@ -19,7 +19,8 @@ from synthprobe.output.files import write_atomic
 from synthprobe.output.jsonl import JsonlWriter
 from synthprobe.output.junit import junit_xml
 from synthprobe.output.summary import summary_json
-from synthprobe.output.table import quiet_lines, render_table
+from synthprobe.output.quiet import quiet_lines
+from synthprobe.output.table import render_table
 from synthprobe.record import encode, to_record
 
 from .results import PHASES

@@ -5,13 +5,19 @@ No httpx and no YAML here: imports stay lazy so ``probe --help`` starts fast.
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
-import typer
-import typer.core
+# httpx imports its own command line (click, rich and pygments: about 40 ms) whenever
+# those are installed, and synthprobe never runs it. A None entry in sys.modules makes
+# that import fail, and httpx falls back to a stub of its own.
+sys.modules.setdefault("httpx._main", None)
 
-from synthprobe import __version__
-from synthprobe.models import ListFormat, RunFormat
+import typer  # noqa: E402
+import typer.core  # noqa: E402
+
+from synthprobe import __version__  # noqa: E402
+from synthprobe.models import ListFormat, RunFormat  # noqa: E402
 
 
 class _Command(typer.core.TyperCommand):

@@ -9,10 +9,7 @@ import os
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, assert_never
-
-from rich.console import Console
-from rich.markup import escape
+from typing import IO, TYPE_CHECKING, Any, assert_never
 
 from synthprobe import vantage
 from synthprobe.alerting import Alerting
@@ -23,6 +20,9 @@ from synthprobe.errors import SynthprobeError, UsageError
 from synthprobe.maintenance import selected
 from synthprobe.models import ProbeResult, ProbeSpec, RunFormat, Settings
 from synthprobe.redact import Redactor, printable
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +105,7 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
     for report_path in (junit, prom):
         if report_path:
             check_writable(report_path)
-    human = io.err if output == "-" else io.out
+    to_err = output == "-"  # stdout carries the JSON lines: the people's view goes aside
     redactor = Redactor(loaded.secrets)
     runner = Runner(
         concurrency=settings.concurrency,
@@ -119,9 +119,7 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
         runner.run_id,
         location,
         redactor,
-        lambda msg: io.err.print(
-            f"[yellow]warning:[/] {escape(printable(msg))}", highlight=False, soft_wrap=True
-        ),
+        lambda msg: warn(io, msg),
     )
     finished: list[ProbeResult] = []
     held: list[ProbeResult] = []
@@ -152,10 +150,12 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
     order = {s.name: i for i, s in enumerate(runnable)}
     results = sorted(finished, key=lambda r: order[r.probe])
     done = alerting.finish(finished)
-    _report(results, opts.format, human, runner.run_id, location, done.events)
+    _report(results, opts.format, io, to_err, runner.run_id, location, done.events)
     if verdict is not None and verdict.down:
+        from rich.markup import escape
+
         marked = sum(vantage.marked(r) for r in results)
-        human.print(
+        (io.err if to_err else io.out).print(
             f"[bold red]this machine looks cut off:[/] every control failed "
             f"({escape(printable(redactor.text(verdict.summary())))}); {marked} failures "
             'are marked "vantage": "down" and count as no data',
@@ -242,27 +242,41 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+def warn(io: Streams, message: str) -> None:
+    """A warning line on stderr (rich is imported only when there is one)."""
+    from rich.markup import escape
+
+    io.err.print(
+        f"[yellow]warning:[/] {escape(printable(message))}", highlight=False, soft_wrap=True
+    )
+
+
 def _report(
     results: list[ProbeResult],
     fmt: RunFormat,
-    console: Console,
+    io: Streams,
+    to_err: bool,
     run_id: str,
     location: str,
     events: list[Event],
 ) -> None:
-    from synthprobe.output.table import quiet_lines, render_table
-
+    # only the table needs rich: the other formats are plain lines for scripts and cron
+    plain: IO[str] = io.stderr if to_err else io.stdout
     if fmt is RunFormat.TABLE:
+        from synthprobe.output.table import render_table
+
+        console: Console = io.err if to_err else io.out
         render_table(results, console)
     elif fmt is RunFormat.QUIET:
-        for line in quiet_lines(results):
-            console.print(line, highlight=False, markup=False, soft_wrap=True)
+        from synthprobe.output.quiet import quiet_lines
+
+        plain.writelines(f"{line}\n" for line in quiet_lines(results))
     elif fmt is RunFormat.CHANGES:
-        for event in events:
-            console.print(event.line(), highlight=False, markup=False, soft_wrap=True)
+        plain.writelines(f"{event.line()}\n" for event in events)
     elif fmt is RunFormat.JSON:
         from synthprobe.output.summary import summary_json
 
-        console.print_json(json.dumps(summary_json(results, run_id, location)))
+        plain.write(json.dumps(summary_json(results, run_id, location), indent=2) + "\n")
     else:
         assert_never(fmt)
+    plain.flush()

@@ -82,12 +82,3 @@ def render_table(results: list[ProbeResult], console: Console, title: str | None
             highlight=False,
         )
 
-
-def quiet_lines(results: list[ProbeResult]) -> list[str]:
-    """Nothing when all pass; one line per failed probe (cron mails only those)."""
-    return [
-        f"FAIL {r.probe} {r.kind} {r.reason} {r.url}: {r.error}"
-        + (f" (after {r.attempts} attempts)" if r.attempts > 1 else "")
-        for r in results
-        if not r.ok
-    ]
