@@ -81,4 +81,3 @@ def render_table(results: list[ProbeResult], console: Console, title: str | None
             "Lower --concurrency, or spread probes over more runs.",
             highlight=False,
         )
-
