@@ -18,8 +18,8 @@ from synthprobe.models import Failure, Reason
 from synthprobe.output.files import write_atomic
 from synthprobe.output.jsonl import JsonlWriter
 from synthprobe.output.junit import junit_xml
-from synthprobe.output.summary import summary_json
 from synthprobe.output.quiet import quiet_lines
+from synthprobe.output.summary import summary_json
 from synthprobe.output.table import render_table
 from synthprobe.record import encode, to_record
 
