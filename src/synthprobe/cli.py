@@ -11,7 +11,7 @@ from typing import Annotated, Any
 # httpx imports its own command line (click, rich and pygments: about 40 ms) whenever
 # those are installed, and synthprobe never runs it. A None entry in sys.modules makes
 # that import fail, and httpx falls back to a stub of its own.
-sys.modules.setdefault("httpx._main", None)
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 import typer  # noqa: E402
 import typer.core  # noqa: E402
