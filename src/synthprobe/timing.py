@@ -81,9 +81,11 @@ class Timeline:
             self.last_byte = None  # more work followed: the end is later
         self._since = time.perf_counter()
 
-    def end(self, step: AnyStep) -> None:
+    def end(self, step: AnyStep, at: float | None = None) -> None:
+        """``step`` completed, now or (``at``, perf_counter clock) when its last bytes
+        arrived."""
         if self.current == step:
-            self._add(step)
+            self._add(step, at)
             self.current = None
 
     def fail(self, step: AnyStep) -> None:
@@ -91,9 +93,18 @@ class Timeline:
         if self.current == step:
             self._add(step)
 
-    def _add(self, step: AnyStep) -> None:
+    def _add(self, step: AnyStep, at: float | None = None) -> None:
         key = _key(step)
-        self.durations[key] = self.durations.get(key, 0.0) + (time.perf_counter() - self._since)
+        end = time.perf_counter() if at is None else max(at, self._since)
+        self.durations[key] = self.durations.get(key, 0.0) + (end - self._since)
+
+    def _arrived(self) -> float:
+        """When the last bytes read arrived: the kernel's receive time where the stream
+        has one (probers/netstream.py), else now."""
+        now = time.perf_counter()
+        # duck-typed: this module stays free of the network stack
+        arrival = getattr(getattr(self.stream, "raw", None), "last_arrival", None)
+        return now if arrival is None else min(float(arrival), now)
 
     def stop(self) -> float:
         """Freeze the total; returns it in seconds."""
@@ -115,9 +126,11 @@ class Timeline:
         if state == "started":
             self.begin(step)
         elif state == "complete":
-            self.end(step)
+            # a response is timed by when it arrived, not by when the loop read it
+            at = self._arrived() if step is Step.WAIT or step is Step.BODY else None
+            self.end(step, at)
             if step is Step.BODY:
-                self.last_byte = time.perf_counter()
+                self.last_byte = at
             if step is Step.TLS:
                 self.cert_not_after = cert_not_after(info.get("return_value"))
                 self.protocol = "HTTP/2" if alpn(info.get("return_value")) == "h2" else "HTTP/1.1"

@@ -29,6 +29,7 @@ from synthprobe.classify import ProbeFailure, classify_exception
 from synthprobe.expect import Observation
 from synthprobe.models import HttpVersion, ProbeSpec, Reason
 from synthprobe.probers.base import Network
+from synthprobe.probers.netstream import BACKEND
 from synthprobe.steps import Step
 from synthprobe.timing import Timeline
 
@@ -277,7 +278,7 @@ def transport(
     when the Network chose one for this URL. With ``h2`` it offers HTTP/2 and HTTP/1.1
     by ALPN over TLS and the server chooses; over plain http it speaks HTTP/1.1.
     ``tls`` False: the target is plain http (or ws), so no verifying context is needed."""
-    return httpx.AsyncHTTPTransport(
+    made = httpx.AsyncHTTPTransport(
         verify=net.ssl_context(verify_tls, h2=h2) if tls else net.no_tls,
         limits=_NO_LIMITS,
         retries=0,
@@ -285,6 +286,9 @@ def transport(
         http1=True,
         http2=h2,
     )
+    # httpx takes no network backend; its pool (direct or through a proxy) does
+    made._pool._network_backend = BACKEND
+    return made
 
 
 def client(net: Network, verify_tls: bool, *, tls: bool = True) -> httpx.AsyncClient:

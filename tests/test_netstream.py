@@ -1,0 +1,115 @@
+"""probers/netstream.py: httpcore on plain asyncio, timed by the kernel's receive times.
+
+The point of the kernel's timestamps: a response that arrived while our event loop was
+busy with something else is timed when it arrived. The test makes exactly that happen
+(the loop is blocked for BLOCK seconds after the whole response is already in the
+socket's buffer) and checks the probe's total against the block, with and without the
+timestamps. No threshold of speed: only whether the blocked time is counted or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import uvloop
+
+from synthprobe.models import ProbeResult
+from synthprobe.probers import netstream
+from synthprobe.redact import Redactor
+from synthprobe.runner import LoopMonitor, Runner
+
+from .conftest import specs_from_yaml
+from .sockets import accepting
+
+BLOCK = 0.6
+"""Seconds the event loop is kept busy once the server has the request."""
+ANSWER_AFTER = 0.05
+"""The server answers this long after the request: inside the block."""
+
+
+@pytest.fixture
+def answered() -> Iterator[tuple[int, threading.Event]]:
+    """A server answering ANSWER_AFTER seconds after a request; the event is set once it
+    has the request."""
+    got = threading.Event()
+
+    def answer(conn: socket.socket) -> None:
+        conn.recv(65536)
+        got.set()
+        time.sleep(ANSWER_AFTER)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+
+    with accepting(answer) as port:
+        yield port, got
+
+
+LOOPS = [pytest.param(None, id="asyncio"), pytest.param(uvloop.new_event_loop, id="uvloop")]
+
+
+def _probe_with_a_busy_loop(
+    port: int, got: threading.Event, loop_factory: Callable[[], asyncio.AbstractEventLoop] | None
+) -> ProbeResult:
+    [spec] = specs_from_yaml(f'probes:\n  - {{name: p, url: "http://127.0.0.1:{port}/"}}\n')
+    runner = Runner(concurrency=1, location="test", redactor=Redactor(frozenset()))
+
+    async def main() -> list[ProbeResult]:
+        async def hog() -> None:
+            # bounded wait for the request to reach the server, then hold the loop (as a
+            # burst of other probes' work would) while the answer arrives
+            for _ in range(5000):
+                if got.is_set():
+                    break
+                await asyncio.sleep(0.001)
+            time.sleep(BLOCK)
+
+        hogging = asyncio.create_task(hog())
+        results = await runner.run([spec], lambda _r: None)
+        await hogging
+        return results
+
+    with asyncio.Runner(loop_factory=loop_factory) as loop_runner:
+        [result] = loop_runner.run(main())
+    assert result.ok, result.error
+    assert got.is_set()
+    return result
+
+
+@pytest.mark.parametrize("loop_factory", LOOPS)
+def test_a_response_that_arrived_while_the_loop_was_busy_is_timed_when_it_arrived(
+    answered: tuple[int, threading.Event],
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None,
+) -> None:
+    result = _probe_with_a_busy_loop(*answered, loop_factory)
+    # the loop was late by the whole block (so the record says it was busy)...
+    assert result.details["loop_lag_ms"] >= (BLOCK - LoopMonitor.INTERVAL) * 1000
+    # ...but the response arrived early in the block: the rest of it is not counted
+    assert ANSWER_AFTER * 1000 <= result.timings_ms["total"] < BLOCK * 1000
+
+
+@pytest.mark.parametrize("loop_factory", LOOPS)
+def test_without_the_kernels_times_the_busy_loop_is_counted(
+    answered: tuple[int, threading.Event],
+    monkeypatch: pytest.MonkeyPatch,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None,
+) -> None:
+    # the same run without SO_TIMESTAMPNS: what every prober that reads a clock after
+    # the read returns reports (and the proof that the test above can fail)
+    monkeypatch.setattr(netstream, "_SO_TIMESTAMPNS", None)
+    result = _probe_with_a_busy_loop(*answered, loop_factory)
+    assert result.timings_ms["total"] >= BLOCK * 1000
+
+
+def test_the_transport_reads_through_our_backend() -> None:
+    from synthprobe.probers.base import Network
+    from synthprobe.probers.exchange import transport
+
+    made = transport(Network(), verify_tls=True, tls=False)
+    assert made._pool._network_backend is netstream.BACKEND
+    assert transport(Network(), True, "http://127.0.0.1:1")._pool._network_backend is (
+        netstream.BACKEND
+    )
