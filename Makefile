@@ -11,7 +11,7 @@ BIN    := $(VENV)/bin
 # saying why, if not.
 DEBIAN_TEST_PACKAGES ?= ffmpeg nginx websocketd chromium redis-server prometheus dnsmasq-base
 
-.PHONY: demo test lint check bench clean debian-deps
+.PHONY: demo test lint check bench clean debian-deps debian-bench-deps debian-install
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +29,18 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed-demo
 	$(BIN)/probe demo || [ $$? -eq 1 ]
 
+# The peer `make bench` compares with, beside curl.
+DEBIAN_BENCH_PACKAGES ?= prometheus-blackbox-exporter
+
 debian-deps:
-	@if [ -n "$(DEBIAN_TEST_PACKAGES)" ]; then \
-	  missing=""; for p in $(DEBIAN_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@$(MAKE) --no-print-directory debian-install PACKAGES="$(DEBIAN_TEST_PACKAGES)"
+
+debian-bench-deps:
+	@$(MAKE) --no-print-directory debian-install PACKAGES="$(DEBIAN_BENCH_PACKAGES)"
+
+debian-install:
+	@if [ -n "$(PACKAGES)" ]; then \
+	  missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	  if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	    else echo "not root: cannot install$$missing (tests that need them will skip)"; fi; \
@@ -48,9 +57,10 @@ lint: $(VENV)/.installed-test
 
 check: lint test
 
-# Benchmarks print figures beside curl's; timings depend on the machine, so they are
-# never part of `make test`.
-bench: $(VENV)/.installed-test
+# Benchmarks print figures beside curl's and blackbox_exporter's; timings depend on the
+# machine, so they are never part of `make test`.
+bench: $(VENV)/.installed-test debian-bench-deps
+	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/fidelity.py
 	$(BIN)/python bench/report_scale.py
 

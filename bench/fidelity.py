@@ -1,13 +1,24 @@
-"""Timing fidelity and cost: synthprobe beside `curl --parallel`, in one run.
+"""Timing fidelity and cost: synthprobe beside curl and blackbox_exporter, in one run.
 
-    python bench/fidelity.py                  # the scales below
-    python bench/fidelity.py --quick          # N=1000, 100 in flight only
+    python bench/fidelity.py            # every scenario below
+    python bench/fidelity.py --quick    # 1000 probes / 100 in flight, calm and busy
 
 A delay server (bench/delay_server.py, its own process) answers every request after
-DELAY_MS. The same N URLs are fetched by the real `probe run` CLI and by curl with the
-same concurrency. Latency error is measured latency minus the true delay: what a
-prober adds of its own. Results are printed as one table and written to
-bench/results.json. Not part of `make test`: timings depend on the machine.
+DELAY_MS. The same URLs are fetched, with the same concurrency, by
+
+- synthprobe: the real `probe run` CLI (JSON lines read back);
+- curl: `curl --parallel` (its own `time_total` per transfer);
+- blackbox_exporter (Debian's prometheus-blackbox-exporter, when installed): started
+  on 127.0.0.1 with a config of our own, driven through `/probe?module=...&target=...`
+  by curl with as many transfers in flight as the others; its latency is the
+  `probe_duration_seconds` it reports, its CPU read from /proc/PID/stat around the
+  scenario (serving its own HTTP endpoint included, as a deployment pays it).
+
+Latency error is the measured latency minus the true delay: what a prober adds of its
+own. "busy" scenarios run a CPU-bound process beside the bench, pinned to one core:
+the machine has other work, as production machines do. CPU is per probe, user + system.
+Printed as one table and written to bench/results.json. Not part of `make test`:
+timings depend on the machine.
 """
 
 from __future__ import annotations
@@ -15,11 +26,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import statistics
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,32 +45,32 @@ from tests.commands import probe_cmd  # noqa: E402
 from tests.procwatch import vm_hwm_kib  # noqa: E402  (one reader of /proc for tests and bench)
 
 DELAY_MS = 200.0
-SCALES = [(100, 10), (1000, 100), (10_000, 1000)]
-QUICK = [(1000, 100)]
+BLACKBOX = shutil.which("prometheus-blackbox-exporter") or shutil.which("blackbox_exporter")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    n: int
+    concurrency: int
+    busy: bool = False
+    blackbox: bool = True
+
+
+SCENARIOS = [
+    Scenario("small run", 5, 5),
+    Scenario("calm", 1000, 100),
+    Scenario("busy CPU beside", 1000, 100, busy=True),
+    Scenario("calm", 10_000, 1000),
+    Scenario("scale", 100_000, 1000, blackbox=False),
+]
+QUICK = [Scenario("calm", 1000, 100), Scenario("busy CPU beside", 1000, 100, busy=True)]
 
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, min(len(ordered) - 1, round(p / 100 * len(ordered)) - 1))]
-
-
-def run_measured(command: list[str], stdout: Any = subprocess.DEVNULL) -> dict[str, float]:
-    """Wall, CPU (user+sys) and peak RSS of one child process."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE)
-    peak = 0
-    while proc.poll() is None:
-        peak = max(peak, vm_hwm_kib(proc.pid))
-        time.sleep(0.01)
-    wall = time.perf_counter() - started
-    # rusage of this child alone: wait4 on an already-reaped child is not possible, so
-    # take RUSAGE_CHILDREN deltas around it
-    return {
-        "wall_s": wall,
-        "peak_rss_mib": peak / 1024,
-        "returncode": proc.returncode,
-        "stderr": proc.stderr.read().decode()[-500:] if proc.stderr else "",
-    }
 
 
 def children_cpu() -> float:
@@ -64,76 +80,192 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def process_cpu(pid: int) -> float:
+    """utime + stime of a running process, in seconds (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def run_measured(command: list[str], stdout: Any = subprocess.DEVNULL) -> dict[str, Any]:
+    """Wall, CPU (user+sys) and peak RSS of one child process."""
+    before = children_cpu()
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, vm_hwm_kib(proc.pid))
+        time.sleep(0.01)
+    return {
+        "wall_s": time.perf_counter() - started,
+        "cpu_s": children_cpu() - before,
+        "peak_rss_mib": peak / 1024,
+        "returncode": proc.returncode,
+        "stderr": proc.stderr.read().decode()[-500:] if proc.stderr else "",
+    }
+
+
+def errors_summary(latencies_ms: list[float], n: int, cpu_s: float) -> dict[str, Any]:
+    errors = [t - DELAY_MS for t in latencies_ms]
+    return {
+        "cpu_ms_per_probe": cpu_s * 1000 / n,
+        "ok": len(latencies_ms),
+        "p50_error_ms": percentile(errors, 50) if errors else None,
+        "p95_error_ms": percentile(errors, 95) if errors else None,
+        "max_error_ms": max(errors) if errors else None,
+    }
+
+
 def bench_probe(urls: list[str], concurrency: int, tmp: Path) -> dict[str, Any]:
     config = tmp / "bench.yaml"
     config.write_text(
-        "version: 1\ndefaults: {timeout: 30s, expect: {status: [200]}}\nprobes:\n"
+        "version: 1\ndefaults: {timeout: 60s, expect: {status: [200]}}\nprobes:\n"
         + "".join(f'  - {{name: p{i}, url: "{u}"}}\n' for i, u in enumerate(urls))
     )
     out = tmp / "results.jsonl"
     out.unlink(missing_ok=True)
-    before = children_cpu()
     figures = run_measured(
         probe_cmd("run", str(config), "-o", str(out), "-c", str(concurrency), "--format", "quiet")
     )
-    cpu = children_cpu() - before
     records = [json.loads(line) for line in out.read_text().splitlines()]
-    ok = [r for r in records if r["ok"]]
-    errors = [r["timings_ms"]["total"] - DELAY_MS for r in ok]
-    lags = [r["details"].get("loop_lag_ms") for r in records if "loop_lag_ms" in r["details"]]
+    ok = [r["timings_ms"]["total"] for r in records if r["ok"]]
+    lags = [r["details"].get("loop_lag_ms", 0.0) for r in records]
     return {
         **figures,
-        "cpu_ms_per_probe": cpu * 1000 / len(urls),
+        **errors_summary(ok, len(urls), figures["cpu_s"]),
         "recorded": len(records),
-        "ok": len(ok),
-        "p50_error_ms": percentile(errors, 50) if errors else None,
-        "p95_error_ms": percentile(errors, 95) if errors else None,
         "max_loop_lag_ms": max(lags) if lags else None,
     }
 
 
-def bench_curl(urls: list[str], concurrency: int, tmp: Path) -> dict[str, Any]:
+def curl_parallel(urls: list[str], outputs: list[str], tmp: Path) -> Path:
+    """A curl config fetching each URL to its output; returns the config's path."""
     config = tmp / "curl.conf"
-    config.write_text("".join(f'url = "{u}"\noutput = "/dev/null"\n' for u in urls))
+    pairs = zip(urls, outputs, strict=True)
+    config.write_text("".join(f'url = "{u}"\noutput = "{o}"\n' for u, o in pairs))
+    return config
+
+
+def curl_command(config: Path, concurrency: int) -> list[str]:
+    return [
+        "curl",
+        "--parallel",
+        "--parallel-max",
+        str(concurrency),
+        "--parallel-immediate",
+        "-s",
+        "-w",
+        "%{http_code} %{time_total}\n",
+        "-K",
+        str(config),
+    ]
+
+
+def bench_curl(urls: list[str], concurrency: int, tmp: Path) -> dict[str, Any]:
+    config = curl_parallel(urls, ["/dev/null"] * len(urls), tmp)
     out = tmp / "curl.out"
-    before = children_cpu()
     with out.open("wb") as fh:
-        figures = run_measured(
-            [
-                "curl",
-                "--parallel",
-                "--parallel-max",
-                str(concurrency),
-                "--parallel-immediate",
-                "-s",
-                "-w",
-                "%{http_code} %{time_total}\n",
-                "-K",
-                str(config),
-            ],
-            stdout=fh,
-        )
-    cpu = children_cpu() - before
+        figures = run_measured(curl_command(config, concurrency), stdout=fh)
     rows = [line.split() for line in out.read_text().splitlines() if line.strip()]
     ok = [float(t) * 1000 for code, t in rows if code == "200"]
-    errors = [t - DELAY_MS for t in ok]
+    return {**figures, **errors_summary(ok, len(urls), figures["cpu_s"]), "recorded": len(rows)}
+
+
+BLACKBOX_CONFIG = """\
+modules:
+  bench:
+    prober: http
+    timeout: 60s
+    http:
+      valid_status_codes: [200]
+      preferred_ip_protocol: ip4
+      ip_protocol_fallback: false
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def blackbox_exporter(tmp: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    assert BLACKBOX is not None
+    config = tmp / "blackbox.yml"
+    config.write_text(BLACKBOX_CONFIG)
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            BLACKBOX,
+            f"--config.file={config}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=error",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(200):  # bounded: 10 s
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/healthy", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError("blackbox_exporter did not start")
+        yield proc, port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def bench_blackbox(
+    exporter: tuple[subprocess.Popen[bytes], int], urls: list[str], concurrency: int, tmp: Path
+) -> dict[str, Any]:
+    proc, port = exporter
+    folder = tmp / "blackbox"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    probes = [
+        f"http://127.0.0.1:{port}/probe?module=bench&target={urllib.parse.quote(u, safe='')}"
+        for u in urls
+    ]
+    outputs = [str(folder / f"{i}.txt") for i in range(len(urls))]
+    config = curl_parallel(probes, outputs, tmp)
+    cpu_before = process_cpu(proc.pid)
+    driver = run_measured(curl_command(config, concurrency))
+    cpu = process_cpu(proc.pid) - cpu_before
+    ok = []
+    for output in outputs:
+        metrics = dict(
+            line.rsplit(" ", 1)
+            for line in Path(output).read_text().splitlines()
+            if line.startswith(("probe_success ", "probe_duration_seconds "))
+        )
+        if metrics.get("probe_success") == "1":
+            ok.append(float(metrics["probe_duration_seconds"]) * 1000)
     return {
-        **figures,
-        "cpu_ms_per_probe": cpu * 1000 / len(urls),
-        "recorded": len(rows),
-        "ok": len(ok),
-        "p50_error_ms": percentile(errors, 50) if errors else None,
-        "p95_error_ms": percentile(errors, 95) if errors else None,
+        "wall_s": driver["wall_s"],
+        "peak_rss_mib": vm_hwm_kib(proc.pid) / 1024,
+        **errors_summary(ok, len(urls), cpu),
+        "recorded": len(outputs),
     }
 
 
-def startup(command: list[str], runs: int = 7) -> float:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
+@contextmanager
+def busy_cpu(on: bool) -> Iterator[None]:
+    """A CPU-bound process pinned to one core while the scenario runs."""
+    if not on:
+        yield
+        return
+    code = "import os; os.sched_setaffinity(0, {0})\nwhile True: pass"
+    hog = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        time.sleep(0.2)
+        yield
+    finally:
+        hog.kill()
+        hog.wait()
 
 
 def fmt(value: Any, digits: int = 1) -> str:
@@ -144,68 +276,70 @@ def fmt(value: Any, digits: int = 1) -> str:
     return f"{value:,}"
 
 
+def print_table(rows: list[dict[str, Any]]) -> None:
+    header = (
+        f"{'scenario':<16} {'N':>7} {'c':>5} {'tool':<11} {'wall s':>8} {'x curl':>7} "
+        f"{'CPU ms/probe':>13} {'peak MiB':>9} {'p50 err':>8} {'p95 err':>8} "
+        f"{'max lag':>8} {'recorded':>9} {'ok':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        curl_wall = row["tools"]["curl"]["wall_s"]
+        for tool, f in row["tools"].items():
+            print(
+                f"{row['scenario']:<16} {row['n']:>7,} {row['concurrency']:>5} {tool:<11} "
+                f"{fmt(f['wall_s'], 2):>8} {fmt(f['wall_s'] / curl_wall, 2):>7} "
+                f"{fmt(f['cpu_ms_per_probe'], 2):>13} {fmt(f['peak_rss_mib'], 0):>9} "
+                f"{fmt(f['p50_error_ms']):>8} {fmt(f['p95_error_ms']):>8} "
+                f"{fmt(f.get('max_loop_lag_ms')):>8} {fmt(f['recorded']):>9} {fmt(f['ok']):>8}"
+            )
+
+
 def main() -> None:
     if shutil.which("curl") is None:
         sys.exit("curl is needed for the side-by-side figures")
-    scales = QUICK if "--quick" in sys.argv else SCALES
-    port = 20000 + os.getpid() % 20000
+    if BLACKBOX is None:
+        print(
+            "blackbox_exporter not installed (Debian: prometheus-blackbox-exporter): "
+            "its rows are left out",
+            file=sys.stderr,
+        )
+    scenarios = QUICK if "--quick" in sys.argv else SCENARIOS
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, str(HERE / "delay_server.py"), str(port), str(DELAY_MS)],
         stdout=subprocess.PIPE,
     )
     assert server.stdout is not None
     server.stdout.readline()  # "ready"
-    rows = []
+    rows: list[dict[str, Any]] = []
     try:
         with tempfile.TemporaryDirectory() as tmp_name:
             tmp = Path(tmp_name)
-            one = tmp / "one.yaml"
-            one.write_text(f'probes:\n  - {{name: one, url: "http://127.0.0.1:{port}/"}}\n')
-            starts = {
-                "probe --help": startup(probe_cmd("--help")),
-                "probe run (1 probe)": startup(
-                    probe_cmd("run", str(one), "-o", os.devnull, "--format", "quiet")
-                )
-                - DELAY_MS,
-            }
-            for n, c in scales:
-                urls = [f"http://127.0.0.1:{port}/item?i={i}" for i in range(n)]
-                ours = bench_probe(urls, c, tmp)
-                theirs = bench_curl(urls, c, tmp)
-                rows.append(
-                    {
-                        "n": n,
-                        "concurrency": c,
-                        "synthprobe": ours,
-                        "curl": theirs,
-                        "wall_ratio": ours["wall_s"] / theirs["wall_s"],
-                    }
-                )
+            for s in scenarios:
+                urls = [f"http://127.0.0.1:{port}/item?i={i}" for i in range(s.n)]
+                tools: dict[str, Any] = {}
+                with busy_cpu(s.busy):
+                    tools["synthprobe"] = bench_probe(urls, s.concurrency, tmp)
+                    tools["curl"] = bench_curl(urls, s.concurrency, tmp)
+                    if BLACKBOX is not None and s.blackbox:
+                        # a fresh exporter per scenario: its CPU and peak are this one's
+                        with blackbox_exporter(tmp) as exporter:
+                            tools["blackbox"] = bench_blackbox(exporter, urls, s.concurrency, tmp)
+                row = {"scenario": s.name, "n": s.n, "concurrency": s.concurrency, "tools": tools}
+                rows.append(row)
+                print(f"done: {s.name} {s.n}/{s.concurrency}", file=sys.stderr, flush=True)
     finally:
         server.terminate()
         server.wait(5)
-    print(f"server delay {DELAY_MS:.0f} ms; latency error = measured - delay\n")
-    header = (
-        f"{'N':>6} {'c':>5} {'tool':<11} {'wall s':>8} {'x curl':>7} {'CPU ms/probe':>13} "
-        f"{'peak MiB':>9} {'p50 err':>8} {'p95 err':>8} {'recorded':>9} {'ok':>6}"
+    print(
+        f"\nserver delay {DELAY_MS:.0f} ms; error = measured latency - delay (ms); "
+        f"{os.cpu_count()} CPUs\n"
     )
-    print(header)
-    print("-" * len(header))
-    for row in rows:
-        for tool in ("synthprobe", "curl"):
-            f = row[tool]
-            ratio = fmt(row["wall_ratio"], 2) if tool == "synthprobe" else "1.00"
-            print(
-                f"{row['n']:>6} {row['concurrency']:>5} {tool:<11} {fmt(f['wall_s'], 2):>8} "
-                f"{ratio:>7} {fmt(f['cpu_ms_per_probe'], 2):>13} {fmt(f['peak_rss_mib'], 0):>9} "
-                f"{fmt(f['p50_error_ms']):>8} {fmt(f['p95_error_ms']):>8} "
-                f"{fmt(f['recorded']):>9} {fmt(f['ok']):>6}"
-            )
-    print()
-    for name, ms in starts.items():
-        print(f"startup: {name:<22} {ms:,.0f} ms")
+    print_table(rows)
     (HERE / "results.json").write_text(
-        json.dumps({"delay_ms": DELAY_MS, "startup_ms": starts, "rows": rows}, indent=2)
+        json.dumps({"delay_ms": DELAY_MS, "rows": rows}, indent=2) + "\n"
     )
     print(f"\nwritten to {HERE / 'results.json'}")
 
