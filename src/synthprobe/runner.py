@@ -62,11 +62,12 @@ class LoopMonitor:
         self.on_sample: Callable[[float], None] | None = None
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
+        # perf_counter, not loop.time(): uvloop's clock moves in whole milliseconds
+        clock = time.perf_counter
         while True:
-            due = loop.time() + self.INTERVAL
+            due = clock() + self.INTERVAL
             await asyncio.sleep(self.INTERVAL)
-            self.latest = max(0.0, loop.time() - due)
+            self.latest = max(0.0, clock() - due)
             self.samples.append(self.latest)
             if self.on_sample is not None:
                 self.on_sample(self.latest)
