@@ -113,3 +113,46 @@ def test_the_transport_reads_through_our_backend() -> None:
     assert transport(Network(), True, "http://127.0.0.1:1")._pool._network_backend is (
         netstream.BACKEND
     )
+
+
+def test_the_tcp_handshake_is_timed_by_the_kernel() -> None:
+    # the connect phase is the kernel's SYN -> SYN-ACK time: never more than what our
+    # own clock saw around the whole connect call
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+
+        async def connect() -> tuple[float | None, float]:
+            started = time.perf_counter()
+            stream = await netstream.BACKEND.connect_tcp("127.0.0.1", port)
+            wall = time.perf_counter() - started
+            assert isinstance(stream, netstream.PlainStream)
+            await stream.aclose()
+            return stream.raw.handshake_rtt, wall
+
+        rtt, wall = asyncio.run(connect())
+    assert rtt is not None and 0 < rtt <= wall
+
+
+def test_a_refused_connect_raises_as_httpcore_does() -> None:
+    import httpcore
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: refused
+        with pytest.raises(httpcore.ConnectError) as caught:
+            asyncio.run(netstream.BACKEND.connect_tcp("127.0.0.1", port))
+    assert isinstance(caught.value.__cause__, ConnectionRefusedError)
+
+
+def test_an_http_total_is_the_sum_of_its_phases(answered: tuple[int, threading.Event]) -> None:
+    # our own work between the steps (building the request, reading the headers) is not
+    # the server's time: a plain HTTP probe's total is its phases added up
+    port, _got = answered
+    [spec] = specs_from_yaml(f'probes:\n  - {{name: p, url: "http://127.0.0.1:{port}/"}}\n')
+    runner = Runner(concurrency=1, location="test", redactor=Redactor(frozenset()))
+    [result] = asyncio.run(runner.run([spec], lambda _r: None))
+    assert result.ok, result.error
+    phases = [v for k, v in result.timings_ms.items() if k != "total" and v is not None]
+    assert len(phases) >= 3  # connect, ttfb, transfer
+    assert result.timings_ms["total"] == pytest.approx(sum(phases), abs=0.01)
+    assert result.timings_ms["ttfb"] >= ANSWER_AFTER * 1000  # the server's own wait is in

@@ -73,13 +73,18 @@ class Timeline:
         self.details: dict[str, Any] = {}
         """Figures known even when the attempt then fails (a TCP reply so far): the
         runner records them under the prober's own."""
+        self.summed = False
+        """The attempt is one HTTP exchange (with its redirects): its total is the sum of
+        its steps, without our own work between them (set by the prober)."""
         self._since: float = self.started
+        self._last_end: float = self.started
 
-    def begin(self, step: AnyStep) -> None:
+    def begin(self, step: AnyStep, at: float | None = None) -> None:
+        """``step`` starts now, or ``at`` (perf_counter clock) when it follows on."""
         self.current = step
         if step is not Step.BODY:
             self.last_byte = None  # more work followed: the end is later
-        self._since = time.perf_counter()
+        self._since = time.perf_counter() if at is None else at
 
     def end(self, step: AnyStep, at: float | None = None) -> None:
         """``step`` completed, now or (``at``, perf_counter clock) when its last bytes
@@ -97,6 +102,7 @@ class Timeline:
         key = _key(step)
         end = time.perf_counter() if at is None else max(at, self._since)
         self.durations[key] = self.durations.get(key, 0.0) + (end - self._since)
+        self._last_end = end
 
     def _arrived(self) -> float:
         """When the last bytes read arrived: the kernel's receive time where the stream
@@ -114,7 +120,10 @@ class Timeline:
 
     @property
     def total(self) -> float:
-        """Start to the last byte of the final response (or to the end, if none came)."""
+        """Start to the last byte of the final response (or to the end, if none came);
+        for an exchange that completed, the sum of its steps (``summed``)."""
+        if self.summed and self.last_byte is not None:
+            return sum(self.durations.values())
         return (self.last_byte or self.ended or time.perf_counter()) - self.started
 
     async def trace(self, event: str, info: dict[str, Any]) -> None:
@@ -124,10 +133,20 @@ class Timeline:
         if step is None:
             return
         if state == "started":
-            self.begin(step)
+            # the wait starts as the request is sent, the body as its headers arrived:
+            # not when our loop got round to the next line
+            follows = step is Step.WAIT or step is Step.BODY
+            self.begin(step, self._last_end if follows else None)
         elif state == "complete":
-            # a response is timed by when it arrived, not by when the loop read it
-            at = self._arrived() if step is Step.WAIT or step is Step.BODY else None
+            # a response is timed by when it arrived, not by when the loop read it; a
+            # connection by the kernel's own handshake time
+            at: float | None = None
+            if step is Step.WAIT or step is Step.BODY or step is Step.TLS:
+                at = self._arrived()
+            elif step is Step.CONNECT:
+                rtt = getattr(getattr(info.get("return_value"), "raw", None), "handshake_rtt", None)
+                if rtt is not None:
+                    at = min(self._since + float(rtt), time.perf_counter())
             self.end(step, at)
             if step is Step.BODY:
                 self.last_byte = at

@@ -68,6 +68,8 @@ class _Socket:
                 pass
         self.last_arrival: float | None = None
         """``time.perf_counter()`` clock: when the kernel received the last bytes read."""
+        self.handshake_rtt = _handshake_rtt(sock)
+        """Seconds from SYN to SYN-ACK as the kernel timed them (None if unknown)."""
 
     async def recv(self, max_bytes: int) -> bytes:
         while True:
@@ -112,6 +114,28 @@ class _Socket:
             readable, _, _ = select.select([self.sock], [], [], 0)
             return bool(readable)
         return None
+
+
+_TCP_INFO = getattr(socket, "TCP_INFO", None)
+_RTT_AT, _RETRANS_AT = 68, 100
+"""Offsets in Linux's struct tcp_info of tcpi_rtt (microseconds) and tcpi_total_retrans."""
+
+
+def _handshake_rtt(sock: socket.socket) -> float | None:
+    """The connection's only RTT sample so far, taken by the kernel on the SYN-ACK: the
+    TCP handshake, free of our event loop's lateness. None when a SYN was retransmitted
+    (the sample is then not the handshake: Karn's rule) or the platform has no TCP_INFO."""
+    if _TCP_INFO is None:
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _RETRANS_AT + 4)
+    except OSError:
+        return None
+    if len(info) < _RETRANS_AT + 4:
+        return None
+    (rtt,) = struct.unpack_from("@I", info, _RTT_AT)
+    (retransmitted,) = struct.unpack_from("@I", info, _RETRANS_AT)
+    return rtt / 1e6 if rtt and not retransmitted else None
 
 
 def _arrival(ancillary: list[tuple[int, int, bytes]]) -> float:
