@@ -84,6 +84,9 @@ class Alerting:
         self.mask = redactor
         self.warn = warn
         self.timeout = timeout
+        self._terminated = False
+        """SIGTERM came during finish(): send nothing more."""
+        self._sending = False
         self._view = self.file.read() if self.file else StateData()
         self.urls: dict[str, str] = {}
         """target id -> URL, for every target the config names."""
@@ -128,6 +131,22 @@ class Alerting:
         """Update the state with the run's results; deliver what is pending."""
         if self.file is None:
             return Finished([], 0)
+        # SIGTERM from here on: a lease written just before it must still be handed back,
+        # so the handler is in place before the lease is taken, and only the sending
+        # itself is interrupted
+        previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        try:
+            return self._finish(results)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        self._terminated = True
+        if self._sending:
+            raise _Stop
+
+    def _finish(self, results: Sequence[ProbeResult]) -> Finished:
+        assert self.file is not None
         events: list[Event] = []
         leased: list[Pending] = []
         now = time.time()
@@ -197,13 +216,11 @@ class Alerting:
             for target in pending.targets:
                 by_target.setdefault(target, []).append(pending)
         delivered = 0
-
-        def stop(signum: int, frame: FrameType | None) -> None:
-            raise _Stop
-
-        previous = signal.signal(signal.SIGTERM, stop)
+        self._sending = True
         try:
             for target, batch in by_target.items():
+                if self._terminated:
+                    raise _Stop
                 url = self.urls[target]
                 lines = [self.mask.text(p.event.line(late=p.run_id != self.run_id)) for p in batch]
                 if self.settings.status_url:
@@ -221,5 +238,5 @@ class Alerting:
         except _Stop:
             self.warn("notify: stopped by SIGTERM; undelivered events stay pending")
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            self._sending = False
         return accepted, delivered
