@@ -156,3 +156,21 @@ def test_an_http_total_is_the_sum_of_its_phases(answered: tuple[int, threading.E
     assert len(phases) >= 3  # connect, ttfb, transfer
     assert result.timings_ms["total"] == pytest.approx(sum(phases), abs=0.01)
     assert result.timings_ms["ttfb"] >= ANSWER_AFTER * 1000  # the server's own wait is in
+
+
+def test_a_lookup_is_timed_by_the_thread_that_made_it() -> None:
+    # getaddrinfo runs in a thread; a loop busy when it finishes notices late, and the
+    # DNS phase must end when the answer came, not when the loop looked
+    from synthprobe.probers.base import system_resolver
+
+    async def main() -> tuple[list[str], float]:
+        lookup = asyncio.ensure_future(system_resolver("localhost", 80))
+        await asyncio.sleep(0)  # the lookup is handed to its thread
+        time.sleep(BLOCK)  # ...and answers while the loop is held
+        addresses = await lookup
+        return addresses, time.perf_counter()
+
+    addresses, noticed = asyncio.run(main())
+    assert addresses
+    resolved_at = getattr(addresses, "resolved_at", None)
+    assert resolved_at is not None and resolved_at < noticed - BLOCK / 2

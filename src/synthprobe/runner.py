@@ -28,7 +28,10 @@ loop from noticing responses that have already arrived, which then show as laten
 the server's. Spread starts instead (bench/fidelity.py measures the effect)."""
 LAG_GUARD = 0.010
 """Loop lag above which the pacer slows new starts down (a young-generation garbage
-collection alone can take 5 ms)."""
+collection alone can take 5 ms), when a run has probes our own loop clocks."""
+BUSY_GUARD = 0.100
+"""The same when every probe is timed by the kernel: lag no longer skews a timing, but
+deadlines, retries and signals still need a loop that answers."""
 RETRY_PAUSE = 0.2
 """Seconds between attempts: long enough to step past a blip, short enough for cron."""
 
@@ -85,25 +88,26 @@ class Pacer:
     """Spaces probe starts: at most ``rate`` a second, and slower while the loop lags.
 
     Starts are reserved one after another on a schedule (never a burst). Every loop-lag
-    sample (10 ms apart) adjusts the rate: cut by 20% while the loop runs late, raised by
-    10% of the maximum while it keeps up. Our own CPU then stays below the point where it would
-    delay responses that have already arrived; a run that asks for more than the machine
-    can serve gets slower, not wrong.
+    sample (10 ms apart) adjusts the rate: cut by 10% while the loop runs later than
+    ``guard``, raised by 5% of the maximum while it keeps up. Our own CPU then stays
+    below the point where it would delay what the loop clocks; a run that asks for more
+    than the machine can serve gets slower, not wrong.
     """
 
-    MIN_RATE = 20.0
+    MIN_RATE = 50.0
 
-    def __init__(self, rate: float, monitor: LoopMonitor) -> None:
+    def __init__(self, rate: float, monitor: LoopMonitor, guard: float = LAG_GUARD) -> None:
         self.max_rate = rate
         self.rate = rate
+        self.guard = guard
         self._next = 0.0
         monitor.on_sample = self.adapt
 
     def adapt(self, lag: float) -> None:
-        if lag > LAG_GUARD:
-            self.rate = max(self.MIN_RATE, self.rate * 0.8)
+        if lag > self.guard:
+            self.rate = max(self.MIN_RATE, self.rate * 0.9)
         else:
-            self.rate = min(self.max_rate, self.rate + self.max_rate * 0.1)
+            self.rate = min(self.max_rate, self.rate + self.max_rate * 0.05)
 
     async def turn(self) -> None:
         if self.max_rate <= 0:
@@ -114,6 +118,11 @@ class Pacer:
         self._next = start + 1.0 / self.rate
         if start > now:
             await asyncio.sleep(start - now)
+
+
+def kernel_timed(spec: ProbeSpec) -> bool:
+    """Whether a busy loop cannot skew the probe's timings (``KindInfo.kernel_timed``)."""
+    return KINDS[spec.kind].kernel_timed and spec.journey is None and spec.resolver is None
 
 
 @dataclass(slots=True)
@@ -161,7 +170,8 @@ class Runner:
         gc.freeze()
         results: dict[int, ProbeResult] = {}
         queue = iter(enumerate(specs))
-        pacer = Pacer(self.pace, self.monitor)
+        guard = BUSY_GUARD if all(kernel_timed(s) for s in specs) else LAG_GUARD
+        pacer = Pacer(self.pace, self.monitor, guard)
 
         async def worker() -> None:
             # a fixed pool of workers, not one task per probe: 10,000 probes must not

@@ -77,7 +77,8 @@ def render_table(results: list[ProbeResult], console: Console, title: str | None
         worst = max(r.details["loop_lag_ms"] for r in lagged)
         console.print(
             f"[yellow]note:[/] {len(lagged)} probe(s) ran while synthprobe itself was busy "
-            f"(event loop up to {worst:,.0f} ms late): their timings may be that much high. "
-            "Lower --concurrency, or spread probes over more runs.",
+            f"(event loop up to {worst:,.0f} ms late). Plain HTTP probes are timed by the "
+            "kernel and are not skewed by it; the timings of other kinds and of steps may "
+            "be that much high. Lower --concurrency, or spread probes over more runs.",
             highlight=False,
         )

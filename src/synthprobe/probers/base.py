@@ -9,6 +9,7 @@ import queue
 import socket
 import ssl
 import threading
+import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor, Future
@@ -109,13 +110,24 @@ DNS_THREADS = DaemonThreads(64)
 """Shared by every lookup of the process: sized for concurrency, never joined at exit."""
 
 
+class Addresses(list[str]):
+    """Addresses in the order to try, and when the lookup finished (perf_counter), as
+    the thread that made it saw it: a busy event loop notices later."""
+
+    resolved_at: float | None = None
+
+
 async def system_resolver(host: str, port: int) -> list[str]:
     """getaddrinfo in daemon threads; addresses de-duplicated, order kept."""
+
+    def lookup() -> tuple[list[Any], float]:
+        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        return infos, time.perf_counter()
+
     loop = asyncio.get_running_loop()
-    infos = await loop.run_in_executor(
-        DNS_THREADS, socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM
-    )
-    addresses: list[str] = []
+    infos, done = await loop.run_in_executor(DNS_THREADS, lookup)
+    addresses = Addresses()
+    addresses.resolved_at = done
     for _family, _type, _proto, _name, sockaddr in infos:
         ip = str(sockaddr[0])
         if ip not in addresses:

@@ -221,7 +221,7 @@ async def resolve(
         found = classify_exception(exc)
         assert found is not None
         raise ProbeFailure(found.reason, f"{host}: {found.error}") from exc
-    timeline.end(Step.DNS)
+    timeline.end(Step.DNS, getattr(addresses, "resolved_at", None))
     if not addresses:
         raise ProbeFailure(Reason.DNS_NO_ADDRESS, f"{host} has no address")
     return _family(addresses, host, ip_version)

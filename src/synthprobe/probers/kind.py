@@ -78,6 +78,10 @@ class KindInfo:
     """Takes ``steps``, ``capture`` and ``mask`` (a user's path after its own request)."""
     request_body: bool = False
     """Takes ``json:`` or ``body:`` for its own request."""
+    kernel_timed: bool = False
+    """A probe of this kind (without ``steps`` or its own ``resolver``) is one HTTP
+    exchange timed by the kernel's clocks (probers/netstream.py): a busy event loop does
+    not skew its timings, so the runner need not slow down for it."""
 
     def load_prober(self) -> Prober:
         module, _, cls = self.prober.partition(":")

@@ -11,11 +11,13 @@ KINDS = (
         prober="synthprobe.probers.http.prober:HttpProber",
         journeys=True,
         request_body=True,
+        kernel_timed=True,
     ),
     KindInfo(
         name="feed",
         prober="synthprobe.probers.http.prober:HttpProber",
         journeys=True,
         request_body=True,
+        kernel_timed=True,
     ),
 )
