@@ -4,6 +4,7 @@ streams, signals and overlapping runs."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -237,9 +238,24 @@ def test_probe_output_env_var(mixed_config: str, tmp_path: Path) -> None:
     assert not (tmp_path / "probe-results.jsonl").exists()
 
 
+def _processes_running(needle: str) -> list[int]:
+    """Processes whose command line contains ``needle`` (a test's own config path)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if needle.encode() in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("workers", ["1", "3"], ids=["one-process", "three-workers"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_stops_promptly_and_keeps_finished_lines(
-    sig: signal.Signals, tmp_path: Path, platform: DemoPlatform
+    sig: signal.Signals, workers: str, tmp_path: Path, platform: DemoPlatform
 ) -> None:
     fast = [f'  - {{name: fast-{i}, url: "{platform.base_url}/v1/feed"}}' for i in range(5)]
     slow = [
@@ -250,7 +266,7 @@ def test_signal_stops_promptly_and_keeps_finished_lines(
     path = write(tmp_path, "probes:\n" + "\n".join(fast + slow))
     out = tmp_path / "r.jsonl"
     proc = subprocess.Popen(
-        probe_cmd("run", path, "-o", str(out)),
+        probe_cmd("run", path, "-o", str(out), "--workers", workers),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -270,6 +286,37 @@ def test_signal_stops_promptly_and_keeps_finished_lines(
     lines = out.read_bytes().splitlines()
     assert sorted(json.loads(line)["probe"] for line in lines) == [f"fast-{i}" for i in range(5)]
     assert "fast-0" in stdout  # the partial table
+    assert _processes_running(str(path)) == []  # no worker left behind
+
+
+def test_a_killed_worker_is_an_error_not_a_gap(tmp_path: Path, platform: DemoPlatform) -> None:
+    slow = [
+        f'  - {{name: slow-{i}, url: "{platform.base_url}/fault/slow?delay=1", timeout: 25s}}'
+        for i in range(6)
+    ]
+    path = write(tmp_path, "probes:\n" + "\n".join(slow))
+    out = tmp_path / "r.jsonl"
+    proc = subprocess.Popen(
+        probe_cmd("run", path, "-o", str(out), "--workers", "2", "--format", "quiet"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    children: list[int] = []
+    for _ in range(400):  # bounded: the workers are up within seconds
+        children = [p for p in _processes_running(str(path)) if p != proc.pid]
+        if len(children) == 2:
+            break
+        time.sleep(0.01)
+    assert len(children) == 2, children
+    os.kill(children[0], signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "Traceback" not in stderr
+    assert "1 of 2 worker processes failed" in stderr
+    # the other worker's results are whole lines in the file
+    for line in out.read_bytes().splitlines():
+        assert json.loads(line)["probe"].startswith("slow-")
 
 
 def test_overlapping_runs_append_whole_lines(tmp_path: Path, platform: DemoPlatform) -> None:
@@ -411,11 +458,12 @@ def test_loading_configs_imports_no_prober_and_no_network_stack() -> None:
     assert heavy == []  # ...but nothing that probes
 
 
+@pytest.mark.parametrize("workers", ["1", "3"], ids=["one-process", "three-workers"])
 def test_2000_probes_under_load_all_recorded_and_classified(
-    tmp_path: Path, platform: DemoPlatform, refused_url: str
+    tmp_path: Path, platform: DemoPlatform, refused_url: str, workers: str
 ) -> None:
     """Correctness under load (no timing thresholds): every result written once, whole,
-    and labelled right."""
+    and labelled right; with worker processes too, and the state still kept."""
     expected = {"ok": None, "bad": "server.status", "gone": "network.refused"}
     lines = []
     for i in range(2000):
@@ -428,7 +476,19 @@ def test_2000_probes_under_load_all_recorded_and_classified(
         lines.append(f'  - {{name: {kind}-{i}, url: "{url}", timeout: 20s}}')
     config = write(tmp_path, "probes:\n" + "\n".join(lines))
     out = tmp_path / "r.jsonl"
-    result = probe("run", config, "-o", str(out), "-c", "200", "--format", "quiet", timeout=300)
+    result = probe(
+        "run",
+        config,
+        "-o",
+        str(out),
+        "-c",
+        "200",
+        "--format",
+        "quiet",
+        "--workers",
+        workers,
+        timeout=300,
+    )
     assert result.returncode == 1, result.stderr
     records = [json.loads(line) for line in out.read_bytes().splitlines()]
     assert len(records) == 2000
@@ -440,6 +500,9 @@ def test_2000_probes_under_load_all_recorded_and_classified(
     ]
     assert wrong == []
     assert all("loop_lag_ms" in r["details"] for r in records)
+    assert len({r["run_id"] for r in records}) == 1  # one run, however many processes
+    state = json.loads((tmp_path / "r.state.json").read_text())
+    assert len(state["probes"]) == 2000
 
 
 @pytest.mark.parametrize(

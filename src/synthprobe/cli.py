@@ -209,6 +209,17 @@ def run(
             help="This whole run is maintenance: results count neither up nor down.",
         ),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            metavar="N",
+            min=1,
+            max=64,
+            help="Probe in N processes, one event loop each (for runs larger than one "
+            "core can serve). Default 1.",
+        ),
+    ] = 1,
 ) -> None:
     """Run the probes, append JSON lines, print a summary."""
     from synthprobe.app.run import RunOptions, run_command
@@ -223,6 +234,7 @@ def run(
         junit=junit,
         prom=prom,
         env_proxy=False if ignore_env_proxy else None,
+        workers=workers,
         timeout=_duration(timeout),
         retries=retries,
         state=state,

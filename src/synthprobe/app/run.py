@@ -7,7 +7,7 @@ import dataclasses
 import json
 import os
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, assert_never
 
@@ -43,6 +43,7 @@ class RunOptions:
     state: str | None = None
     no_state: bool = False
     maintenance: bool = False
+    workers: int = 1
 
     def settings_layer(self) -> dict[str, Any]:
         """The options that are settings, for ``Settings.layered`` (None: not given)."""
@@ -133,10 +134,28 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
         writer.write(result)
         finished.append(result)
 
+    def probing() -> Awaitable[Any]:
+        if opts.workers <= 1 or len(runnable) <= 1:
+            return runner.run(runnable, record)
+        from synthprobe.workers import run_in_workers
+
+        def child(shard: Sequence[ProbeSpec], share: int, send: Callable[..., None]) -> None:
+            mine = Runner(
+                concurrency=share,
+                location=location,
+                redactor=redactor,
+                network=Network(proxies=env_proxies() if settings.env_proxy else None),
+                run_id=runner.run_id,
+            )
+            with asyncio.Runner(loop_factory=event_loop_factory()) as worker_loop:
+                worker_loop.run(_run_interruptible(lambda: mine.run(shard, send)))
+
+        return run_in_workers(runnable, opts.workers, settings.concurrency, child, record)
+
     verdict: vantage.Verdict | None = None
     try:
         with asyncio.Runner(loop_factory=event_loop_factory()) as loop_runner:
-            interrupted = loop_runner.run(_run_interruptible(runner, runnable, record))
+            interrupted = loop_runner.run(_run_interruptible(probing))
             if held and not interrupted:
                 verdict = loop_runner.run(_check_controls(runner, settings.controls))
         for result in held:
@@ -194,7 +213,7 @@ async def _check_controls(runner: Any, controls: Sequence[str]) -> vantage.Verdi
     return vantage.judge(results)
 
 
-async def _run_interruptible(runner: Any, specs: list[ProbeSpec], record: Any) -> str | None:
+async def _run_interruptible(probing: Callable[[], Awaitable[Any]]) -> str | None:
     """Run; on SIGINT or SIGTERM cancel what is in flight and return the signal's name."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
@@ -208,7 +227,7 @@ async def _run_interruptible(runner: Any, specs: list[ProbeSpec], record: Any) -
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop, sig)
     try:
-        await runner.run(specs, record)
+        await probing()
     except asyncio.CancelledError:
         if not caught:
             raise

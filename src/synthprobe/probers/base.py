@@ -105,9 +105,16 @@ class DaemonThreads(Executor):
         for _ in range(threads):
             self._queue.put(None)
 
+    def forget_threads(self) -> None:
+        """After fork: the parent's threads do not exist in the child."""
+        self._queue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = self._idle = 0
+
 
 DNS_THREADS = DaemonThreads(64)
 """Shared by every lookup of the process: sized for concurrency, never joined at exit."""
+os.register_at_fork(after_in_child=DNS_THREADS.forget_threads)
 
 
 class Addresses(list[str]):
