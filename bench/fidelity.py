@@ -2,6 +2,7 @@
 
     python bench/fidelity.py            # every scenario below
     python bench/fidelity.py --quick    # 1000 probes / 100 in flight, calm and busy
+    python bench/fidelity.py --no-scale --one-process   # what an older release can run
 
 A delay server (bench/delay_server.py, its own process) answers every request after
 DELAY_MS. The same URLs are fetched, with the same concurrency, by
@@ -23,6 +24,7 @@ timings depend on the machine.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -56,14 +58,16 @@ class Scenario:
     concurrency: int
     busy: bool = False
     blackbox: bool = True
+    workers: tuple[int, ...] = (1,)
+    """synthprobe's --workers values to run (1: the default, one process)."""
 
 
 SCENARIOS = [
     Scenario("small run", 5, 5),
     Scenario("calm", 1000, 100),
     Scenario("busy CPU beside", 1000, 100, busy=True),
-    Scenario("calm", 10_000, 1000),
-    Scenario("scale", 100_000, 1000, blackbox=False),
+    Scenario("calm", 10_000, 1000, workers=(1, 2)),
+    Scenario("scale", 100_000, 1000, blackbox=False, workers=(1, 2)),
 ]
 QUICK = [Scenario("calm", 1000, 100), Scenario("busy CPU beside", 1000, 100, busy=True)]
 
@@ -115,7 +119,7 @@ def errors_summary(latencies_ms: list[float], n: int, cpu_s: float) -> dict[str,
     }
 
 
-def bench_probe(urls: list[str], concurrency: int, tmp: Path) -> dict[str, Any]:
+def bench_probe(urls: list[str], concurrency: int, tmp: Path, workers: int = 1) -> dict[str, Any]:
     config = tmp / "bench.yaml"
     config.write_text(
         "version: 1\ndefaults: {timeout: 60s, expect: {status: [200]}}\nprobes:\n"
@@ -123,9 +127,11 @@ def bench_probe(urls: list[str], concurrency: int, tmp: Path) -> dict[str, Any]:
     )
     out = tmp / "results.jsonl"
     out.unlink(missing_ok=True)
-    figures = run_measured(
-        probe_cmd("run", str(config), "-o", str(out), "-c", str(concurrency), "--format", "quiet")
-    )
+    args = ["run", str(config), "-o", str(out), "-c", str(concurrency), "--format", "quiet"]
+    if workers > 1:
+        args += ["--workers", str(workers)]
+    # RUSAGE_CHILDREN counts worker processes too, once they are reaped by the parent
+    figures = run_measured(probe_cmd(*args))
     records = [json.loads(line) for line in out.read_text().splitlines()]
     ok = [r["timings_ms"]["total"] for r in records if r["ok"]]
     lags = [r["details"].get("loop_lag_ms", 0.0) for r in records]
@@ -306,6 +312,10 @@ def main() -> None:
             file=sys.stderr,
         )
     scenarios = QUICK if "--quick" in sys.argv else SCENARIOS
+    if "--no-scale" in sys.argv:
+        scenarios = [s for s in scenarios if s.n < 100_000]
+    if "--one-process" in sys.argv:
+        scenarios = [dataclasses.replace(s, workers=(1,)) for s in scenarios]
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, str(HERE / "delay_server.py"), str(port), str(DELAY_MS)],
@@ -321,7 +331,9 @@ def main() -> None:
                 urls = [f"http://127.0.0.1:{port}/item?i={i}" for i in range(s.n)]
                 tools: dict[str, Any] = {}
                 with busy_cpu(s.busy):
-                    tools["synthprobe"] = bench_probe(urls, s.concurrency, tmp)
+                    for w in s.workers:
+                        name = "synthprobe" if w == 1 else f"synthp. -w{w}"
+                        tools[name] = bench_probe(urls, s.concurrency, tmp, w)
                     tools["curl"] = bench_curl(urls, s.concurrency, tmp)
                     if BLACKBOX is not None and s.blackbox:
                         # a fresh exporter per scenario: its CPU and peak are this one's

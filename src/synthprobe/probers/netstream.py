@@ -68,6 +68,7 @@ class _Socket:
                 pass
         self.last_arrival: float | None = None
         """``time.perf_counter()`` clock: when the kernel received the last bytes read."""
+        self._watched: tuple[asyncio.AbstractEventLoop, int, asyncio.Future[None]] | None = None
         self.handshake_rtt = _handshake_rtt(sock)
         """Seconds from SYN to SYN-ACK as the kernel timed them (None if unknown)."""
 
@@ -90,15 +91,25 @@ class _Socket:
         future = loop.create_future()
         fd = self.sock.fileno()
         loop.add_reader(fd, _wake, future)
+        self._watched = (loop, fd, future)
         try:
             await future
         finally:
+            self._unwatch()
+
+    def _unwatch(self) -> None:
+        # before the socket closes: a closed descriptor's number is soon another socket's
+        if self._watched is not None:
+            loop, fd, future = self._watched
+            self._watched = None
             loop.remove_reader(fd)
+            _wake(future)  # a reader waiting on it finds the socket closed (EBADF)
 
     async def send(self, data: bytes) -> None:
         await asyncio.get_running_loop().sock_sendall(self.sock, data)
 
     def close(self) -> None:
+        self._unwatch()
         self.sock.close()
 
     def extra(self, info: str) -> Any:
