@@ -179,13 +179,21 @@ class Timeline:
             if Step.SEND_BODY in d
             else (Step.SEND, Step.WAIT)
         )
-        return {
+        phases = {
             Phase.DNS.value: ms(Step.DNS),
             Phase.CONNECT.value: ms(Step.CONNECT),
             Phase.TLS.value: ms(Step.TLS),
             Phase.TTFB.value: ms(*send),
             Phase.TRANSFER.value: ms(Step.BODY),
-            Phase.TOTAL.value: round(self.total * 1000, 3),
+        }
+        if self.summed and self.last_byte is not None:
+            # the phases as written add up to the total as written
+            total = round(sum(v for v in phases.values() if v is not None), 3)
+        else:
+            total = round(self.total * 1000, 3)
+        return {
+            **phases,
+            Phase.TOTAL.value: total,
         }
 
 
