@@ -90,14 +90,36 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def vm_rss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def run_measured(command: list[str], stdout: Any = subprocess.DEVNULL) -> dict[str, Any]:
-    """Wall, CPU (user+sys) and peak RSS of one child process."""
+    """Wall, CPU (user+sys) and peak RSS of one child process; with worker processes
+    (``--workers``), the largest sum of their RSS and the parent's seen while sampling
+    (pages the workers share with the parent after fork count twice: an upper bound)."""
     before = children_cpu()
     started = time.perf_counter()
     proc = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE)
     peak = 0
     while proc.poll() is None:
-        peak = max(peak, vm_hwm_kib(proc.pid))
+        workers = children(proc.pid)
+        own = vm_hwm_kib(proc.pid)
+        peak = max(peak, own + sum(vm_rss_kib(w) for w in workers) if workers else own)
         time.sleep(0.01)
     return {
         "wall_s": time.perf_counter() - started,

@@ -113,11 +113,11 @@ class Pacer:
         if self.max_rate <= 0:
             return
         loop = asyncio.get_running_loop()
-        now = loop.time()
-        start = max(now, self._next)
-        self._next = start + 1.0 / self.rate
-        if start > now:
-            await asyncio.sleep(start - now)
+        # the next start is spaced from the last *actual* start: workers woken together
+        # after a busy spell take turns again instead of starting in a burst
+        while (wait := self._next - loop.time()) > 0:
+            await asyncio.sleep(wait)
+        self._next = loop.time() + 1.0 / self.rate
 
 
 def kernel_timed(spec: ProbeSpec) -> bool:

@@ -204,6 +204,8 @@ class Network:
         import httpcore._backends.anyio
         import httpx
 
+        if tls:
+            "localhost".encode("idna")  # ssl encodes SNI names with it: a lazy codec import
         if any(offers_h2(s) for s in tls):
             import h2.connection  # noqa: F401
             import httpcore._async.http2  # noqa: F401
