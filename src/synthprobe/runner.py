@@ -101,6 +101,7 @@ class Pacer:
         self.rate = rate
         self.guard = guard
         self._next = 0.0
+        self._turns = asyncio.Lock()
         monitor.on_sample = self.adapt
 
     def adapt(self, lag: float) -> None:
@@ -113,11 +114,14 @@ class Pacer:
         if self.max_rate <= 0:
             return
         loop = asyncio.get_running_loop()
-        # the next start is spaced from the last *actual* start: workers woken together
-        # after a busy spell take turns again instead of starting in a burst
-        while (wait := self._next - loop.time()) > 0:
-            await asyncio.sleep(wait)
-        self._next = loop.time() + 1.0 / self.rate
+        # one worker at a time waits for the clock, the others queue on the lock: the
+        # next start is spaced from the last *actual* one, so workers do not start in a
+        # burst after a busy spell, and each start wakes one worker, not all of them
+        async with self._turns:
+            wait = self._next - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._next = loop.time() + 1.0 / self.rate
 
 
 def kernel_timed(spec: ProbeSpec) -> bool:
