@@ -545,3 +545,24 @@ probes:
     assert [s["name"] for s in p["journey"]["steps"]] == ["feed"]
     assert p["journey"]["steps"][0]["headers"]["Authorization"] == "***"
     assert "hunter2-list" not in done.stdout and "***" in p["json"]
+
+
+def test_workers_without_fork_are_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Windows has no fork: say so as the user's error, not with a traceback
+    import asyncio
+
+    from synthprobe import workers
+    from synthprobe.errors import UsageError
+
+    from .conftest import specs_from_yaml
+
+    def no_fork(method: str | None = None) -> None:
+        raise ValueError(f"cannot find context for {method!r}")
+
+    monkeypatch.setattr(workers.multiprocessing, "get_context", no_fork)
+    specs = specs_from_yaml(
+        "probes:\n  - {name: a, url: http://127.0.0.1:1/}\n"
+        "  - {name: b, url: http://127.0.0.1:1/}\n"
+    )
+    with pytest.raises(UsageError, match="fork"):
+        asyncio.run(workers.run_in_workers(specs, 2, 10, lambda *_: None, lambda _r: None))

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
-from synthprobe.errors import SynthprobeError
+from synthprobe.errors import SynthprobeError, UsageError
 from synthprobe.models import ProbeResult, ProbeSpec
 
 Child = Callable[[Sequence[ProbeSpec], int, Callable[[ProbeResult], None]], None]
@@ -63,7 +63,13 @@ async def run_in_workers(
 ) -> None:
     """Run ``specs`` in ``workers`` processes; ``on_result`` (in this process) for each
     result as it arrives. Cancelling stops the workers and keeps what they sent."""
-    context = multiprocessing.get_context("fork")
+    try:
+        context = multiprocessing.get_context("fork")
+    except ValueError:  # Windows: no fork
+        raise UsageError(
+            "--workers needs fork(), which this platform does not have",
+            hint="run with --workers 1 (the default)",
+        ) from None
     parts = shards(specs, workers)
     share = max(1, -(-concurrency // len(parts)))  # ceil: N workers, c in flight in all
     running: list[tuple[Any, Connection]] = []
