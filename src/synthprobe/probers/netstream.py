@@ -188,25 +188,36 @@ class _Ended(Exception):
 
 
 class PlainStream(httpcore.AsyncNetworkStream):
+    """A connection as httpcore sees it. The error mapping lives here once; ``TlsStream``
+    only changes how bytes go in and out."""
+
     def __init__(self, raw: _Socket) -> None:
         self.raw = raw
 
+    async def _recv(self, max_bytes: int) -> bytes:
+        return await self.raw.recv(max_bytes)
+
+    async def _send(self, data: bytes) -> None:
+        await self.raw.send(data)
+
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         try:
-            return await _within(self.raw.recv(max_bytes), timeout)
+            return await _within(self._recv(max_bytes), timeout)
+        except _Ended:
+            return b""  # TLS ended without close_notify: an end of stream, as anyio says
         except TimeoutError as exc:
             raise httpcore.ReadTimeout(str(exc)) from exc
-        except OSError as exc:
+        except (_Broken, OSError) as exc:
             raise httpcore.ReadError(str(exc)) from exc
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
             return
         try:
-            await _within(self.raw.send(buffer), timeout)
+            await _within(self._send(buffer), timeout)
         except TimeoutError as exc:
             raise httpcore.WriteTimeout(str(exc)) from exc
-        except OSError as exc:
+        except (_Broken, _Ended, OSError) as exc:
             raise httpcore.WriteError(str(exc)) from exc
 
     async def aclose(self) -> None:
@@ -218,6 +229,8 @@ class PlainStream(httpcore.AsyncNetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.AsyncNetworkStream:
+        if isinstance(self, TlsStream):
+            raise NotImplementedError("TLS inside TLS (an https proxy) is not supported")
         stream = TlsStream(self.raw, ssl_context, server_hostname)
         try:
             await _within(stream.handshake(), timeout)
@@ -236,16 +249,23 @@ class PlainStream(httpcore.AsyncNetworkStream):
         return self.raw.extra(info)
 
 
-class TlsStream(httpcore.AsyncNetworkStream):
+class TlsStream(PlainStream):
     """TLS over the same socket with memory BIOs, as asyncio and anyio do it."""
 
     def __init__(self, raw: _Socket, context: ssl.SSLContext, hostname: str | None) -> None:
-        self.raw = raw
+        super().__init__(raw)
         self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
         self.ssl_object = context.wrap_bio(self._in, self._out, server_hostname=hostname)
 
     async def handshake(self) -> None:
         await self._call(self.ssl_object.do_handshake)
+
+    async def _recv(self, max_bytes: int) -> bytes:
+        data: bytes = await self._call(self.ssl_object.read, max_bytes)
+        return data
+
+    async def _send(self, data: bytes) -> None:
+        await self._call(self.ssl_object.write, data)
 
     async def _flush(self) -> None:
         pending = self._out.read()
@@ -279,38 +299,6 @@ class TlsStream(httpcore.AsyncNetworkStream):
             else:
                 await self._flush()
                 return result
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        try:
-            data: bytes = await _within(self._call(self.ssl_object.read, max_bytes), timeout)
-        except _Ended:
-            return b""
-        except TimeoutError as exc:
-            raise httpcore.ReadTimeout(str(exc)) from exc
-        except (_Broken, OSError) as exc:
-            raise httpcore.ReadError(str(exc)) from exc
-        return data
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        if not buffer:
-            return
-        try:
-            await _within(self._call(self.ssl_object.write, buffer), timeout)
-        except TimeoutError as exc:
-            raise httpcore.WriteTimeout(str(exc)) from exc
-        except (_Broken, _Ended, OSError) as exc:
-            raise httpcore.WriteError(str(exc)) from exc
-
-    async def aclose(self) -> None:
-        self.raw.close()
-
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise NotImplementedError("TLS inside TLS (an https proxy) is not supported")
 
     def get_extra_info(self, info: str) -> Any:
         if info == "ssl_object":
