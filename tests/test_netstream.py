@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +24,7 @@ from synthprobe.probers import netstream
 from synthprobe.redact import Redactor
 from synthprobe.runner import LoopMonitor, Runner
 
-from .conftest import specs_from_yaml
+from .conftest import probe_once, specs_from_yaml
 from .sockets import accepting
 
 BLOCK = 0.6
@@ -174,3 +175,57 @@ def test_a_lookup_is_timed_by_the_thread_that_made_it() -> None:
     assert addresses
     resolved_at = getattr(addresses, "resolved_at", None)
     assert resolved_at is not None and resolved_at < noticed - BLOCK / 2
+
+
+def _close_at_once(conn: socket.socket) -> None:
+    conn.close()
+
+
+def _reset_after_hello(conn: socket.socket) -> None:
+    conn.recv(16)  # part of the ClientHello: closing with unread bytes sends an RST
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("handle", "reason", "words"),
+    [
+        pytest.param(
+            _close_at_once, "network.tls", "closed the connection mid-handshake", id="fin"
+        ),
+        pytest.param(_reset_after_hello, "network.reset", "reset by peer", id="rst"),
+    ],
+)
+def test_a_tls_handshake_cut_by_the_server_says_how(
+    handle: Callable[[socket.socket], None], reason: str, words: str
+) -> None:
+    # the reset is read while OpenSSL waits for bytes: it must not come out as the TLS
+    # error "The operation did not complete (read)", as it did through anyio
+    with accepting(handle) as port:
+        result = probe_once(f"https://localhost:{port}/", timeout="2s")
+    assert (result.reason, result.timings_ms["connect"] is not None) == (reason, True)
+    assert words in (result.error or ""), result.error
+
+
+def test_a_socket_closed_while_a_read_waits_ends_that_read() -> None:
+    # httpx-ws reads in a task of its own; closing the stream from another must end that
+    # read (and let go of the descriptor before its number is reused), not leave it
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+
+        async def main() -> BaseException | None:
+            stream = await netstream.BACKEND.connect_tcp("127.0.0.1", port)
+            reading = asyncio.ensure_future(stream.read(100))
+            await asyncio.sleep(0.05)  # the read now waits: the server sends nothing
+            await stream.aclose()
+            try:
+                async with asyncio.timeout(5):
+                    await reading
+            except Exception as exc:
+                return exc
+            return None
+
+        raised = asyncio.run(main())
+    import httpcore
+
+    assert isinstance(raised, httpcore.ReadError), raised

@@ -237,7 +237,14 @@ class PlainStream(httpcore.AsyncNetworkStream):
         except TimeoutError as exc:
             self.raw.close()
             raise httpcore.ConnectTimeout(str(exc)) from exc
-        except (_Broken, _Ended, ssl.SSLError) as exc:
+        except _Ended:
+            self.raw.close()
+            # said as a TLS failure, in words (OpenSSL's is UNEXPECTED_EOF_WHILE_READING)
+            closed = ssl.SSLEOFError(
+                ssl.SSL_ERROR_EOF, "the server closed the connection mid-handshake"
+            )
+            raise httpcore.ConnectError(str(closed)) from closed
+        except (_Broken, ssl.SSLError) as exc:
             self.raw.close()
             raise httpcore.ConnectError(str(exc)) from exc
         except BaseException:
@@ -277,19 +284,10 @@ class TlsStream(PlainStream):
             try:
                 result = fn(*args)
             except ssl.SSLWantReadError:
-                try:
-                    await self._flush()
-                    data = await self.raw.recv(_CHUNK)
-                except OSError as exc:
-                    self._in.write_eof()
-                    self._out.write_eof()
-                    raise _Broken(str(exc)) from exc
-                if data:
-                    self._in.write(data)
-                else:
-                    self._in.write_eof()
+                pass  # read below, outside this handler: a reset must not look like TLS
             except ssl.SSLWantWriteError:
                 await self._flush()
+                continue
             except ssl.SSLSyscallError as exc:
                 raise _Broken(str(exc)) from exc
             except ssl.SSLError as exc:
@@ -299,6 +297,17 @@ class TlsStream(PlainStream):
             else:
                 await self._flush()
                 return result
+            try:
+                await self._flush()
+                data = await self.raw.recv(_CHUNK)
+            except OSError as exc:
+                self._in.write_eof()
+                self._out.write_eof()
+                raise _Broken(str(exc)) from exc
+            if data:
+                self._in.write(data)
+            else:
+                self._in.write_eof()
 
     def get_extra_info(self, info: str) -> Any:
         if info == "ssl_object":
