@@ -28,7 +28,6 @@ import dataclasses
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,7 +43,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from tests.commands import probe_cmd  # noqa: E402
-from tests.procwatch import vm_hwm_kib  # noqa: E402  (one reader of /proc for tests and bench)
+from tests.procwatch import vm_hwm_kib, vm_kib  # noqa: E402  (one /proc reader)
+from tests.realprograms import free_port  # noqa: E402
 
 DELAY_MS = 200.0
 BLACKBOX = shutil.which("prometheus-blackbox-exporter") or shutil.which("blackbox_exporter")
@@ -90,17 +90,6 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def vm_rss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def children(pid: int) -> list[int]:
     try:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -119,7 +108,7 @@ def run_measured(command: list[str], stdout: Any = subprocess.DEVNULL) -> dict[s
     while proc.poll() is None:
         workers = children(proc.pid)
         own = vm_hwm_kib(proc.pid)
-        peak = max(peak, own + sum(vm_rss_kib(w) for w in workers) if workers else own)
+        peak = max(peak, own + sum(vm_kib(w, "VmRSS") for w in workers) if workers else own)
         time.sleep(0.01)
     return {
         "wall_s": time.perf_counter() - started,
@@ -208,12 +197,6 @@ modules:
       preferred_ip_protocol: ip4
       ip_protocol_fallback: false
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

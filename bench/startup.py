@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,21 +23,16 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+from synthprobe.demo import refused_port  # noqa: E402
 from tests.commands import probe_cmd  # noqa: E402
 
 TARGET = 1.5
 """Issue 14: each command within 1.5x of the baseline."""
 
 
-def refused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])  # closed again: nothing listens there
-
-
-def commands(tmp: Path) -> dict[str, list[str]]:
+def commands(tmp: Path, port: int) -> dict[str, list[str]]:
     one = tmp / "one.yaml"
-    one.write_text(f'probes:\n  - {{name: one, url: "http://127.0.0.1:{refused_port()}/"}}\n')
+    one.write_text(f'probes:\n  - {{name: one, url: "http://127.0.0.1:{port}/"}}\n')
     out = str(tmp / "results.jsonl")
     return {
         'python -c "import httpx, asyncio"': [sys.executable, "-c", "import httpx, asyncio"],
@@ -63,8 +57,9 @@ def measure(cmds: dict[str, list[str]], runs: int) -> dict[str, float]:
 
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 21
-    with tempfile.TemporaryDirectory() as tmp:
-        medians = measure(commands(Path(tmp)), runs)
+    held, port = refused_port()  # bound, never listening: refused while we hold it
+    with held, tempfile.TemporaryDirectory() as tmp:
+        medians = measure(commands(Path(tmp), port), runs)
     baseline = next(iter(medians.values()))
     print(f"median of {runs} runs each, interleaved; target: within {TARGET}x of the first\n")
     print(f"{'command':<36} {'ms':>7} {'x baseline':>11}")

@@ -16,15 +16,20 @@ from typing import Any
 from .commands import probe_cmd
 
 
-def vm_hwm_kib(pid: int) -> int:
+def vm_kib(pid: int, field: str) -> int:
+    """A memory field of /proc/PID/status (``VmHWM``, ``VmRSS``) in KiB; 0 once gone."""
     try:
         with open(f"/proc/{pid}/status") as status:
             for line in status:
-                if line.startswith("VmHWM:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def vm_hwm_kib(pid: int) -> int:
+    return vm_kib(pid, "VmHWM")
 
 
 def wait_watching_peak(
