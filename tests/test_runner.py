@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 import respx
 
 from synthprobe.models import Failure
 from synthprobe.probers.base import Network
 from synthprobe.redact import Redactor
-from synthprobe.runner import Runner, new_run_id
+from synthprobe.runner import Runner, kernel_timed, new_run_id
 from synthprobe.units import format_utc
 
 from .conftest import run_specs, specs_from_yaml
@@ -125,3 +126,27 @@ def test_format_utc() -> None:
     assert format_utc(0.1234) == "1970-01-01T00:00:00.123Z"
     assert format_utc(0.1234, always_ms=False) == "1970-01-01T00:00:00.123Z"
     assert format_utc(60.0, always_ms=False) == "1970-01-01T00:01:00Z"
+
+
+@pytest.mark.parametrize(
+    ("probe", "expected"),
+    [
+        pytest.param('{name: p, url: "http://127.0.0.1:1/"}', True, id="http"),
+        pytest.param('{name: p, kind: feed, url: "http://127.0.0.1:1/"}', True, id="feed"),
+        pytest.param(
+            '{name: p, url: "http://127.0.0.1:1/", resolver: "127.0.0.1:53"}',
+            False,
+            id="own-resolver",
+        ),
+        pytest.param(
+            '{name: p, url: "http://127.0.0.1:1/", steps: [{name: s, url: "http://127.0.0.1:1/"}]}',
+            False,
+            id="journey",
+        ),
+        pytest.param('{name: p, kind: tcp, url: "tcp://127.0.0.1:1"}', False, id="tcp"),
+    ],
+)
+def test_which_probes_the_kernel_times(probe: str, expected: bool) -> None:
+    # one decision for both the pacer's guard and whether a total is the sum of its steps
+    [spec] = specs_from_yaml(f"probes:\n  - {probe}\n")
+    assert kernel_timed(spec) is expected

@@ -74,8 +74,8 @@ class Timeline:
         """Figures known even when the attempt then fails (a TCP reply so far): the
         runner records them under the prober's own."""
         self.summed = False
-        """The attempt is one HTTP exchange (with its redirects): its total is the sum of
-        its steps, without our own work between them (set by the prober)."""
+        """The attempt is one HTTP exchange timed by the kernel (``runner.kernel_timed``):
+        its total is the sum of its steps, without our own work between them."""
         self._since: float = self.started
         self._last_end: float = self.started
 

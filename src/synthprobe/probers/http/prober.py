@@ -25,7 +25,6 @@ class HttpProber:
         )
         request = Request(spec.method, spec.url, spec.headers, body, kind)
         if spec.journey is None:
-            timeline.summed = True  # one exchange: its total is its steps
             result = await fetch(spec, request, timeline, net)
             return ProbeOutcome(
                 result.observation, result.bytes_in, result.bytes_out, result.details
