@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from synthprobe.models import Phase
+from synthprobe.probers.netstream import ARRIVAL, HANDSHAKE_RTT
 from synthprobe.steps import KindStep, Step
 
 AnyStep = Step | KindStep
@@ -108,8 +109,7 @@ class Timeline:
         """When the last bytes read arrived: the kernel's receive time where the stream
         has one (probers/netstream.py), else now."""
         now = time.perf_counter()
-        # duck-typed: this module stays free of the network stack
-        arrival = getattr(getattr(self.stream, "raw", None), "last_arrival", None)
+        arrival = _extra(self.stream, ARRIVAL)
         return now if arrival is None else min(float(arrival), now)
 
     def stop(self) -> float:
@@ -144,7 +144,7 @@ class Timeline:
             if step is Step.WAIT or step is Step.BODY or step is Step.TLS:
                 at = self._arrived()
             elif step is Step.CONNECT:
-                rtt = getattr(getattr(info.get("return_value"), "raw", None), "handshake_rtt", None)
+                rtt = _extra(info.get("return_value"), HANDSHAKE_RTT)
                 if rtt is not None:
                     at = min(self._since + float(rtt), time.perf_counter())
             self.end(step, at)
@@ -195,6 +195,12 @@ class Timeline:
             **phases,
             Phase.TOTAL.value: total,
         }
+
+
+def _extra(stream: Any, key: str) -> Any:
+    """A figure of the stream's (httpcore's ``get_extra_info``); None from a stream of
+    another backend, which knows no such key."""
+    return stream.get_extra_info(key) if stream is not None else None
 
 
 def alpn(stream: Any) -> str | None:

@@ -39,6 +39,10 @@ _SO_TIMESTAMPNS: int | None = getattr(
 _TIMESPEC = struct.Struct("@ll")
 _ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
 _CHUNK = 65536
+ARRIVAL = "synthprobe.arrival"
+"""``get_extra_info`` key: perf_counter time the kernel received the last bytes read."""
+HANDSHAKE_RTT = "synthprobe.handshake_rtt"
+"""``get_extra_info`` key: the TCP handshake in seconds as the kernel timed it, or None."""
 
 
 def _wake(future: asyncio.Future[None]) -> None:
@@ -113,6 +117,11 @@ class _Socket:
         self.sock.close()
 
     def extra(self, info: str) -> Any:
+        # our two figures ride on httpcore's own stream-info call (get_extra_info)
+        if info == ARRIVAL:
+            return self.last_arrival
+        if info == HANDSHAKE_RTT:
+            return self.handshake_rtt
         if self.sock.fileno() < 0:
             return None
         if info == "server_addr":
