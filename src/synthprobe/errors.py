@@ -3,7 +3,8 @@
     SynthprobeError              exit 2: the user must fix something
      ├── ConfigError             a config file is missing, broken or invalid (file:line: field: ...)
      ├── UsageError              options that cannot work together, a selector that matches nothing
-     └── OutputError             an output file or directory cannot be written
+     ├── OutputError             an output file or directory cannot be written
+     └── workers.WorkerFailed    exit 1: a --workers process died; the run is incomplete
 
 A failing *probe* is not an exception: it is a ``ProbeResult`` with ``ok=False``.
 Anything outside this tree reaching the CLI is a bug in synthprobe and keeps its traceback.

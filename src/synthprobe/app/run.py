@@ -108,12 +108,18 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
             check_writable(report_path)
     to_err = output == "-"  # stdout carries the JSON lines: the people's view goes aside
     redactor = Redactor(loaded.secrets)
-    runner = Runner(
-        concurrency=settings.concurrency,
-        location=location,
-        redactor=redactor,
-        network=Network(proxies=env_proxies() if settings.env_proxy else None),
-    )
+
+    def new_runner(concurrency: int, run_id: str | None = None) -> Runner:
+        # one per process: a worker builds its own (with the run's id) after fork
+        return Runner(
+            concurrency=concurrency,
+            location=location,
+            redactor=redactor,
+            network=Network(proxies=env_proxies() if settings.env_proxy else None),
+            run_id=run_id,
+        )
+
+    runner = new_runner(settings.concurrency)
     alerting = Alerting(
         settings,
         runnable,
@@ -140,13 +146,7 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
         from synthprobe.workers import run_in_workers
 
         def child(shard: Sequence[ProbeSpec], share: int, send: Callable[..., None]) -> None:
-            mine = Runner(
-                concurrency=share,
-                location=location,
-                redactor=redactor,
-                network=Network(proxies=env_proxies() if settings.env_proxy else None),
-                run_id=runner.run_id,
-            )
+            mine = new_runner(share, runner.run_id)
             with asyncio.Runner(loop_factory=event_loop_factory()) as worker_loop:
                 worker_loop.run(_run_interruptible(lambda: mine.run(shard, send)))
 
