@@ -86,12 +86,15 @@ async def run_in_workers(
     try:
         await asyncio.gather(*drains)
     except asyncio.CancelledError:
-        for process, _ in running:
-            if process.pid is not None and process.exitcode is None:
-                os.kill(process.pid, signal.SIGTERM)
+        _stop(running)
         # what the workers finished before they stopped is still recorded
         _done, pending = await asyncio.wait(drains, timeout=DRAIN_AFTER_STOP)
         for task in pending:
+            task.cancel()
+        raise
+    except BaseException:
+        _stop(running)  # our side failed (an output that cannot be written): stop theirs
+        for task in drains:
             task.cancel()
         raise
     finally:
@@ -107,6 +110,12 @@ async def run_in_workers(
             f"{len(failed)} of {len(running)} worker processes failed (exit codes {failed}); "
             "the results they sent are recorded"
         )
+
+
+def _stop(running: list[tuple[Any, Connection]]) -> None:
+    for process, _ in running:
+        if process.pid is not None and process.exitcode is None:
+            os.kill(process.pid, signal.SIGTERM)
 
 
 async def _drain(
