@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 from synthprobe.config.nodes import Located, Problem, fail, format_problem, parse_yaml, read_source
@@ -229,12 +229,34 @@ def _load_file(
     if items is not None and not items:
         problems.append(f"{name}:{top['probes'].line}: probes: the list is empty")
     probes: list[ProbeSpec] = []
-    for i, item in enumerate(items or []):
+    share = Sharer()
+    items = items or []
+    for i in range(len(items)):
+        # a probe's tree goes once it is a ProbeSpec: 100,000 probes never hold both
+        item, items[i] = items[i], _SPENT
         try:
-            probes.append(_probe(reader, name, item, f"probes[{i}]", defaults))
+            probes.append(_probe(reader, name, item, f"probes[{i}]", defaults, share))
         except Problem as p:
             problems.append(format_problem(name, p))
     return probes, settings, problems
+
+
+_SPENT = Located(None, 0)
+T = TypeVar("T")
+
+
+class Sharer:
+    """One object for equal frozen values: 100,000 probes with the defaults' ``expect``
+    hold one ``Expectation``, not 100,000 (they are never mutated: all frozen)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[Any, Any] = {}
+
+    def __call__(self, value: T) -> T:
+        try:
+            return cast(T, self._seen.setdefault(value, value))
+        except TypeError:  # unhashable inside (a JSON check's ``equals`` list)
+            return value
 
 
 def _check_version(loc: Located) -> None:
@@ -415,7 +437,12 @@ def _merge(defaults: dict[str, Located], probe: dict[str, Located]) -> dict[str,
 
 
 def _probe(
-    r: Reader, filename: str, item: Located, path: str, defaults: dict[str, Located]
+    r: Reader,
+    filename: str,
+    item: Located,
+    path: str,
+    defaults: dict[str, Located],
+    share: Sharer,
 ) -> ProbeSpec:
     own, name = _named(r, item, path, PROBE_KEYS)
     m = _merge(defaults, own)
@@ -495,12 +522,12 @@ def _probe(
         kind=kind,
         url=url,
         method=method,
-        timeout=timeout,
+        timeout=share(timeout),
         retries=retries,
         retry_on=retry_on,
-        headers=headers,
-        tags=tags,
-        expect=expect,
+        headers=share(headers),
+        tags=share(tags),
+        expect=share(expect),
         follow_redirects=follow,
         verify_tls=verify,
         max_body=max_body,
