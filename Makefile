@@ -62,6 +62,7 @@ check: lint test
 bench: $(VENV)/.installed-test debian-bench-deps
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/fidelity.py
+	$(BIN)/python bench/httpx_floor.py
 	$(BIN)/python bench/report_scale.py
 
 clean:
