@@ -99,7 +99,15 @@ def write(data: StateData, out: TextIO) -> None:
 _ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
 
 
+_HEADER = f'{{"version": {VERSION}, "probes": {{'
+"""The first line ``write`` writes; a file that starts so is read a line at a time."""
+
+
 def loads(text: str) -> StateData:
+    if text.startswith(_HEADER + "\n"):
+        with contextlib.suppress(CorruptState):
+            return _loads_lines(text)
+        # not quite our layout (edited by hand?): the whole-document reader decides
     try:
         doc = json.loads(text)
     except ValueError as exc:
@@ -107,17 +115,65 @@ def loads(text: str) -> StateData:
     if not isinstance(doc, dict) or doc.get("version") != VERSION:
         raise CorruptState(f"not a version {VERSION} state file")
     data = StateData()
+    pending: list[Pending] = []
     try:
-        pending: list[Pending] = []
         for probe, locations in doc["probes"].items():
-            for location, row in locations.items():
-                row = dict(row)
-                pending += [_pending(p) for p in row.pop("undelivered", [])]
-                row["state"] = State(row["state"])
-                data.entries[(probe, location)] = Entry(**row)
+            _add_probe(data, pending, probe, locations)
         pending += [_pending(p) for p in doc.get("undelivered", [])]
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CorruptState(f"unexpected content ({type(exc).__name__}: {exc})") from None
+    return _sorted(data, pending)
+
+
+def _loads_lines(text: str) -> StateData:
+    """``write``'s layout, a line at a time: 100,000 probes' state is never one JSON
+    document in memory (that peaked at 100 MB beside the run's results)."""
+    data = StateData()
+    pending: list[Pending] = []
+    lines = _lines(text)
+    next(lines)  # the header
+    try:
+        for line in lines:
+            if line in ("}}", "},"):
+                break
+            ((probe, locations),) = json.loads("{" + line.removesuffix(",") + "}").items()
+            _add_probe(data, pending, probe, locations)
+        else:
+            raise CorruptState("no end")
+        if line == "},":
+            if next(lines) != '"undelivered": [':
+                raise CorruptState("no undelivered list")
+            for line in lines:
+                if line == "]}":
+                    break
+                pending.append(_pending(json.loads(line.removesuffix(","))))
+            else:
+                raise CorruptState("no end")
+        if any(lines) or not text.endswith("}\n"):
+            raise CorruptState("more after the end")
+    except (KeyError, TypeError, ValueError, AttributeError, StopIteration) as exc:
+        raise CorruptState(f"unexpected content ({type(exc).__name__}: {exc})") from None
+    return _sorted(data, pending)
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of ``text`` without their ends, one at a time (no list of them all)."""
+    start = 0
+    while (end := text.find("\n", start)) >= 0:
+        yield text[start:end]
+        start = end + 1
+    yield text[start:]
+
+
+def _add_probe(data: StateData, pending: list[Pending], probe: str, locations: Any) -> None:
+    for location, row in locations.items():
+        row = dict(row)
+        pending += [_pending(p) for p in row.pop("undelivered", [])]
+        row["state"] = State(row["state"])
+        data.entries[(probe, location)] = Entry(**row)
+
+
+def _sorted(data: StateData, pending: list[Pending]) -> StateData:
     data.pending = sorted(pending, key=lambda p: (parse_utc(p.event.ts), p.id))
     return data
 
