@@ -334,13 +334,18 @@ def test_what_a_run_keeps_of_a_result_renders_the_same() -> None:
                 "body_bytes": 10,
             },
         ),
-        result("b", ok=False, details={"loop_lag_ms": 0.3, "step": "login"}),
+        result(
+            "b",
+            ok=False,
+            details={"loop_lag_ms": 0.3, "step": "login"},
+            timings_ms={"dns": None, "connect": 1.5, "tls": None, "total": 9.0},
+        ),
         result("c", details={}),
     ]
     slim = [kept(r) for r in full]
     assert [r.details for r in slim] == [
         {"loop_lag_ms": 40.0, "cert_expires_in_days": 12.5},
-        {"loop_lag_ms": 0.3},
+        {},  # a lag the table would not flag
         {},
     ]
     assert _end_of_run_views(slim) == _end_of_run_views(full)

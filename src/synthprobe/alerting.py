@@ -147,6 +147,10 @@ class Alerting:
 
     def _finish(self, results: Sequence[ProbeResult]) -> Finished:
         assert self.file is not None
+        # the run's view served the JSON lines; the file, read again under the lock, is
+        # what counts now (another run may have moved it): 100,000 probes need not
+        # hold both
+        self._view = StateData()
         events: list[Event] = []
         leased: list[Pending] = []
         now = time.time()

@@ -104,12 +104,20 @@ _HEADER = f'{{"version": {VERSION}, "probes": {{'
 
 
 def loads(text: str) -> StateData:
-    if text.startswith(_HEADER + "\n"):
+    return load(io.StringIO(text))
+
+
+def load(fh: TextIO) -> StateData:
+    """A state file's content; raises CorruptState. Our own layout is read a line at a
+    time from ``fh`` (100,000 probes' state is never one string nor one JSON document
+    in memory: that took 150 MB beside the run's results); any other layout whole."""
+    if fh.readline() == _HEADER + "\n":
         with contextlib.suppress(CorruptState):
-            return _loads_lines(text)
+            return _load_lines(fh)
         # not quite our layout (edited by hand?): the whole-document reader decides
+    fh.seek(0)
     try:
-        doc = json.loads(text)
+        doc = json.loads(fh.read())
     except ValueError as exc:
         raise CorruptState(f"not JSON ({exc})") from None
     if not isinstance(doc, dict) or doc.get("version") != VERSION:
@@ -125,44 +133,34 @@ def loads(text: str) -> StateData:
     return _sorted(data, pending)
 
 
-def _loads_lines(text: str) -> StateData:
-    """``write``'s layout, a line at a time: 100,000 probes' state is never one JSON
-    document in memory (that peaked at 100 MB beside the run's results)."""
+def _load_lines(lines: Iterator[str]) -> StateData:
+    """``write``'s layout after its first line: a probe a line, then the end or the
+    undelivered events of probes without an entry, one a line."""
     data = StateData()
     pending: list[Pending] = []
-    lines = _lines(text)
-    next(lines)  # the header
     try:
         for line in lines:
-            if line in ("}}", "},"):
+            if line in ("}}\n", "},\n"):
                 break
-            ((probe, locations),) = json.loads("{" + line.removesuffix(",") + "}").items()
+            body = line.removesuffix("\n").removesuffix(",")
+            ((probe, locations),) = json.loads("{" + body + "}").items()
             _add_probe(data, pending, probe, locations)
         else:
             raise CorruptState("no end")
-        if line == "},":
-            if next(lines) != '"undelivered": [':
+        if line == "},\n":
+            if next(lines) != '"undelivered": [\n':
                 raise CorruptState("no undelivered list")
             for line in lines:
-                if line == "]}":
+                if line == "]}\n":
                     break
-                pending.append(_pending(json.loads(line.removesuffix(","))))
+                pending.append(_pending(json.loads(line.removesuffix("\n").removesuffix(","))))
             else:
                 raise CorruptState("no end")
-        if any(lines) or not text.endswith("}\n"):
+        if any(line.strip() for line in lines):
             raise CorruptState("more after the end")
     except (KeyError, TypeError, ValueError, AttributeError, StopIteration) as exc:
         raise CorruptState(f"unexpected content ({type(exc).__name__}: {exc})") from None
     return _sorted(data, pending)
-
-
-def _lines(text: str) -> Iterator[str]:
-    """The lines of ``text`` without their ends, one at a time (no list of them all)."""
-    start = 0
-    while (end := text.find("\n", start)) >= 0:
-        yield text[start:end]
-        start = end + 1
-    yield text[start:]
 
 
 def _add_probe(data: StateData, pending: list[Pending], probe: str, locations: Any) -> None:
@@ -258,13 +256,11 @@ class StateFile:
     def _read(self, quiet: bool = False) -> StateData:
         try:
             with open(self.path, encoding="utf-8") as fh:
-                text = fh.read()
+                return load(fh)
         except FileNotFoundError:
             return StateData()
         except (OSError, UnicodeDecodeError) as exc:
             return self._aside(f"unreadable ({exc})", quiet)
-        try:
-            return loads(text)
         except CorruptState as exc:
             return self._aside(str(exc), quiet)
 

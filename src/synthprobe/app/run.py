@@ -18,7 +18,7 @@ from synthprobe.app import EXIT_CUT_OFF, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK,
 from synthprobe.config import LoadedConfig, load_configs
 from synthprobe.errors import SynthprobeError, UsageError
 from synthprobe.maintenance import selected
-from synthprobe.models import ProbeResult, ProbeSpec, RunFormat, Settings
+from synthprobe.models import LAG_WARNING_MS, ProbeResult, ProbeSpec, RunFormat, Settings
 from synthprobe.redact import Redactor, printable
 
 if TYPE_CHECKING:
@@ -85,9 +85,16 @@ _NO_DETAILS: dict[str, Any] = {}
 
 
 def kept(result: ProbeResult) -> ProbeResult:
-    """What the run keeps of a result once its line is written."""
-    details = {k: v for k, v in result.details.items() if k in KEPT_DETAILS} or _NO_DETAILS
-    return dataclasses.replace(result, details=details)
+    """What the run keeps of a result once its line is written: the details above (a
+    loop lag only when the table would flag it), and the phases that were timed (the
+    readers skip the others; a smaller dict)."""
+    details = {
+        k: v
+        for k, v in result.details.items()
+        if k in KEPT_DETAILS and (k != "loop_lag_ms" or (v or 0) > LAG_WARNING_MS)
+    } or _NO_DETAILS
+    timings: dict[str, float | None] = {k: v for k, v in result.timings_ms.items() if v is not None}
+    return dataclasses.replace(result, details=details, timings_ms=timings)
 
 
 def _override(spec: ProbeSpec, opts: RunOptions, settings: Settings) -> ProbeSpec:
