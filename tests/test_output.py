@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from synthprobe.models import Failure, ProbeResult, Reason
+from synthprobe.models import Failure, Reason
 from synthprobe.output.files import write_atomic
 from synthprobe.output.jsonl import JsonlWriter
 from synthprobe.output.junit import junit_xml
@@ -302,72 +302,6 @@ def test_table_warns_when_timings_were_taken_under_loop_lag() -> None:
     quiet = recorded()
     render_table([result("calm", details={"loop_lag_ms": 1.0})], quiet)
     assert "busy" not in quiet.export_text()
-
-
-def _end_of_run_views(results: list[ProbeResult]) -> dict[str, object]:
-    from synthprobe.output.prom import prom_text
-
-    console = Console(record=True, width=200, force_terminal=False)
-    render_table(results, console)
-    return {
-        "table": console.export_text(),
-        "quiet": quiet_lines(results),
-        "json": summary_json(results, "run", "eu-1"),
-        "junit": junit_xml(results, "run", "eu-1"),
-        "prom": prom_text(results, 1_700_000_000.0, None),
-    }
-
-
-def test_what_a_run_keeps_of_a_result_renders_the_same() -> None:
-    """`probe run` keeps a slim copy of each result once its line is written (100,000
-    probes); every end-of-run view must come out the same from it as from the full one."""
-    from synthprobe.app.run import kept
-
-    full = [
-        result(
-            "a",
-            details={
-                "loop_lag_ms": 40.0,
-                "remote_ip": "127.0.0.1",
-                "http_version": "HTTP/2",
-                "cert_expires_in_days": 12.5,
-                "body_bytes": 10,
-            },
-        ),
-        result(
-            "b",
-            ok=False,
-            details={"loop_lag_ms": 0.3, "step": "login"},
-            timings_ms={"dns": None, "connect": 1.5, "tls": None, "total": 9.0},
-        ),
-        result("c", details={}),
-    ]
-    slim = [kept(r) for r in full]
-    assert [r.details for r in slim] == [
-        {"loop_lag_ms": 40.0, "cert_expires_in_days": 12.5},
-        {},  # a lag the table would not flag
-        {},
-    ]
-    assert _end_of_run_views(slim) == _end_of_run_views(full)
-
-
-def test_every_details_key_an_end_of_run_reader_uses_is_kept() -> None:
-    import re
-
-    from synthprobe.app.run import KEPT_DETAILS
-
-    src = Path(__file__).resolve().parent.parent / "src" / "synthprobe"
-    readers = [
-        *sorted((src / "output").glob("*.py")),
-        *(src / n for n in ("alerting.py", "alerts.py", "state.py", "vantage.py")),
-    ]
-    used = {
-        key
-        for path in readers
-        for key in re.findall(r"details(?:\[|\.get\()\"(\w+)\"", path.read_text())
-    }
-    assert used, "the scan found no reader at all: the pattern is wrong"
-    assert used <= KEPT_DETAILS
 
 
 def test_our_consoles_print_a_reply_as_it_came() -> None:

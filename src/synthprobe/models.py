@@ -349,10 +349,6 @@ class Settings:
         return cls(**chosen)
 
 
-LAG_WARNING_MS = 20.0
-"""Event-loop lag above which a probe's timings are flagged as possibly inflated."""
-
-
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
     """The outcome of one probe in one run: one JSON line (schema 1).

@@ -18,7 +18,7 @@ from synthprobe.app import EXIT_CUT_OFF, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK,
 from synthprobe.config import LoadedConfig, load_configs
 from synthprobe.errors import SynthprobeError, UsageError
 from synthprobe.maintenance import selected
-from synthprobe.models import LAG_WARNING_MS, ProbeResult, ProbeSpec, RunFormat, Settings
+from synthprobe.models import ProbeResult, ProbeSpec, RunFormat, Settings
 from synthprobe.redact import Redactor, printable
 
 if TYPE_CHECKING:
@@ -76,25 +76,6 @@ def select(probes: Sequence[ProbeSpec], selectors: Sequence[str]) -> list[ProbeS
             )
         chosen.update(p.name for p in hits)
     return [p for p in probes if p.name in chosen]
-
-
-KEPT_DETAILS = frozenset({"loop_lag_ms", "cert_expires_in_days"})
-"""The ``details`` the end-of-run readers (table, prom, state) use: the rest is in the
-JSON line already, and keeping it for every probe cost 100,000 probes ~50 MB."""
-_NO_DETAILS: dict[str, Any] = {}
-
-
-def kept(result: ProbeResult) -> ProbeResult:
-    """What the run keeps of a result once its line is written: the details above (a
-    loop lag only when the table would flag it), and the phases that were timed (the
-    readers skip the others; a smaller dict)."""
-    details = {
-        k: v
-        for k, v in result.details.items()
-        if k in KEPT_DETAILS and (k != "loop_lag_ms" or (v or 0) > LAG_WARNING_MS)
-    } or _NO_DETAILS
-    timings: dict[str, float | None] = {k: v for k, v in result.timings_ms.items() if v is not None}
-    return dataclasses.replace(result, details=details, timings_ms=timings)
 
 
 def _override(spec: ProbeSpec, opts: RunOptions, settings: Settings) -> ProbeSpec:
@@ -157,7 +138,7 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
             return
         result = alerting.annotate(result)
         writer.write(result)
-        finished.append(kept(result))
+        finished.append(result)
 
     def probing() -> Awaitable[Any]:
         if opts.workers <= 1 or len(runnable) <= 1:
@@ -182,7 +163,7 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
                 result = dataclasses.replace(result, vantage="down")
             result = alerting.annotate(result)
             writer.write(result)
-            finished.append(kept(result))
+            finished.append(result)
     finally:
         writer.close()
     order = {s.name: i for i, s in enumerate(runnable)}

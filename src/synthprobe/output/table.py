@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from synthprobe.models import LAG_WARNING_MS, Failure, ProbeResult
+from synthprobe.models import Failure, ProbeResult
 from synthprobe.output.summary import summarize
 
 CLASS_STYLE = {
@@ -16,6 +16,8 @@ CLASS_STYLE = {
     Failure.SERVER: "bright_red",
 }
 STATE_STYLE = {"up": "green", "degraded": "yellow", "down": "bold red"}
+LAG_WARNING_MS = 20.0
+"""Event-loop lag above which a probe's timings are flagged as possibly inflated."""
 
 
 def _latency(result: ProbeResult) -> str:
