@@ -307,6 +307,28 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             )
 
 
+@contextmanager
+def delay_server() -> Iterator[int]:
+    """bench/delay_server.py in its own process, warmed; yields its port."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "delay_server.py"), str(port), str(DELAY_MS)],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert server.stdout is not None
+        server.stdout.readline()  # "ready"
+        # a fresh Python server answers its first requests late (cold code paths): warm
+        # it so that the first scenario's first tool does not pay for that
+        warm = [f"http://127.0.0.1:{port}/warm?i={i}" for i in range(50)]
+        with tempfile.TemporaryDirectory() as warm_dir:
+            bench_curl(warm, 10, Path(warm_dir))
+        yield port
+    finally:
+        server.terminate()
+        server.wait(5)
+
+
 def main() -> None:
     if shutil.which("curl") is None:
         sys.exit("curl is needed for the side-by-side figures")
@@ -321,40 +343,24 @@ def main() -> None:
         scenarios = [s for s in scenarios if s.n < 100_000]
     if "--one-process" in sys.argv:
         scenarios = [dataclasses.replace(s, workers=(1,)) for s in scenarios]
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, str(HERE / "delay_server.py"), str(port), str(DELAY_MS)],
-        stdout=subprocess.PIPE,
-    )
-    assert server.stdout is not None
-    server.stdout.readline()  # "ready"
-    # a fresh Python server answers its first requests late (cold code paths): warm it
-    # so that the first scenario's first tool does not pay for that
-    warm = [f"http://127.0.0.1:{port}/warm?i={i}" for i in range(50)]
-    with tempfile.TemporaryDirectory() as warm_dir:
-        bench_curl(warm, 10, Path(warm_dir))
     rows: list[dict[str, Any]] = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp_name:
-            tmp = Path(tmp_name)
-            for s in scenarios:
-                urls = [f"http://127.0.0.1:{port}/item?i={i}" for i in range(s.n)]
-                tools: dict[str, Any] = {}
-                with busy_cpu(s.busy):
-                    for w in s.workers:
-                        name = "synthprobe" if w == 1 else f"synthp. -w{w}"
-                        tools[name] = bench_probe(urls, s.concurrency, tmp, w)
-                    tools["curl"] = bench_curl(urls, s.concurrency, tmp)
-                    if BLACKBOX is not None and s.blackbox:
-                        # a fresh exporter per scenario: its CPU and peak are this one's
-                        with blackbox_exporter(tmp) as exporter:
-                            tools["blackbox"] = bench_blackbox(exporter, urls, s.concurrency, tmp)
-                row = {"scenario": s.name, "n": s.n, "concurrency": s.concurrency, "tools": tools}
-                rows.append(row)
-                print(f"done: {s.name} {s.n}/{s.concurrency}", file=sys.stderr, flush=True)
-    finally:
-        server.terminate()
-        server.wait(5)
+    with delay_server() as port, tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        for s in scenarios:
+            urls = [f"http://127.0.0.1:{port}/item?i={i}" for i in range(s.n)]
+            tools: dict[str, Any] = {}
+            with busy_cpu(s.busy):
+                for w in s.workers:
+                    name = "synthprobe" if w == 1 else f"synthp. -w{w}"
+                    tools[name] = bench_probe(urls, s.concurrency, tmp, w)
+                tools["curl"] = bench_curl(urls, s.concurrency, tmp)
+                if BLACKBOX is not None and s.blackbox:
+                    # a fresh exporter per scenario: its CPU and peak are this one's
+                    with blackbox_exporter(tmp) as exporter:
+                        tools["blackbox"] = bench_blackbox(exporter, urls, s.concurrency, tmp)
+            row = {"scenario": s.name, "n": s.n, "concurrency": s.concurrency, "tools": tools}
+            rows.append(row)
+            print(f"done: {s.name} {s.n}/{s.concurrency}", file=sys.stderr, flush=True)
     print(
         f"\nserver delay {DELAY_MS:.0f} ms; error = measured latency - delay (ms); "
         f"{os.cpu_count()} CPUs\n"

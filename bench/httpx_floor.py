@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import resource
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -23,10 +22,7 @@ import uvloop
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from fidelity import DELAY_MS, bench_probe  # noqa: E402
-
-sys.path.insert(0, str(HERE.parent))
-from tests.realprograms import free_port  # noqa: E402
+from fidelity import bench_probe, delay_server  # noqa: E402
 
 N, IN_FLIGHT = 1000, 100
 
@@ -50,27 +46,16 @@ def cpu_s() -> float:
 
 
 def main() -> None:
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, str(HERE / "delay_server.py"), str(port), str(DELAY_MS)],
-        stdout=subprocess.PIPE,
-    )
-    assert server.stdout is not None
-    server.stdout.readline()  # "ready"
-    try:
+    with delay_server() as port, tempfile.TemporaryDirectory() as tmp:
         urls = [f"http://127.0.0.1:{port}/item?i={i}" for i in range(N)]
-        asyncio.run(fetch_all(urls[:50]))  # warm the server and our imports
+        asyncio.run(fetch_all(urls[:50]))  # httpx's own first-use costs, not measured
         print(f"{N} GETs, {IN_FLIGHT} in flight, a fresh connection each; CPU ms per request")
         for name, run in (("asyncio", asyncio.run), ("uvloop", uvloop.run)):
             before = cpu_s()
             run(fetch_all(urls))
             print(f"  bare httpx on {name:<8} {(cpu_s() - before) * 1000 / N:6.2f}")
-        with tempfile.TemporaryDirectory() as tmp:
-            row = bench_probe(urls, IN_FLIGHT, Path(tmp))
+        row = bench_probe(urls, IN_FLIGHT, Path(tmp))
         print(f"  probe run (start-up too) {row['cpu_ms_per_probe']:6.2f}")
-    finally:
-        server.terminate()
-        server.wait()
 
 
 if __name__ == "__main__":
