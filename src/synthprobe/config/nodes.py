@@ -79,6 +79,11 @@ class _Open:
     """Mapping: the value that comes next is a ``<<`` merge."""
     merges: list[dict[str, Located]] = field(default_factory=list)
 
+    @property
+    def awaits_key(self) -> bool:
+        """A mapping whose next event is a key (not a value, not a ``<<`` merge)."""
+        return isinstance(self.items, dict) and self.key is None and not self.merging
+
     def child_path(self, key: str | None = None) -> str:
         if isinstance(self.items, list):
             return f"{self.path}[{len(self.items)}]"
@@ -122,35 +127,25 @@ class Builder:
         stack: list[_Open] = []
         for event in events:
             parent = stack[-1] if stack else None
+            # the mapping this event is a key of, if it is one
+            keyed = parent if parent is not None and parent.awaits_key else None
             line = _line(event)
             done: _Built | None = None
             if isinstance(event, yaml.ScalarEvent):
-                if (
-                    parent is not None
-                    and isinstance(parent.items, dict)
-                    and (parent.key is None and not parent.merging)
-                ):
-                    self._key(parent, event, line)
+                if keyed is not None:
+                    self._key(keyed, event, line)
                     continue
                 path = "" if parent is None else parent.child_path(parent.key)
                 done = _Built(Located(self._scalar(event, line, path), line), 1, 0)
                 self._anchor(event, done)
             elif isinstance(event, yaml.AliasEvent):
                 done = self._alias(event, line, parent)
-                if (
-                    parent is not None
-                    and isinstance(parent.items, dict)
-                    and (parent.key is None and not parent.merging)
-                ):
-                    self._alias_key(parent, done, line)
+                if keyed is not None:
+                    self._alias_key(keyed, done, line)
                     continue
             elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
-                if (
-                    parent is not None
-                    and isinstance(parent.items, dict)
-                    and (parent.key is None and not parent.merging)
-                ):
-                    raise Problem(line, parent.path, "a key must be a plain string")
+                if keyed is not None:
+                    raise Problem(line, keyed.path, "a key must be a plain string")
                 depth = 0 if parent is None else parent.depth + 1
                 path = "" if parent is None else parent.child_path(parent.key)
                 if depth > MAX_DEPTH:
