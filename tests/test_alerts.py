@@ -259,3 +259,24 @@ def test_a_big_state_is_written_a_line_at_a_time(tmp_path: Path) -> None:
     assert back.entries == data.entries
     # the entries themselves are ~7 MB; the whole text and document at once took ~25
     assert peak < 10_000_000, f"reading: {peak / 1e6:.1f} MB at the peak"
+
+
+def test_a_state_file_cut_short_is_never_taken_for_a_whole_one() -> None:
+    """A state file cut at any line (a full disk, a copy interrupted) is refused, so
+    it is moved aside with a warning instead of losing probes silently."""
+    from synthprobe.state import CorruptState
+
+    data = StateData()
+    for i in range(3):
+        data.entries[(f"p{i}", "vm")] = Entry(State.DOWN, "2026-11-25T10:00:00.000Z", 2)
+    event = Event(
+        EventKind.DOWN, "gone", "http", "vm", "2026-11-25T10:00:00.000Z", None, 2, None, None
+    )
+    data.pending.append(Pending("x1", event, ["abcdef0123456789"], "run", None))
+    text = dumps(data)
+    lines = text.splitlines(keepends=True)
+    assert len(lines) == 8 and lines[-1] == "]}\n"  # 3 probes, then an orphan section
+    assert loads(text).entries == data.entries
+    for cut in range(1, len(lines)):
+        with pytest.raises(CorruptState):
+            loads("".join(lines[:cut]))
