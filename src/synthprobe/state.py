@@ -1,10 +1,10 @@
 """The state file: what each (probe, location) was after the last run, and the events
 not yet accepted by every notify target.
 
-JSON, versioned, one probe a line for people. Every change is made under an exclusive ``flock``
-on ``PATH.lock`` (the file itself is replaced by rename, so it cannot carry the lock)
-and written to a temporary file that is then renamed over it: a reader sees the old
-file or the new one, never half of one. A corrupt or unreadable file is moved aside
+JSON, versioned, one probe a line for people. Every change is made under an
+exclusive ``flock`` on ``PATH.lock`` (the file itself is replaced by rename, so it
+cannot carry the lock) and written to a temporary file that is then renamed over it: a
+reader sees the old file or the new one, never half of one. A corrupt or unreadable file is moved aside
 with one warning and the run goes on from a fresh state.
 """
 
@@ -68,7 +68,7 @@ def dumps(data: StateData) -> str:
 def write(data: StateData, out: TextIO) -> None:
     """The state as JSON, one probe a line: people can still read and grep it, and a
     state of 100,000 probes is written a line at a time (``json.dumps(indent=2)`` of the
-    whole document peaked at 227 MB and took 15 s for them)."""
+    whole document took 3 s and 234 MiB of RSS for them; this takes 0.6-0.9 s, 7 MiB)."""
     pending_of: dict[Key, list[Pending]] = {}
     for p in data.pending:
         pending_of.setdefault(_key(p), []).append(p)
@@ -110,7 +110,8 @@ def loads(text: str) -> StateData:
 def load(fh: TextIO) -> StateData:
     """A state file's content; raises CorruptState. Our own layout is read a line at a
     time from ``fh`` (100,000 probes' state is never one string nor one JSON document
-    in memory: that took 150 MB beside the run's results); any other layout whole."""
+    in memory: reading them so took 134 MiB of RSS, now 46, the entries themselves);
+    any other layout whole."""
     if fh.readline() == _HEADER + "\n":
         with contextlib.suppress(CorruptState):
             return _load_lines(fh)

@@ -3,7 +3,8 @@
 We build the tree from the parser's events ourselves (never ``yaml.load``, never
 ``yaml.compose``) so that each value keeps its line, alias bombs, deep nesting and huge
 files are refused cheaply, and no node tree is held beside the values: composing one
-took 2 KB a probe, more than the probes themselves (100,000 probes peaked at 325 MB).
+took 2 KB a probe, more than the probes themselves (`probe validate` of 100,000 probes
+peaked at 326 MB of RSS; now 109 MB).
 """
 
 from __future__ import annotations
