@@ -4,8 +4,8 @@ not yet accepted by every notify target.
 JSON, versioned, one probe a line for people. Every change is made under an
 exclusive ``flock`` on ``PATH.lock`` (the file itself is replaced by rename, so it
 cannot carry the lock) and written to a temporary file that is then renamed over it: a
-reader sees the old file or the new one, never half of one. A corrupt or unreadable file is moved aside
-with one warning and the run goes on from a fresh state.
+reader sees the old file or the new one, never half of one. A corrupt or unreadable
+file is moved aside with one warning and the run goes on from a fresh state.
 """
 
 from __future__ import annotations
