@@ -116,7 +116,7 @@ class Alerting:
             return replace(result, state=State.MAINTENANCE.value, since=entry.since or result.ts)
         if not self.enabled:
             return result
-        if result.vantage == "down":  # this machine was cut off: the state does not move
+        if result.no_data:  # cut off, or our own bug: the state does not move
             return replace(result, state=entry.state.value, since=entry.since)
         entry, event = apply(entry, result, self.specs[result.probe].alert)
         self._view.entries[key] = entry
@@ -156,7 +156,7 @@ class Alerting:
         now = time.time()
         with self.file.update() as data:
             for result in sorted(results, key=lambda r: parse_utc(r.ts)):
-                if self._maintained(result) or result.vantage == "down":
+                if self._maintained(result) or result.no_data:
                     continue  # counters frozen, no events
                 key = (result.probe, result.location)
                 entry, event = apply(

@@ -58,7 +58,11 @@ Configs = Annotated[
         show_default=False,
     ),
 ]
-EXIT_CODES = "Exit: 0 all passed, 1 a probe failed, 2 usage or config error, 130 interrupted."
+EXIT_CODES = (
+    "Exit: 0 all passed, 1 a probe failed, 2 usage or config error, 3 every failure was "
+    "this machine's (vantage down), 4 synthprobe failed on a probe (a bug: internal.error), "
+    "130 interrupted."
+)
 
 
 def _version(value: bool) -> None:

@@ -14,12 +14,18 @@ from typing import Any
 
 
 class Failure(enum.StrEnum):
-    """The four failure classes (docs/reference.md)."""
+    """The four failure classes of a target (docs/reference.md), and ``internal``: a bug
+    of synthprobe's, recorded for that probe alone and counted as no data."""
 
     DNS = "dns"
     NETWORK = "network"
     SERVER = "server"
     TIMEOUT = "timeout"
+    INTERNAL = "internal"
+
+
+TARGET_FAILURES = (Failure.DNS, Failure.NETWORK, Failure.SERVER, Failure.TIMEOUT)
+"""The classes a target can cause: what reports count and ``retry_on`` may name."""
 
 
 class Reason(enum.StrEnum):
@@ -50,6 +56,7 @@ class Reason(enum.StrEnum):
     SERVER_REPLY = "server.reply"
     SERVER_CERT_EXPIRING = "server.cert_expiring"
     SERVER_STALE = "server.stale"
+    INTERNAL_ERROR = "internal.error"
 
     @property
     def failure(self) -> Failure:
@@ -402,6 +409,12 @@ class ProbeResult:
     vantage: str | None = None
     """``down`` when every control failed too: this machine, not the target, looked cut
     off (only dns, network and timeout failures are marked)."""
+
+    @property
+    def no_data(self) -> bool:
+        """Says nothing about the target: this machine was cut off (``vantage``), or
+        synthprobe failed (``internal``). Moves no state, counts neither up nor down."""
+        return self.vantage == "down" or self.failure is Failure.INTERNAL
 
     @property
     def latency_ms(self) -> float | None:

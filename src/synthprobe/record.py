@@ -73,8 +73,9 @@ class Line(NamedTuple):
     """As written: a reader must accept reasons newer than itself."""
     maintenance: bool = False
     """``"state": "maintenance"``: inside a window, counted neither up nor down."""
-    vantage_down: bool = False
-    """``"vantage": "down"``: this machine was cut off; no data about the target."""
+    no_data: bool = False
+    """``"vantage": "down"`` (this machine was cut off) or class ``internal`` (a bug of
+    synthprobe's): nothing about the target, counted neither up nor down."""
 
 
 _FAILURES = {f.value: f for f in Failure}
@@ -125,5 +126,5 @@ def decode(line: bytes) -> Line:
         latency,
         reason if isinstance(reason, str) else None,
         rec.get("state") == "maintenance",
-        rec.get("vantage") == "down",
+        rec.get("vantage") == "down" or failure is Failure.INTERNAL,
     )

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import IO, Any
 
-from synthprobe.models import Failure
+from synthprobe.models import TARGET_FAILURES, Failure
 from synthprobe.record import BadLine, decode
 from synthprobe.units import format_utc
 
@@ -212,7 +212,7 @@ def read_history(
             if series is None:
                 series = history.series[key] = Series(probe, kind, location)
             if cut_off:
-                continue  # the vantage point was down: no data about the target
+                continue  # the vantage point was down, or we failed: no data about the target
             if maintained:
                 series.maintenance.append(ts)
             else:
@@ -382,7 +382,7 @@ def _stats_json(stats: Stats) -> dict[str, Any]:
         "ok": stats.ok,
         "availability": stats.availability,
         "latency_ms": stats.percentiles(),
-        "failures": {f.value: stats.failures.get(f.value, 0) for f in Failure},
+        "failures": {f.value: stats.failures.get(f.value, 0) for f in TARGET_FAILURES},
         "top_reasons": [{"reason": r, "count": n} for r, n in stats.reasons.most_common(3)],
     }
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from synthprobe.bugs import internal
 from synthprobe.classify import Classified, classify_deadline, classify_exception
 from synthprobe.expect import check, check_certificate
 from synthprobe.models import Failure, ProbeResult, ProbeSpec
@@ -182,7 +183,10 @@ class Runner:
             # mean 10,000 waiting tasks
             for index, spec in queue:
                 await pacer.turn()
-                result = await self.probe(spec)
+                try:
+                    result = await self.probe(spec)
+                except Exception as exc:  # a bug of ours: that probe's result, not the run's end
+                    result = self._bug(spec, exc)
                 results[index] = result
                 on_result(result)
 
@@ -233,17 +237,51 @@ class Runner:
         timeline.stop()
         latency = timeline.total
         timeline.loop_lag = self.monitor.worst_since(lag_mark)
-        failed = check(spec.expect, outcome.observation, latency) if outcome.observation else None
-        if failed is None:
-            failed = check_certificate(spec.expect.cert_min_days, timeline.cert_not_after)
+        try:
+            failed = (
+                check(spec.expect, outcome.observation, latency) if outcome.observation else None
+            )
+            if failed is None:
+                failed = check_certificate(spec.expect.cert_min_days, timeline.cert_not_after)
+        except Exception as exc:  # a pattern out of budget, or a bug of ours
+            failed = self._classify(exc)
         return _Attempt(outcome, failed, timeline)
 
-    @staticmethod
-    def _classify(exc: BaseException) -> Classified:
+    def _classify(self, exc: BaseException) -> Classified:
         classified = classify_exception(exc)
         if classified is None:
-            raise exc  # a bug of ours: never disguise it as the target's fault
+            # a bug of ours: never disguised as the target's fault (class internal, no
+            # data), and never the end of the other probes
+            return internal(exc, self.redactor.text)
         return classified
+
+    def _bug(self, spec: ProbeSpec, exc: Exception) -> ProbeResult:
+        """The result of a probe whose retries or record failed (a bug of ours)."""
+        attempt = _Attempt(None, internal(exc, self.redactor.text), Timeline())
+        try:
+            return self._record(spec, time.time(), 1, attempt)
+        except Exception as again:  # the record itself is what fails: the bare facts
+            classified = internal(again, self.redactor.text)
+            return ProbeResult(
+                run_id=self.run_id,
+                ts=format_utc(time.time()),
+                location=self.location,
+                probe=spec.name,
+                kind=spec.kind,
+                method=spec.method,
+                url=printable(self.redactor.url(spec.url)),
+                ok=False,
+                failure=classified.failure,
+                reason=classified.reason,
+                error=printable(self.redactor.text(classified.error)),
+                status=None,
+                attempts=1,
+                timings_ms={},
+                bytes_in=0,
+                bytes_out=0,
+                tags=spec.tags,
+                details={},
+            )
 
     def _record(
         self, spec: ProbeSpec, started: float, attempts: int, attempt: _Attempt

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_CUT_OFF = 3
 """Every failure of the run was marked ``"vantage": "down"``: this machine, not the platform."""
+EXIT_INTERNAL = 4
+"""synthprobe failed on at least one probe (a bug of ours, class ``internal``): before 1,
+so a bug is never read as the platform's outage, nor hidden behind one."""
 
 
 class Streams:

@@ -14,11 +14,18 @@ from typing import IO, TYPE_CHECKING, Any, assert_never
 from synthprobe import vantage
 from synthprobe.alerting import Alerting
 from synthprobe.alerts import Event
-from synthprobe.app import EXIT_CUT_OFF, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Streams
+from synthprobe.app import (
+    EXIT_CUT_OFF,
+    EXIT_FAILED,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    Streams,
+)
 from synthprobe.config import LoadedConfig, load_configs
 from synthprobe.errors import SynthprobeError, UsageError
 from synthprobe.maintenance import selected
-from synthprobe.models import ProbeResult, ProbeSpec, RunFormat, Settings
+from synthprobe.models import Failure, ProbeResult, ProbeSpec, RunFormat, Settings
 from synthprobe.redact import Redactor, printable
 
 if TYPE_CHECKING:
@@ -200,6 +207,14 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
             highlight=False,
         )
         return EXIT_INTERRUPTED
+    return exit_code(results)
+
+
+def exit_code(results: Sequence[ProbeResult]) -> int:
+    """The first that applies (130 and 2 are decided before): 4 a bug of ours, 1 a probe
+    failed, 3 every failure was marked ``"vantage": "down"``, 0."""
+    if any(r.failure is Failure.INTERNAL for r in results):
+        return EXIT_INTERNAL
     failed = [r for r in results if not r.ok]
     if not failed:
         return EXIT_OK

@@ -22,6 +22,7 @@ from synthprobe.config.variables import VAR_NAME_RE, Expander
 from synthprobe.errors import ConfigError
 from synthprobe.jsonpath import parse_json_path
 from synthprobe.models import (
+    TARGET_FAILURES,
     AlertRule,
     AnswerCheck,
     Capture,
@@ -783,7 +784,7 @@ def _http_version(loc: Located, path: str, url: str) -> HttpVersion:
 def _failure_names(r: Reader, loc: Located, path: str) -> list[str]:
     names = r.strings(loc, path)
     for i, value in enumerate(names):
-        if value not in {f.value for f in Failure}:
+        if value not in {f.value for f in TARGET_FAILURES}:  # a bug is never retried
             item = loc.value[i] if isinstance(loc.value, list) else loc
             fail(
                 item,

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from synthprobe.models import ProbeResult
+from synthprobe.models import Failure, ProbeResult
 
 
 def junit_xml(results: list[ProbeResult], run_id: str, location: str) -> bytes:
     """The report as bytes: a ``testsuites`` root with one ``testsuite``."""
     skipped = sum(r.vantage == "down" for r in results)
-    failures = sum(not r.ok for r in results) - skipped
+    # our own bug is a JUnit <error> (the test could not run), never a <failure>
+    errors = sum(r.failure is Failure.INTERNAL for r in results)
+    failures = sum(not r.ok for r in results) - skipped - errors
     seconds = sum((r.latency_ms or 0.0) for r in results) / 1000
     root = ET.Element(
         "testsuites",
         name="synthprobe",
         tests=str(len(results)),
         failures=str(failures),
-        errors="0",
+        errors=str(errors),
         time=f"{seconds:.3f}",
     )
     suite = ET.SubElement(
@@ -26,7 +28,7 @@ def junit_xml(results: list[ProbeResult], run_id: str, location: str) -> bytes:
         name=f"synthprobe@{location}",
         tests=str(len(results)),
         failures=str(failures),
-        errors="0",
+        errors=str(errors),
         skipped=str(skipped),
         time=f"{seconds:.3f}",
     )
@@ -43,6 +45,9 @@ def junit_xml(results: list[ProbeResult], run_id: str, location: str) -> bytes:
         )
         if r.vantage == "down":
             ET.SubElement(case, "skipped", message=f"vantage down: {r.reason}: {r.error}")
+        elif r.failure is Failure.INTERNAL:
+            error = ET.SubElement(case, "error", message=r.error or "", type=r.reason or "")
+            error.text = f"{r.method} {r.url}\n{r.error}\n"
         elif not r.ok:
             failure = ET.SubElement(
                 case,

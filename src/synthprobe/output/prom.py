@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from synthprobe.models import ProbeResult
+from synthprobe.models import Failure, ProbeResult
 
 
 def _escape(value: str) -> str:
@@ -43,7 +43,12 @@ def prom_text(
         *_gauge(
             "synthprobe_up",
             "1 if the probe passed in the last run, else 0.",
-            ((who(r), str(int(r.ok))) for r in results),
+            ((who(r), str(int(r.ok))) for r in results if r.failure is not Failure.INTERNAL),
+        ),
+        *_gauge(
+            "synthprobe_internal_error",
+            "1 when synthprobe itself failed on the probe (a bug): no data about the target.",
+            ((who(r), "1") for r in results if r.failure is Failure.INTERNAL),
         ),
         *_gauge(
             "synthprobe_duration_seconds",
@@ -61,7 +66,7 @@ def prom_text(
             (
                 (who(r, **{"class": r.failure.value}, reason=r.reason or ""), "1")
                 for r in results
-                if r.failure is not None
+                if r.failure is not None and r.failure is not Failure.INTERNAL
             ),
         ),
         *_gauge(

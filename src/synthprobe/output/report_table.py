@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from synthprobe.models import Failure
+from synthprobe.models import TARGET_FAILURES, Failure
 from synthprobe.output.table import CLASS_STYLE
 from synthprobe.units import format_span
 
@@ -27,7 +27,7 @@ def _ms(value: float | None) -> str:
 
 def _failures(counts: dict[str, int]) -> Text:
     text = Text()
-    for f in Failure:
+    for f in TARGET_FAILURES:
         n = counts.get(f.value, 0)
         if n:
             if text:

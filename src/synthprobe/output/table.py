@@ -14,6 +14,7 @@ CLASS_STYLE = {
     Failure.NETWORK: "red",
     Failure.TIMEOUT: "yellow",
     Failure.SERVER: "bright_red",
+    Failure.INTERNAL: "bold white on red",
 }
 STATE_STYLE = {"up": "green", "degraded": "yellow", "down": "bold red"}
 LAG_WARNING_MS = 20.0
@@ -39,6 +40,10 @@ def render_table(results: list[ProbeResult], console: Console, title: str | None
         if r.ok:
             result = Text("✓ up", style="green")
             reason = Text("")
+        elif r.failure is Failure.INTERNAL:
+            # our bug, not their outage: never shown as "down"
+            result = Text("! error", style=CLASS_STYLE[Failure.INTERNAL])
+            reason = Text(r.reason or "", style=CLASS_STYLE[Failure.INTERNAL])
         else:
             style = CLASS_STYLE[r.failure] if r.failure else "red"
             result = Text("✗ down", style="bold red")
@@ -69,7 +74,12 @@ def render_table(results: list[ProbeResult], console: Console, title: str | None
     if s.failed:
         verdict.append("  ·  failures: ", style="default")
         verdict.append(
-            ", ".join(f"{f.value} {s.classes.get(f.value, 0)}" for f in Failure), style="default"
+            ", ".join(
+                f"{f.value} {s.classes.get(f.value, 0)}"
+                for f in Failure
+                if f is not Failure.INTERNAL or s.classes.get(f.value)
+            ),
+            style="default",
         )
     console.print(verdict)
     lagged = [r for r in results if (r.details.get("loop_lag_ms") or 0) > LAG_WARNING_MS]
