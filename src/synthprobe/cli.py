@@ -86,7 +86,7 @@ def _root(
 def _duration(value: str | None) -> float | None:
     if value is None:
         return None
-    from synthprobe.units import parse_duration
+    from synthprobe.units import MAX_DEADLINE, parse_duration
 
     try:
         seconds = parse_duration(value)
@@ -94,6 +94,8 @@ def _duration(value: str | None) -> float | None:
         raise typer.BadParameter(str(exc)) from None
     if seconds <= 0:
         raise typer.BadParameter("must be more than 0")
+    if seconds > MAX_DEADLINE:  # the config's own bound: one rule for both
+        raise typer.BadParameter(f"must be at most 24h, got {value!r}")
     return seconds
 
 

@@ -7,7 +7,8 @@ then content assertions, then latency (a slow but wrong answer is wrong first).
 from __future__ import annotations
 
 import json
-import re
+import math
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +17,7 @@ from typing import Any
 from synthprobe.classify import Classified
 from synthprobe.jsonpath import MISSING, resolve_path
 from synthprobe.models import Expectation, JsonCheck, Reason
+from synthprobe.patterns import search
 from synthprobe.units import format_size, format_span
 
 
@@ -59,7 +61,7 @@ def check(expect: Expectation, obs: Observation, latency_s: float) -> Classified
         values = [v for k, v in obs.headers if k == name.lower()]
         if not values:
             return _assertion(f"header {name} missing", obs)
-        if not any(re.search(pattern, v) for v in values):
+        if not any(search(pattern, v, f"header {name}") for v in values):
             return _assertion(f"header {name} {values[0][:80]!r} does not match /{pattern}/", obs)
     reads_body = expect.body_contains is not None or expect.body_regex is not None
     if (reads_body or expect.json) and obs.undecoded:
@@ -69,14 +71,23 @@ def check(expect: Expectation, obs: Observation, latency_s: float) -> Classified
         )
     if expect.body_contains is not None or expect.body_regex is not None or expect.json:
         text = obs.body.decode("utf-8", errors="replace")
+        if text.startswith("\ufeff"):
+            text = text[1:]  # a UTF-8 BOM: legal before JSON (RFC 8259 8.1 lets parsers skip it)
         if expect.body_contains is not None and expect.body_contains not in text:
             return _assertion(f"body does not contain {expect.body_contains!r}", obs)
-        if expect.body_regex is not None and not re.search(expect.body_regex, text):
+        if expect.body_regex is not None and not search(expect.body_regex, text, "the body"):
             return _assertion(f"body does not match /{expect.body_regex}/", obs)
         if expect.json:
             try:
                 document = json.loads(text)
+            except RecursionError:
+                return _assertion("body is JSON nested too deep to read (over ~900 levels)", obs)
             except ValueError as exc:
+                if "integer string conversion" in str(exc):
+                    # Python's own advice (set_int_max_str_digits) is not the user's to act on
+                    return _assertion(
+                        f"body has a JSON number of more than {_INT_DIGITS} digits", obs
+                    )
                 return _assertion(f"body is not JSON: {exc}", obs)
             for json_check in expect.json:
                 problem = check_json(json_check, document)
@@ -114,12 +125,15 @@ def check_json(c: JsonCheck, document: Any) -> str | None:
         if c.max_items is not None and len(value) > c.max_items:
             return f"json {c.path}: {len(value)} items, expected at most {c.max_items}"
     if c.matches is not None:
-        text = value if isinstance(value, str) else json.dumps(value)
-        if not re.search(c.matches, text):
+        text = value if isinstance(value, str) else _dumps(value)
+        if not search(c.matches, text, f"json {c.path}"):
             return f"json {c.path}: {_short(value)} does not match /{c.matches}/"
     return None
 
 
+MAX_EPOCH = 253402300800.0
+"""Seconds of 10000-01-01T00:00:00Z: past the last date Python (and ISO 8601) can write."""
+_INT_DIGITS = sys.get_int_max_str_digits() or 4300
 EPOCH_MS_ABOVE = 1e11
 """A number above this is epoch milliseconds (1e11 seconds is the year 5138)."""
 FUTURE_SLACK = 60.0
@@ -131,13 +145,24 @@ def as_time(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value) / 1000 if value > EPOCH_MS_ABOVE else float(value)
+        try:
+            seconds = float(value) / 1000 if value > EPOCH_MS_ABOVE else float(value)
+        except OverflowError:  # an integer beyond any float: no time
+            return None
+        # Infinity, NaN and 1e400 (JSON has them in practice) are no time either; nor is
+        # anything outside what a date can be, which would overflow the age's arithmetic
+        return seconds if math.isfinite(seconds) and abs(seconds) < MAX_EPOCH else None
     if isinstance(value, str):
         try:
             stamp = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
             return None
-        return stamp.timestamp() if stamp.tzinfo is not None else None
+        if stamp.tzinfo is None:
+            return None
+        try:
+            return stamp.timestamp()
+        except (OverflowError, ValueError, OSError):  # year 1 at +14:00 is before year 1
+            return None
     return None
 
 
@@ -175,8 +200,15 @@ def _same(value: Any, wanted: Any) -> bool:
     return bool(value == wanted)
 
 
+def _dumps(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (RecursionError, ValueError):  # nesting at the limit, or a huge integer
+        return f"<{type(value).__name__}>"
+
+
 def _short(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
+    text = _dumps(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from synthprobe.classify import ProbeFailure
 from synthprobe.models import Reason
-from synthprobe.units import format_size
 
 BUDGET = 0.25
 """Seconds one search may take. A few searches a probe stay well inside the 1 s the
@@ -32,6 +31,6 @@ def search(pattern: str, text: str, what: str = "the reply") -> bool:
     except TimeoutError:
         raise PatternTooSlow(
             Reason.SERVER_ASSERTION,
-            f"/{pattern}/ gave up after {BUDGET:g}s on {format_size(len(text))} of {what} "
+            f"/{pattern}/ gave up after {BUDGET:g}s on {len(text):,} characters of {what} "
             "(the pattern backtracks too much on this text)",
         ) from None

@@ -24,6 +24,10 @@ _SIZE_UNITS = {
 }
 
 
+MAX_DEADLINE = 86400.0
+"""The longest deadline a probe may have (24h), from a config or from ``--timeout``."""
+
+
 def parse_duration(value: object) -> float:
     """``250ms``, ``5s``, ``2m``, ``1h`` or a number of seconds -> seconds.
 

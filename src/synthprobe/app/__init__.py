@@ -56,9 +56,35 @@ def _console(stream: IO[str]) -> Console:
     from rich.console import Console
 
     width = None if stream.isatty() else int(os.environ.get("COLUMNS", "120"))
-    return Console(file=stream, width=width, emoji=False)
+    console = Console(file=stream, width=width, emoji=False)
+
+    def broken_pipe() -> None:
+        # rich's own answer is SystemExit(1): a run whose probes all passed would exit
+        # 1 because `| head -1` stopped reading. Raise it to the caller, which knows
+        # the run's own exit code.
+        stdout_gone()
+        raise BrokenPipeError
+
+    console.on_broken_pipe = broken_pipe  # type: ignore[method-assign]
+    return console
 
 
 def main_streams() -> Streams:
-    """The process's real stdout and stderr."""
+    """The process's real stdout and stderr. A closed one (``probe run >&-``: Python
+    then has None) writes to nowhere: the run's work (results file, state, messages)
+    does not depend on anyone reading the terminal."""
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115
     return Streams(sys.stdout, sys.stderr, sys.stdout.buffer)
+
+
+def stdout_gone() -> None:
+    """The reader of stdout left (``| head -1``): whatever is still to be printed goes
+    nowhere, quietly, instead of a BrokenPipeError at every later write and at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)

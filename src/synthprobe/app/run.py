@@ -21,6 +21,7 @@ from synthprobe.app import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     Streams,
+    stdout_gone,
 )
 from synthprobe.config import LoadedConfig, load_configs
 from synthprobe.errors import SynthprobeError, UsageError
@@ -135,6 +136,15 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
         redactor,
         lambda msg: warn(io, msg),
     )
+    if opts.format is RunFormat.CHANGES and not alerting.enabled:
+        writer.close()
+        # events come from the state file: without one this format would print nothing,
+        # ever, and cron would mail nothing, even during an outage
+        raise UsageError(
+            "--format changes needs a state file, and this run has none"
+            + (" (--no-state)" if opts.no_state else " (results go to stdout)"),
+            hint="drop --no-state, or give --state PATH",
+        )
     finished: list[ProbeResult] = []
     held: list[ProbeResult] = []
     """With controls, failures the vantage check may mark wait for its verdict."""
@@ -173,21 +183,17 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
             finished.append(result)
     finally:
         writer.close()
+        if writer.lost_reader:
+            stdout_gone()
     order = {s.name: i for i, s in enumerate(runnable)}
     results = sorted(finished, key=lambda r: order[r.probe])
     done = alerting.finish(finished)
-    _report(results, opts.format, io, to_err, runner.run_id, location, done.events)
-    if verdict is not None and verdict.down:
-        from rich.markup import escape
-
-        marked = sum(vantage.marked(r) for r in results)
-        (io.err if to_err else io.out).print(
-            f"[bold red]this machine looks cut off:[/] every control failed "
-            f"({escape(printable(redactor.text(verdict.summary())))}); {marked} failures "
-            'are marked "vantage": "down" and count as no data',
-            highlight=False,
-            soft_wrap=True,
-        )
+    try:
+        _report(results, opts.format, io, to_err, runner.run_id, location, done.events)
+        if verdict is not None and verdict.down:
+            _say_cut_off(io, to_err, redactor, verdict, results)
+    except BrokenPipeError:  # `probe run | head -1`: the reader has what it wanted
+        stdout_gone()
     if junit:
         from synthprobe.output.junit import junit_xml
 
@@ -219,6 +225,25 @@ def exit_code(results: Sequence[ProbeResult]) -> int:
     if not failed:
         return EXIT_OK
     return EXIT_CUT_OFF if all(vantage.marked(r) for r in failed) else EXIT_FAILED
+
+
+def _say_cut_off(
+    io: Streams,
+    to_err: bool,
+    redactor: Redactor,
+    verdict: vantage.Verdict,
+    results: Sequence[ProbeResult],
+) -> None:
+    from rich.markup import escape
+
+    marked = sum(vantage.marked(r) for r in results)
+    (io.err if to_err else io.out).print(
+        f"[bold red]this machine looks cut off:[/] every control failed "
+        f"({escape(printable(redactor.text(verdict.summary())))}); {marked} failures "
+        'are marked "vantage": "down" and count as no data',
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 async def _check_controls(runner: Any, controls: Sequence[str]) -> vantage.Verdict:

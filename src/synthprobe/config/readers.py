@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from synthprobe.config.nodes import Located, fail
 from synthprobe.config.variables import Expander
-from synthprobe.units import parse_duration, parse_size
+from synthprobe.units import MAX_DEADLINE, parse_duration, parse_size
 
 TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 """An HTTP token: a method or a header name."""
@@ -109,7 +109,7 @@ class Reader:
         value, seconds = self._measure(loc, path, parse_duration, "a duration such as 5s")
         if positive and seconds <= 0:
             fail(loc, path, f"must be more than 0, got {value!r}")
-        if seconds > 86400:
+        if seconds > MAX_DEADLINE:
             fail(loc, path, f"must be at most 24h, got {value!r}")
         return float(seconds)
 

@@ -29,5 +29,14 @@ def write_atomic(path: str, data: bytes) -> None:
 def check_writable(path: str) -> None:
     """Fail before probing, not after, when the report cannot be written."""
     directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise OutputError(f"cannot write {path}: it is a directory")
     if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
         raise OutputError(f"cannot write {path}: directory {directory} is not writable")
+    try:
+        # root passes os.access everywhere: only a real file shows a read-only mount
+        fd, tmp = tempfile.mkstemp(prefix=".synthprobe-check-", dir=directory)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(tmp)

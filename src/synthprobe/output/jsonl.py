@@ -8,6 +8,7 @@ written is missing, never torn, since it is one write of a few hundred bytes).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 from typing import IO
@@ -27,14 +28,26 @@ class JsonlWriter:
         self.path = path
         self._stream = stream
         self._fd: int | None = None
+        self.lost_reader = False
+        """stdout's reader left (``| head -1``): the remaining lines went nowhere."""
         if path is not None:
             try:
+                # O_NONBLOCK: a FIFO nobody reads fails now (ENXIO) instead of blocking
+                # the run forever before its first probe
                 self._fd = os.open(
-                    path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
+                    path,
+                    os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK,
+                    0o644,
                 )
+                os.set_blocking(self._fd, True)
             except OSError as exc:
+                why = (
+                    "a FIFO with no reader"
+                    if exc.errno == errno.ENXIO
+                    else exc.strerror or str(exc)
+                )
                 raise OutputError(
-                    f"cannot write results to {path}: {exc.strerror or exc}",
+                    f"cannot write results to {path}: {why}",
                     hint="choose another file with -o, or - for stdout",
                 ) from None
             self._check_space(path)
@@ -58,8 +71,14 @@ class JsonlWriter:
         data = encode(result)
         if self._fd is None:
             assert self._stream is not None
-            self._stream.write(data)
-            self._stream.flush()
+            if self.lost_reader:
+                return
+            try:
+                self._stream.write(data)
+                self._stream.flush()
+            except BrokenPipeError:
+                # the reader has what it wanted; the run (state, messages) goes on
+                self.lost_reader = True
             return
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
