@@ -47,6 +47,16 @@ BODIES: dict[str, tuple[bytes, float]] = {
 
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        if self.path == "/cookies":
+            # cookie values a server chose to collide with our words and our address
+            body = b'{"sid": "abc123xyz789"}'
+            self.send_response(500)
+            for cookie in ("a=status", "b=expected", "c=500", "d=127.0.0.1", "sid=abc123xyz789"):
+                self.send_header("Set-Cookie", cookie)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         body, wait = BODIES.get(self.path, (b"not found", 0))
         if wait:
             time.sleep(wait)
@@ -142,6 +152,20 @@ def test_a_utf8_bom_before_json_is_json(server: str) -> None:
         )
     )
     assert result.ok, result.error
+
+
+def test_a_servers_cookies_cannot_blank_our_words_but_tokens_stay_masked(server: str) -> None:
+    def one(expect: dict[str, Any]) -> Any:
+        probe = {"name": "c", "url": server + "/cookies", "expect": expect}
+        [result] = run_specs(specs_from_yaml(_config([probe])))
+        return result
+
+    status = one({"status": [200]})
+    assert status.error == "status 500, expected 200"
+    assert status.details["remote_ip"] == "127.0.0.1"
+    token = one({"status": [500], "json": [{"path": "sid", "equals": "nope"}]})
+    assert token.error is not None and "abc123xyz789" not in token.error
+    assert "***" in token.error and "expected" in token.error
 
 
 # -- our own bugs -----------------------------------------------------------------------

@@ -23,6 +23,15 @@ MIN_SECRET_LEN = 3
 and protect nothing (a 2-character secret is no secret)."""
 
 
+MIN_CAPTURED_SECRET_LEN = 6
+"""Shortest value captured from a server that is masked (a 6-digit code is; "ok" is not)."""
+
+
+def could_be_credential(value: str) -> bool:
+    """A server's value worth masking: long enough, and not a plain word."""
+    return len(value) >= MIN_CAPTURED_SECRET_LEN and not value.isalpha()
+
+
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -53,8 +62,12 @@ class Redactor:
         self._base: Redactor | None = None
 
     def adding(self, more: Iterable[str]) -> Redactor:
-        """A redactor that also masks ``more`` (values captured during a probe)."""
-        combined = Redactor(more)
+        """A redactor that also masks ``more``: values captured during a probe (cookies a
+        server set, captures a journey marks ``mask``). The server chose them, so a
+        value is masked only when it could be a credential: at least
+        ``MIN_CAPTURED_SECRET_LEN`` characters and not a plain word. Otherwise
+        ``Set-Cookie: a=status; b=expected`` would blank words of our own messages."""
+        combined = Redactor(v for v in more if could_be_credential(v))
         combined._base = self
         return combined
 

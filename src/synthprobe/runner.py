@@ -36,6 +36,9 @@ deadlines, retries and signals still need a loop that answers."""
 RETRY_PAUSE = 0.2
 """Seconds between attempts: long enough to step past a blip, short enough for cron."""
 
+_OURS = frozenset({"remote_ip", "http_version"})
+"""Details that are our own facts, never masked (a server's cookie value must not blank
+the address we connected to)."""
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -306,13 +309,15 @@ class Runner:
         obs = outcome.observation if outcome else None
         mask = self.redactor.adding(timeline.secrets) if timeline.secrets else self.redactor
         error = failed.error if failed else None
-        if failed and failed.failure in (Failure.NETWORK, Failure.TIMEOUT) and remote:
-            # at 3 a.m. "refused" is half an answer: say by which address
-            host = f"[{remote[0]}]" if ":" in remote[0] else remote[0]
-            error = f"{error} ({host}:{remote[1]})"
         step = details.get("step")
         if error and isinstance(step, str) and not error.startswith(f"{step}: "):
             error = f"{step}: {error}"  # a journey's step the deadline cut
+        error = printable(mask.text(error)) if error else None
+        if failed and failed.failure in (Failure.NETWORK, Failure.TIMEOUT) and remote:
+            # at 3 a.m. "refused" is half an answer: say by which address (after the
+            # masking: the address is ours, no value a server set may blank it)
+            host = f"[{remote[0]}]" if ":" in remote[0] else remote[0]
+            error = f"{error} ({host}:{remote[1]})"
         return ProbeResult(
             run_id=self.run_id,
             ts=format_utc(started),
@@ -324,7 +329,7 @@ class Runner:
             ok=failed is None,
             failure=failed.failure if failed else None,
             reason=failed.reason if failed else None,
-            error=printable(mask.text(error)) if error else None,
+            error=error,
             status=obs.status if obs else timeline.status,
             attempts=attempts,
             timings_ms=timeline.phases_ms(),
@@ -333,7 +338,10 @@ class Runner:
             tags=spec.tags,
             # details stay as they came: JSON escapes control characters, and a TCP
             # reply's "\r\n" is information; the one-line texts are made printable
-            details={k: mask.text(v) if isinstance(v, str) else v for k, v in details.items()},
+            details={
+                k: mask.text(v) if isinstance(v, str) and k not in _OURS else v
+                for k, v in details.items()
+            },
         )
 
 

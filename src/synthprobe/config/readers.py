@@ -168,3 +168,13 @@ def check_url(
         fail(loc, path, f"bad URL {url!r}: no host")
     if any(c.isspace() for c in url):
         fail(loc, path, f"bad URL {url!r}: contains white space")
+    host = parts.hostname or ""
+    if not host.isascii():
+        # what httpx will do with it (IDNA 2008); the idna package comes with httpx, and
+        # only a non-ASCII host pays for importing it
+        import idna
+
+        try:
+            idna.encode(host, uts46=True)
+        except idna.IDNAError as exc:
+            fail(loc, path, f"bad URL {url!r}: host {host!r} is not a valid name ({exc})")
