@@ -6,10 +6,11 @@ BIN    := $(VENV)/bin
 # Debian programs the tests drive: ffmpeg makes live HLS, nginx serves it and speaks
 # HTTP/2 over TLS, websocketd runs a WebSocket echo, chromium renders the status page,
 # redis-server is a real TCP service, promtool (prometheus) tests the alert rules,
-# dnsmasq (dnsmasq-base: the program without a system service) is a real DNS server.
+# dnsmasq (dnsmasq-base: the program without a system service) is a real DNS server,
+# tmux is a real terminal for `probe watch`.
 # Installed when missing (as root); tests skip,
 # saying why, if not.
-DEBIAN_TEST_PACKAGES ?= ffmpeg nginx websocketd chromium redis-server prometheus dnsmasq-base
+DEBIAN_TEST_PACKAGES ?= ffmpeg nginx websocketd chromium redis-server prometheus dnsmasq-base tmux
 
 .PHONY: demo test lint check bench clean debian-deps debian-bench-deps debian-install
 

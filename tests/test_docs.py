@@ -11,7 +11,7 @@ import yaml
 
 from synthprobe.config import load_sources
 from synthprobe.config.schema import EXPECT_KEYS, PROBE_KEYS, SETTINGS_KEYS
-from synthprobe.models import Reason
+from synthprobe.models import Failure, Reason
 from synthprobe.probers import KINDS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,11 +80,12 @@ def test_every_test_named_in_reliability_md_exists() -> None:
         assert f"def {name}(" in source, f"{path}::{name} is named in docs but does not exist"
 
 
+_CLASSES = "|".join(f.value for f in Failure)
+
+
 def _table_reasons(text: str) -> set[str]:
     # rows such as "| | `dns.timeout` | ..." or "| `dns` | `dns.nxdomain` | ..."
-    return set(
-        re.findall(r"^\|[^|\n]*\| `((?:dns|network|server|timeout)\.[a-z_]+)` \|", text, re.M)
-    )
+    return set(re.findall(rf"^\|[^|\n]*\| `((?:{_CLASSES})\.[a-z_]+)` \|", text, re.M))
 
 
 @pytest.mark.parametrize("doc", ["README.md", "docs/reference.md"])
