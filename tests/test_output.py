@@ -248,7 +248,7 @@ def test_prom_text_parses_with_prometheus_parsers() -> None:
             timings_ms={**dict.fromkeys(PHASES), "total": 8.5},
         ),
     ]
-    text = prom_text(results, 1_790_000_000.0)
+    text = prom_text(results, 1_790_000_000.0, "eu-1")
     for parse in (om, classic):
         families = {f.name: f for f in parse(text)}
         samples = {
@@ -270,7 +270,10 @@ def test_prom_text_parses_with_prometheus_parsers() -> None:
         assert {s.labels["phase"] for s in durations} == set(PHASES)
         assert all(s.value == 0.001 for s in durations)
         assert [s.value for s in families["synthprobe_http_status"].samples] == [200.0]
-        assert samples[("synthprobe_last_run_timestamp_seconds", ())] == 1_790_000_000.0
+        location = (("location", "eu-1"),)
+        assert samples[("synthprobe_last_run_timestamp_seconds", location)] == 1_790_000_000.0
+        # every series says where it was measured: locations share a textfile directory
+        assert all(s.labels.get("location") == "eu-1" for f in families.values() for s in f.samples)
 
 
 def test_junit_is_read_by_a_real_consumer(tmp_path: Path) -> None:

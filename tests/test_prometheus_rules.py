@@ -30,7 +30,7 @@ def promtool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 def test_rules_are_valid() -> None:
     done = promtool("check", "rules", str(RULES))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "4 rules found" in done.stdout
+    assert "7 rules found" in done.stdout
 
 
 def test_every_alert_fires_and_holds_back_as_designed() -> None:
@@ -45,6 +45,6 @@ def test_rules_use_only_metrics_synthprobe_writes() -> None:
         reason=Reason.SERVER_STATUS,
         details={"cert_expires_in_days": 10.5},
     )
-    written = set(re.findall(r"^# TYPE (\w+) ", prom_text([result], 0.0), re.MULTILINE))
+    written = set(re.findall(r"^# TYPE (\w+) ", prom_text([result], 0.0, "eu-1"), re.MULTILINE))
     used = set(re.findall(r"\b(synthprobe_\w+)", RULES.read_text()))
     assert used and used <= written, used - written

@@ -204,7 +204,7 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
         from synthprobe.output.prom import prom_text
 
         vantage_up = None if verdict is None else not verdict.down
-        write_atomic(prom, prom_text(results, time.time(), vantage_up).encode())
+        write_atomic(prom, prom_text(results, time.time(), location, vantage_up).encode())
     if interrupted:
         where = "stdout" if output == "-" else output
         io.err.print(

@@ -30,11 +30,17 @@ def _gauge(name: str, help_text: str, samples: Iterable[tuple[str, str]]) -> lis
 
 
 def prom_text(
-    results: Iterable[ProbeResult], finished_at: float, vantage_up: bool | None = None
+    results: Iterable[ProbeResult],
+    finished_at: float,
+    location: str,
+    vantage_up: bool | None = None,
 ) -> str:
     """Gauges: up, duration by phase, failure by class and reason, HTTP status,
-    certificate expiry, last run."""
+    certificate expiry, last run. Every series carries ``location``: several locations
+    may share one textfile directory (node_exporter keeps one of two series that differ
+    in nothing), and the shipped rules count locations, not series."""
     results = list(results)
+    here = _labels(location=location)
 
     def who(r: ProbeResult, **extra: str) -> str:
         return _labels(probe=r.probe, kind=r.kind, location=r.location, **extra)
@@ -86,12 +92,12 @@ def prom_text(
         *_gauge(
             "synthprobe_vantage_up",
             "0 when every control failed in the last run (this machine looked cut off).",
-            [] if vantage_up is None else [("", str(int(vantage_up)))],
+            [] if vantage_up is None else [(here, str(int(vantage_up)))],
         ),
         *_gauge(
             "synthprobe_last_run_timestamp_seconds",
             "When the last run finished.",
-            [("", f"{finished_at:.3f}")],
+            [(here, f"{finished_at:.3f}")],
         ),
         "# EOF",
     ]
