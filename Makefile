@@ -7,10 +7,12 @@ BIN    := $(VENV)/bin
 # HTTP/2 over TLS, websocketd runs a WebSocket echo, chromium renders the status page,
 # redis-server is a real TCP service, promtool (prometheus) tests the alert rules,
 # dnsmasq (dnsmasq-base: the program without a system service) is a real DNS server,
-# tmux is a real terminal for `probe watch`.
+# tmux is a real terminal for `probe watch`; node_exporter, Prometheus and Alertmanager
+# carry two locations end to end through the shipped rules.
 # Installed when missing (as root); tests skip,
 # saying why, if not.
-DEBIAN_TEST_PACKAGES ?= ffmpeg nginx websocketd chromium redis-server prometheus dnsmasq-base tmux
+DEBIAN_TEST_PACKAGES ?= ffmpeg nginx websocketd chromium redis-server prometheus dnsmasq-base tmux \
+	prometheus-node-exporter prometheus-alertmanager
 
 .PHONY: demo test lint check bench clean debian-deps debian-bench-deps debian-install
 
