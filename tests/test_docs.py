@@ -3,6 +3,7 @@ kinds, synthprobe configs validate, and the README documents every command."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -115,3 +116,93 @@ def test_repository_cites_only_files_a_clone_has() -> None:
             if path.name == "test_docs.py":
                 continue
             assert not outside.search(path.read_text()), path
+
+
+def _demo_block() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Try it against the demo platform", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def _free_base_port() -> int:
+    import socket
+
+    for _ in range(50):  # bounded: three free ports in a row
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = int(s.getsockname()[1])
+        if base > 65000:
+            continue
+        taken = False
+        for port in (base + 1, base + 2):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    taken = True
+        if not taken:
+            return base
+    pytest.skip("no three free ports in a row on 127.0.0.1")
+
+
+def test_readme_demo_block_runs_as_written(tmp_path: Path) -> None:
+    """The demo block, each line run as written (8787 moved to a free port, whose
+    variables the demo's own `try:` line gives), and each comment's claim checked."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+    import time
+
+    from .commands import probe_cmd
+
+    lines = _demo_block()
+    assert lines[0].startswith(".venv/bin/probe demo --serve &"), lines[0]
+    port = _free_base_port()
+    demo = subprocess.Popen(
+        probe_cmd("demo", "--serve", "--port", str(port)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert demo.stderr is not None
+        hint = ""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not hint:
+            line = demo.stderr.readline()
+            if "try: " in line:
+                hint = line.split("try: ", 1)[1].strip()
+        assert hint.endswith("probe run probes.example.yaml"), hint
+        env = dict(os.environ, COLUMNS="200")
+        env.update(w.split("=", 1) for w in shlex.split(hint) if "=" in w)
+        for line in lines[1:]:
+            command, _, claim = line.partition("#")
+            command = command.strip().replace("8787", str(port))
+            argv = shlex.split(command)
+            if argv[0] == ".venv/bin/probe":
+                argv = [*probe_cmd(*argv[1:]), "--no-state", "-o", os.devnull]
+                argv += ["--format", "json"]
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=60, env=env, cwd=ROOT
+            )
+            if argv[0] == "curl":
+                assert done.returncode == 0, (line, done.stderr)
+                continue
+            claim = claim.strip()
+            summary = json.loads(done.stdout)
+            failing = {f["probe"]: f["reason"] for f in summary["failed_probes"]}
+            if claim.startswith("all "):
+                assert done.returncode == 0 and not failing, (line, done.stdout)
+                assert f"all {summary['probes']} pass" == claim
+            else:
+                names, _, reason = claim.partition(": ")
+                expected = {n.strip(): reason for n in names.replace(" and ", ",").split(",")}
+                assert failing == expected, (line, done.stdout)
+    finally:
+        demo.terminate()
+        demo.wait(10)
+        if demo.stderr is not None:
+            demo.stderr.close()
+    assert sys.executable  # the block ran with this interpreter's synthprobe

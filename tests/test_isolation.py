@@ -326,6 +326,7 @@ def _unusable_outputs(tmp_path: Path) -> dict[str, list[str]]:
         "junit-directory": ["--junit", str(tmp_path / "dir")],
         "prom-directory": ["--prom", str(tmp_path / "dir")],
         "no-such-directory": ["-o", str(tmp_path / "nope" / "r.jsonl")],
+        "prom-no-such-directory": ["--prom", str(tmp_path / "nope" / "m.prom")],
     }
 
 
@@ -335,6 +336,8 @@ def test_unusable_outputs_exit_2_before_probing(config: Path, tmp_path: Path) ->
         done = run_probe("run", str(config), *args, "--no-state", timeout=30)
         assert done.returncode == 2, (name, done.stderr)
         assert "cannot write" in done.stderr, (name, done.stderr)
+        if "no-such" in name:
+            assert "does not exist" in done.stderr or "No such file" in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
         assert time.monotonic() - started < 20, name  # a FIFO must not block the run
 

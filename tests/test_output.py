@@ -320,3 +320,28 @@ def test_our_consoles_print_a_reply_as_it_came() -> None:
     render_table([result("cache", ok=False, error=error)], streams.out)
     assert error in streams.stderr.getvalue()  # type: ignore[attr-defined]
     assert ":thumbs_up: :x:" in " ".join(streams.stdout.getvalue().split())  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("width", [80, 100, 120], ids=lambda w: f"{w}-columns")
+def test_table_never_breaks_a_probe_name_or_reason(width: int) -> None:
+    from rich.console import Console
+
+    from synthprobe.output.table import render_table
+
+    names = ["chat-roundtrip", "upload-avatar-with-verification", "feed-home"]
+    results = [
+        result(
+            name,
+            ok=False,
+            failure=Failure.NETWORK,
+            reason=Reason.NETWORK_PROTOCOL,
+            error="the server sent something long " * 8,
+        )
+        for name in names
+    ]
+    console = Console(width=width, record=True, file=io.StringIO())
+    render_table(results, console)
+    text = console.export_text()
+    for name in names:
+        assert name in text, (name, text)
+    assert text.count("network.protocol") == len(names)

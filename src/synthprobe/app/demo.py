@@ -49,6 +49,17 @@ def demo_command(opts: RunOptions, io: Streams, serve: bool, port: int) -> int:
         sock.close()
 
 
+def example_env(platform: Any) -> str:
+    """The variables probes.example.yaml reads, set for this platform's ports: on a port
+    other than 8787, BASE_URL alone would leave the WebSocket, TLS and TCP probes on
+    the default ports."""
+    base = platform.base_url
+    tls = platform.tls_url.split("://", 1)[1]
+    cache = platform.tcp_url.split("://", 1)[1]
+    ws = "ws://" + base.split("://", 1)[1]
+    return f"BASE_URL={base} WS_URL={ws} TLS_HOST={tls} CACHE_HOST={cache} INGEST_HOST={tls}"
+
+
 async def _serve_demo(platform: Any, io: Streams) -> int:
     try:
         await platform.start()
@@ -62,10 +73,11 @@ async def _serve_demo(platform: Any, io: Streams) -> int:
         f"demo platform on [bold]{platform.base_url}[/] (Ctrl-C stops it)\n"
         f"  TLS, HTTP/2 or 1.1: {platform.tls_url} (throwaway certificate)\n"
         f"  a cache (PING):     {platform.tcp_url}\n"
-        f"  try: BASE_URL={platform.base_url} probe run probes.example.yaml\n"
+        f"  try: {example_env(platform)} probe run probes.example.yaml\n"
         f"  break a part: curl -X PUT '{platform.base_url}/_demo/faults/feed?mode=503'\n"
         f"  mend it:      curl -X DELETE {platform.base_url}/_demo/faults/feed",
         highlight=False,
+        soft_wrap=True,  # commands to copy: never broken across lines
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

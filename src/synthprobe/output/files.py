@@ -31,7 +31,9 @@ def check_writable(path: str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise OutputError(f"cannot write {path}: it is a directory")
-    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+    if not os.path.isdir(directory):
+        raise OutputError(f"cannot write {path}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
         raise OutputError(f"cannot write {path}: directory {directory} is not writable")
     try:
         # root passes os.access everywhere: only a real file shows a read-only mount

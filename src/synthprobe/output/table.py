@@ -29,10 +29,12 @@ def _latency(result: ProbeResult) -> str:
 def render_table(results: list[ProbeResult], console: Console, title: str | None = None) -> None:
     """One row per probe, then one line per kind and the failures by class."""
     table = Table(title=title, title_justify="left", expand=False, pad_edge=False)
-    table.add_column("probe", overflow="fold")
-    table.add_column("kind")
-    table.add_column("result")
-    table.add_column("class / reason", overflow="fold")
+    # names and reasons are never broken mid-word ("chat-round/trip" in a cron mail):
+    # the error column gives way instead
+    table.add_column("probe", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("result", no_wrap=True)
+    table.add_column("class / reason", no_wrap=True)
     table.add_column("status", justify="right")
     table.add_column("latency", justify="right")
     table.add_column("error", overflow="fold", max_width=60)
