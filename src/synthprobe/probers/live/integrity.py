@@ -1,0 +1,115 @@
+"""Playlist integrity: what a live HLS playlist must hold to for players to play it.
+
+Each check raises ``ProbeFailure(server.assertion)`` naming the tag and the values, so a
+stream that real players refuse or mis-time never passes. Shared by every live check
+(one playlist, a refetch, each variant), so a rule lives here once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import httpx
+
+from synthprobe.classify import ProbeFailure
+from synthprobe.models import Reason
+from synthprobe.probers.live.playlist import MediaPlaylist, Variants, clip
+
+MAX_TARGET_DURATION = 600
+"""Seconds: a larger ``#EXT-X-TARGETDURATION`` is refused. Players stay three target
+durations behind live, so ten-minute segments would put viewers half an hour behind;
+and ``check_advancing`` waits 1.5 target durations."""
+FUTURE_SLACK = 60.0
+"""Seconds a ``#EXT-X-PROGRAM-DATE-TIME`` may run ahead of our clock (clock skew)."""
+_SCHEMES = ("http://", "https://")
+
+
+def check_playlist(playlist: MediaPlaylist | Variants, url: str) -> None:
+    """What every fetch of a playlist must hold to: a sane target duration, and only
+    http(s) URIs, which players can fetch (a ``file:`` or ``data:`` URI is not media)."""
+    if isinstance(playlist, Variants):
+        for _bandwidth, uri in playlist.streams:
+            _check_scheme(uri, "variant", url)
+        return
+    check_target_duration(playlist, url)
+    for segment in playlist.segments:
+        _check_scheme(segment.uri, "segment", url)
+
+
+def check_target_duration(media: MediaPlaylist, url: str) -> None:
+    """RFC 8216 requires ``#EXT-X-TARGETDURATION``; we wait by it, so it must be sane."""
+    target = media.target_duration
+    if target is None:
+        raise _assertion(f"{url}: media playlist has no #EXT-X-TARGETDURATION (RFC 8216 §4.3.3.1)")
+    if target <= 0:
+        raise _assertion(
+            f"{url}: #EXT-X-TARGETDURATION:{_number(target)} is not a positive number of seconds"
+        )
+    if target > MAX_TARGET_DURATION:
+        raise _assertion(
+            f"{url}: #EXT-X-TARGETDURATION:{_number(target)} is more than the "
+            f"{MAX_TARGET_DURATION}s a live segment may last"
+        )
+
+
+def check_fetchable(uri: str, what: str) -> httpx.URL:
+    """``uri`` as a URL we can GET, else why not (the playlist gave it to us)."""
+    _check_scheme(uri, what)
+    try:
+        url = httpx.URL(uri)
+        host = url.host  # decoding an "xn--" label can fail only here (the exchange uses it)
+    except (httpx.InvalidURL, ValueError) as exc:  # idna raises its own ValueError
+        raise _assertion(f"{what} URI is not a valid URL ({exc}): {clip(uri)}") from None
+    if not host:
+        raise _assertion(f"{what} URI has no host: {clip(uri)}")
+    if url.port is not None and not 0 < url.port < 65536:
+        raise _assertion(f"{what} URI has port {url.port}, outside 1..65535: {clip(uri)}")
+    return url
+
+
+def check_sequence(before: MediaPlaylist, after: MediaPlaylist) -> None:
+    """A reload may only move on (RFC 8216 §6.2.2): the media sequence never decreases and
+    the newest segment never disappears; players lose their place otherwise."""
+    if after.media_sequence < before.media_sequence:
+        raise _assertion(
+            f"#EXT-X-MEDIA-SEQUENCE went back from {before.media_sequence} to "
+            f"{after.media_sequence} between two fetches of the playlist"
+        )
+    if after.end_sequence < before.end_sequence:
+        raise _assertion(
+            f"the playlist lost its newest segments between two fetches: it ended at "
+            f"segment {before.end_sequence - 1}, then at {after.end_sequence - 1} "
+            f"(#EXT-X-MEDIA-SEQUENCE {after.media_sequence}, {len(after.segments)} segments)"
+        )
+
+
+def newest_age(media: MediaPlaylist, now: datetime) -> float | None:
+    """Seconds since the newest segment began, by ``#EXT-X-PROGRAM-DATE-TIME`` (None
+    without one); a date more than ``FUTURE_SLACK`` ahead of ``now`` is refused: the
+    encoder's clock is wrong, and players that sync by it (captions, ads) go wrong too."""
+    if not media.segments:
+        return None
+    when = media.segments[-1].program_date_time
+    if when is None:
+        return None
+    age = (now - when).total_seconds()
+    if -age > FUTURE_SLACK:
+        raise _assertion(
+            f"#EXT-X-PROGRAM-DATE-TIME puts the newest segment at {when.isoformat()}, "
+            f"{-age:,.0f}s in the future (more than {FUTURE_SLACK:g}s ahead of our clock)"
+        )
+    return age
+
+
+def _check_scheme(uri: str, what: str, playlist_url: str | None = None) -> None:
+    if not uri[:8].lower().startswith(_SCHEMES):
+        where = f"{playlist_url}: " if playlist_url else ""
+        raise _assertion(f"{where}{what} URI is not http(s): {clip(uri)}")
+
+
+def _assertion(message: str) -> ProbeFailure:
+    return ProbeFailure(Reason.SERVER_ASSERTION, message)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value.is_integer() else f"{value:g}"

@@ -1,0 +1,478 @@
+"""Hostile HLS servers: each playlist a real player would refuse, or that would cost us
+the run, gets one class and reason with a message naming the cause, within the probe's
+deadline + 1 s, and the healthy probe beside it is still recorded.
+
+Every playlist comes from a small HTTP server of our own on 127.0.0.1 (``PlaylistServer``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from synthprobe.models import Failure, ProbeResult
+from synthprobe.probers.live.integrity import MAX_TARGET_DURATION
+from synthprobe.probers.live.playlist import MAX_SEGMENTS
+
+from .commands import probe_cmd, results
+from .conftest import run_specs, specs_from_yaml
+from .procwatch import wait_watching_peak
+
+Route = Callable[[int], bytes]
+"""A playlist path's body for its n-th request (0 first)."""
+SEGMENT = b"G" + bytes(187)  # one MPEG-TS packet
+TIMEOUT = 3.0
+
+
+def media(
+    sequence: int,
+    uris: list[str] | None = None,
+    *,
+    target: str = "1",
+    pdt: str | None = None,
+    extra: str = "",
+) -> bytes:
+    """A live media playlist; its segments under /seg/ unless ``uris`` says."""
+    uris = uris if uris is not None else [f"/seg/{sequence + i}.ts" for i in range(3)]
+    stamp = pdt or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    lines = [
+        "#EXTM3U",
+        f"#EXT-X-TARGETDURATION:{target}",
+        f"#EXT-X-MEDIA-SEQUENCE:{sequence}",
+        f"#EXT-X-PROGRAM-DATE-TIME:{stamp}",
+    ]
+    for uri in uris:
+        lines += [extra, "#EXTINF:1.000,", uri] if extra else ["#EXTINF:1.000,", uri]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def many_segments(n: int) -> bytes:
+    """A playlist of ``n`` tiny segments (about 25 bytes each)."""
+    return b"#EXTM3U\n#EXT-X-TARGETDURATION:1\n" + b"#EXTINF:1,\n/seg/0.ts\n" * n
+
+
+def moving(hit: int) -> bytes:
+    """A healthy stream: one segment newer on every request."""
+    return media(100 + hit)
+
+
+class PlaylistServer(http.server.ThreadingHTTPServer):
+    """Serves ``routes`` (path -> body by request count), ``redirects`` (path -> where
+    to) and media segments under /seg/; /slow/ answers only when the server stops."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.routes: dict[str, Route] = {}
+        self.redirects: dict[str, str] = {}
+        self.hits: dict[str, int] = {}
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def body(self, path: str) -> bytes | None:
+        if path.startswith("/seg/"):
+            return SEGMENT * 10
+        route = self.routes.get(path)
+        if route is None:
+            return None
+        with self.lock:
+            hit = self.hits.get(path, 0)
+            self.hits[path] = hit + 1
+        return route(hit)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A probe that stopped reading at its cap closes mid-body: not our concern."""
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: PlaylistServer
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/slow/"):
+            self.server.stopping.wait(60)
+            return
+        to = self.server.redirects.get(self.path)
+        if to is not None:
+            self.send_response(302)
+            self.send_header("Location", to)
+            self.send_header("Content-Length", "0")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            return
+        body = self.server.body(self.path)
+        status = 200 if body is not None else 404
+        body = body if body is not None else b"no such path"
+        self.send_response(status)
+        self.send_header("Content-Type", "application/vnd.apple.mpegurl")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        with contextlib.suppress(OSError):
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+@pytest.fixture
+def server() -> Iterator[PlaylistServer]:
+    running = PlaylistServer()
+    running.routes["/ok/index.m3u8"] = moving
+    thread = threading.Thread(target=running.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield running
+    finally:
+        running.stopping.set()
+        running.shutdown()
+        running.server_close()
+        thread.join(5)
+
+
+def run_beside_healthy(
+    server: PlaylistServer, route: Route, live: dict[str, Any]
+) -> tuple[ProbeResult, float]:
+    """Run the hostile probe and a healthy one together; return the hostile result and
+    the run's wall time, after checking that the healthy one was recorded and passed."""
+    server.routes["/hostile/index.m3u8"] = route
+    probes = [
+        {
+            "name": "hostile",
+            "kind": "live",
+            "url": server.base + "/hostile/index.m3u8",
+            "timeout": f"{TIMEOUT:g}s",
+            "live": live,
+        },
+        {"name": "healthy", "kind": "live", "url": server.base + "/ok/index.m3u8", "timeout": "3s"},
+    ]
+    text = "probes:\n" + "".join(f"  - {json.dumps(p)}\n" for p in probes)
+    started = time.monotonic()
+    hostile, healthy = run_specs(specs_from_yaml(text))
+    wall = time.monotonic() - started
+    assert healthy.probe == "healthy" and healthy.ok, healthy.error
+    return hostile, wall
+
+
+def _back_to_90(hit: int) -> bytes:
+    return media(100 if hit == 0 else 90)
+
+
+def _lost_newest(hit: int) -> bytes:
+    return media(100, None if hit == 0 else ["/seg/100.ts"])
+
+
+def _constant(body: bytes) -> Route:
+    return lambda _hit: body
+
+
+ADVANCING = {"check_advancing": True}
+
+
+@pytest.mark.parametrize(
+    ("route", "live", "words"),
+    [
+        pytest.param(
+            _constant(media(1, ["ftp://127.0.0.1/a.ts"])),
+            {},
+            ["segment URI is not http(s): ftp://127.0.0.1/a.ts"],
+            id="ftp-segment",
+        ),
+        pytest.param(
+            _constant(media(1, ["file:///etc/passwd"])),
+            {},
+            ["segment URI is not http(s): file:///etc/passwd"],
+            id="file-segment",
+        ),
+        pytest.param(
+            _constant(media(1, ["data:video/mp2t;base64,R0dH"])),
+            {},
+            ["segment URI is not http(s): data:video/mp2t"],
+            id="data-segment",
+        ),
+        pytest.param(
+            # an old segment nobody downloads: a viewer still reaches it
+            _constant(media(1, ["ftp://127.0.0.1/old.ts", "/seg/2.ts"])),
+            {"segments": 1},
+            ["segment URI is not http(s): ftp://127.0.0.1/old.ts"],
+            id="ftp-old-segment",
+        ),
+        pytest.param(
+            _constant(b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nftp://127.0.0.1/v.m3u8\n"),
+            {},
+            ["variant URI is not http(s): ftp://127.0.0.1/v.m3u8"],
+            id="ftp-variant",
+        ),
+        pytest.param(
+            _constant(media(1, ["http://[x/a.ts"])),
+            {},
+            ["segment URI http://[x/a.ts is not a URL"],
+            id="bad-ipv6-segment",
+        ),
+        pytest.param(
+            _constant(media(1, ["http://xn--zz.invalid/a.ts"])),
+            {},
+            ["segment URI is not a valid URL", "xn--zz.invalid"],
+            id="bad-idna-segment",
+        ),
+        pytest.param(
+            _constant(media(1, ["https:///a.ts"])),
+            {},
+            ["segment URI has no host: https:///a.ts"],
+            id="empty-host-segment",
+        ),
+        pytest.param(
+            _constant(media(1, extra="#EXT-X-BYTERANGE:abc@xyz")),
+            {},
+            ["#EXT-X-BYTERANGE:abc@xyz"],
+            id="byterange-abc",
+        ),
+        pytest.param(
+            _constant(media(1, extra="#EXT-X-BYTERANGE:0@10")),
+            {},
+            ["#EXT-X-BYTERANGE:0@10", "length 1 or more"],
+            id="byterange-empty",
+        ),
+        pytest.param(
+            _constant(media(1).replace(b"#EXTINF:1.000", b"#EXTINF:nan")),
+            {},
+            ["#EXTINF:nan"],
+            id="extinf-nan",
+        ),
+        pytest.param(
+            _constant(media(1).replace(b"SEQUENCE:1", b"SEQUENCE:" + b"9" * 5000)),
+            {},
+            ["line 3 holds a number of more than 4,300 digits"],
+            id="sequence-5000-digits",
+        ),
+        pytest.param(
+            _constant(media(1).replace(b"SEQUENCE:1", b"SEQUENCE:1e5")),
+            {},
+            ["#EXT-X-MEDIA-SEQUENCE:1e5"],
+            id="sequence-not-integer",
+        ),
+        pytest.param(
+            _constant(media(1, pdt="0001-01-01T00:00:00+14:00")),
+            {},
+            ["#EXT-X-PROGRAM-DATE-TIME:0001-01-01T00:00:00+14:00"],
+            id="date-year-1",
+        ),
+        pytest.param(
+            _constant(media(1, pdt="tomorrow")),
+            {},
+            ["#EXT-X-PROGRAM-DATE-TIME:tomorrow", "ISO 8601"],
+            id="date-not-a-date",
+        ),
+        pytest.param(
+            _constant(media(1, pdt="2099-01-01T00:00:00Z")),
+            {"max_age": "30s"},
+            ["#EXT-X-PROGRAM-DATE-TIME", "2099-01-01T00:00:02+00:00", "in the future"],
+            id="date-2099",
+        ),
+        pytest.param(
+            _back_to_90,
+            ADVANCING,
+            ["#EXT-X-MEDIA-SEQUENCE went back from 100 to 90"],
+            id="sequence-back",
+        ),
+        pytest.param(
+            _lost_newest,
+            ADVANCING,
+            ["lost its newest segments", "ended at segment 102, then at 100"],
+            id="newest-segments-gone",
+        ),
+        pytest.param(
+            _constant(media(1, target="-5")),
+            ADVANCING,
+            ["#EXT-X-TARGETDURATION:-5 is not a positive number"],
+            id="target-negative",
+        ),
+        pytest.param(
+            _constant(media(1, target="0")),
+            ADVANCING,
+            ["#EXT-X-TARGETDURATION:0 is not a positive number"],
+            id="target-zero",
+        ),
+        pytest.param(
+            _constant(media(1, target="1000000000")),
+            ADVANCING,
+            [f"#EXT-X-TARGETDURATION:1000000000 is more than the {MAX_TARGET_DURATION}s"],
+            id="target-absurd",
+        ),
+        pytest.param(
+            _constant(media(1).replace(b"#EXT-X-TARGETDURATION:1\n", b"")),
+            ADVANCING,
+            ["no #EXT-X-TARGETDURATION"],
+            id="target-missing",
+        ),
+        pytest.param(
+            _constant(many_segments(MAX_SEGMENTS + 5000)),
+            {},
+            [f"playlist has 25,000 segments, more than the cap of {MAX_SEGMENTS:,}"],
+            id="too-many-segments",
+        ),
+        pytest.param(
+            _constant(many_segments(400_000)),
+            {},
+            ["playlist is larger than 4MiB (the cap for a playlist)"],
+            id="ten-megabytes",
+        ),
+        pytest.param(
+            _constant(b"#EXTM3U\n" + b"\r" * 200_000),
+            {},
+            ["playlist has 200,001 lines, more than the cap of 100,000"],
+            id="too-many-lines",
+        ),
+    ],
+)
+def test_hostile_playlist_is_server_assertion(
+    server: PlaylistServer, route: Route, live: dict[str, Any], words: list[str]
+) -> None:
+    r, wall = run_beside_healthy(server, route, live)
+    assert (r.failure, r.reason) == (Failure.SERVER, "server.assertion"), r.error
+    for word in words:
+        assert word in (r.error or ""), r.error
+    assert wall < TIMEOUT + 1
+
+
+def test_small_max_body_names_it(server: PlaylistServer) -> None:
+    server.routes["/hostile/index.m3u8"] = _constant(media(1, ["/seg/1.ts"] * 50))
+    text = "probes:\n  - " + json.dumps(
+        {"name": "p", "kind": "live", "url": server.base + "/hostile/index.m3u8", "max_body": 512}
+    )
+    [r] = run_specs(specs_from_yaml(text))
+    assert (r.failure, r.reason) == (Failure.SERVER, "server.assertion"), r.error
+    assert "playlist is larger than 512B (max_body)" in (r.error or "")
+
+
+def test_redirected_variant_resolves_segments_against_where_it_was_found(
+    server: PlaylistServer,
+) -> None:
+    server.routes["/master.m3u8"] = _constant(
+        b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n/moved/index.m3u8\n"
+    )
+    # /moved/ redirects to /real/, whose playlist names its segments relative to itself
+    server.routes["/real/index.m3u8"] = lambda hit: media(5 + hit, ["seg.ts"])
+    server.routes["/real/seg.ts"] = _constant(SEGMENT)
+    server.redirects["/moved/index.m3u8"] = "/real/index.m3u8"
+    text = "probes:\n  - " + json.dumps(
+        {"name": "p", "kind": "live", "url": server.base + "/master.m3u8"}
+    )
+    [r] = run_specs(specs_from_yaml(text))
+    assert r.ok, r.error
+    assert r.details["segment_bytes"] > 0
+
+
+def _config(tmp_path: Path, probes: list[dict[str, Any]]) -> Path:
+    config = tmp_path / "live.yaml"
+    config.write_text("probes:\n" + "".join(f"  - {json.dumps(p)}\n" for p in probes))
+    return config
+
+
+def test_ten_megabyte_playlist_fails_fast_in_bounded_memory(
+    server: PlaylistServer, tmp_path: Path
+) -> None:
+    server.routes["/huge/index.m3u8"] = _constant(many_segments(400_000))
+    # the largest playlist we parse, twice (check_advancing), beside it
+    at_cap = many_segments(MAX_SEGMENTS - 1)
+    server.routes["/at-cap/index.m3u8"] = lambda hit: (
+        at_cap + f"#EXTINF:1,\n/seg/{hit}.ts\n".encode()
+    )
+    live = {"kind": "live", "timeout": "5s"}
+    config = _config(
+        tmp_path,
+        [
+            {"name": "huge", "url": server.base + "/huge/index.m3u8", **live},
+            {
+                "name": "at-cap",
+                "url": server.base + "/at-cap/index.m3u8",
+                "live": ADVANCING,
+                **live,
+            },
+            {"name": "healthy", "url": server.base + "/ok/index.m3u8", **live},
+        ],
+    )
+    out = tmp_path / "r.jsonl"
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        probe_cmd("run", str(config), "-o", str(out), "--no-state"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    peak_kib = wait_watching_peak(proc, 30)
+    _, stderr = proc.communicate(timeout=10)
+    wall = time.monotonic() - started
+    assert proc.returncode == 1, stderr
+    assert peak_kib > 0, "could not read /proc/PID/status"
+    assert peak_kib < 300 * 1024
+    assert wall < 5 + 1 + 2  # the deadline + 1 s, and the interpreter's start and exit
+    got = {r["probe"]: r for r in results(out)}
+    assert (got["huge"]["failure"], got["huge"]["reason"]) == ("server", "server.assertion")
+    assert "larger than 4MiB" in got["huge"]["error"]
+    assert got["at-cap"]["ok"], got["at-cap"]["error"]
+    assert got["at-cap"]["details"]["segments"] == MAX_SEGMENTS
+    assert got["healthy"]["ok"], got["healthy"]["error"]
+
+
+def test_sigterm_during_parse_heavy_live_probes_exits_130_and_keeps_lines(
+    server: PlaylistServer, tmp_path: Path
+) -> None:
+    heavy = many_segments(MAX_SEGMENTS)  # never advances: each probe parses it 3 times
+    server.routes["/heavy/index.m3u8"] = _constant(heavy)
+    probes: list[dict[str, Any]] = [
+        {"name": "quick", "kind": "live", "url": server.base + "/ok/index.m3u8", "timeout": "5s"},
+        {"name": "slow", "url": server.base + "/slow/x", "timeout": "60s"},
+        *(
+            {
+                "name": f"heavy-{i}",
+                "kind": "live",
+                "url": server.base + "/heavy/index.m3u8",
+                "timeout": "60s",
+                "live": ADVANCING,
+            }
+            for i in range(8)
+        ),
+    ]
+    out = tmp_path / "r.jsonl"
+    proc = subprocess.Popen(
+        probe_cmd("run", str(_config(tmp_path, probes)), "-o", str(out), "--no-state"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        until = time.monotonic() + 20
+        # every heavy probe has its playlist: eight parses are queued for two threads
+        while time.monotonic() < until and not (
+            out.exists()
+            and "quick" in out.read_text()
+            and server.hits.get("/heavy/index.m3u8", 0) >= 8
+        ):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        _, stderr = proc.communicate(timeout=15)
+        took = time.monotonic() - sent
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130, stderr
+    assert took < 5
+    assert b"Traceback" not in stderr
+    names = {r["probe"] for r in results(out)}
+    assert "quick" in names and "slow" not in names
