@@ -53,6 +53,7 @@ class Reason(enum.StrEnum):
     SERVER_REDIRECTS = "server.redirects"
     SERVER_LIVE_STALLED = "server.live_stalled"
     SERVER_LIVE_ENDED = "server.live_ended"
+    SERVER_LIVE_SLOW = "server.live_slow"
     SERVER_REPLY = "server.reply"
     SERVER_CERT_EXPIRING = "server.cert_expiring"
     SERVER_STALE = "server.stale"
