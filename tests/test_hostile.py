@@ -13,6 +13,7 @@ import pytest
 import trustme
 
 from synthprobe.demo import DemoPlatform, PlatformThread
+from synthprobe.models import ProbeResult
 from synthprobe.probers.base import Network
 
 from .conftest import run_specs, specs_from_yaml
@@ -30,38 +31,82 @@ def expired_tls_platform(ca: trustme.CA) -> Iterator[DemoPlatform]:
         yield running
 
 
-def test_every_hostile_server_in_one_run(
-    platform: DemoPlatform,
-    tls_platform: DemoPlatform,
-    expired_tls_platform: DemoPlatform,
+CASES = [
+    # id, which server, path, extra probe keys, reason (None: passes)
+    pytest.param("plain", "/fault/endless", {"max_body": "1MiB"}, None, id="endless-chunked"),
+    pytest.param(
+        "plain", "/fault/huge-headers?size=1048576", {}, "network.protocol", id="huge-headers"
+    ),
+    pytest.param("plain", "/fault/cookies?n=1000", {}, None, id="thousand-cookies"),
+    pytest.param(
+        "plain",
+        "/fault/gzip-bomb?size=268435456",
+        {"max_body": "1MiB"},
+        None,
+        id="gzip-bomb",
+    ),
+    pytest.param(
+        "plain",
+        "/fault/redirect?to=file:///etc/passwd",
+        {},
+        "server.redirects",
+        id="redirect-to-file",
+    ),
+    pytest.param("plain", "/fault/redirect-loop", {}, "server.redirects", id="redirect-loop"),
+    pytest.param("plain", "/fault/silent", {"timeout": "500ms"}, "timeout.read", id="never-speaks"),
+    pytest.param("expired", "/v1/feed", {}, "network.tls", id="expired-cert"),
+    pytest.param("wrong-name", "/v1/feed", {}, "network.tls", id="wrong-host-name"),
+    pytest.param(
+        "http-on-https",
+        "/v1/feed",
+        {"timeout": "500ms"},
+        "timeout.connect",
+        id="plain-http-on-https",
+    ),
+    pytest.param("plain", "/v1/feed", {}, None, id="after-all-that"),
+]
+
+
+def _base(server: str, request: pytest.FixtureRequest) -> str:
+    """The URL base of each kind of server in the table."""
+    if server == "plain":
+        return str(request.getfixturevalue("platform").base_url)
+    if server == "expired":
+        return f"https://localhost:{request.getfixturevalue('expired_tls_platform').port}"
+    if server == "wrong-name":
+        return f"https://127.0.0.1:{request.getfixturevalue('tls_platform').port}"
+    assert server == "http-on-https"
+    return f"https://localhost:{request.getfixturevalue('platform').port}"
+
+
+def _check(name: str, r: ProbeResult, reason: str | None) -> None:
+    assert r.reason == reason, (name, r.error)
+    assert (r.failure is None) == (reason is None), name
+    if reason:
+        assert r.reason is not None and r.failure is not None
+        assert r.reason.split(".")[0] == r.failure.value and r.error, name
+
+
+@pytest.mark.parametrize(("server", "path", "extra", "reason"), CASES)
+def test_each_hostile_server_alone(
+    request: pytest.FixtureRequest,
     trusting_network: Network,
+    server: str,
+    path: str,
+    extra: dict[str, str],
+    reason: str | None,
 ) -> None:
-    base = platform.base_url
+    probe = {"name": "p", "url": _base(server, request) + path, "timeout": "10s", **extra}
+    [r] = run_specs(specs_from_yaml("probes:\n  - " + json.dumps(probe) + "\n"), trusting_network)
+    _check(request.node.callspec.id, r, reason)
+
+
+def test_every_hostile_server_in_one_run(
+    request: pytest.FixtureRequest, trusting_network: Network
+) -> None:
     cases = {
-        # name: (url, extra probe keys, reason)
-        "endless-chunked": (f"{base}/fault/endless", {"max_body": "1MiB"}, None),
-        "huge-headers": (f"{base}/fault/huge-headers?size=1048576", {}, "network.protocol"),
-        "thousand-cookies": (f"{base}/fault/cookies?n=1000", {}, None),
-        "gzip-bomb": (f"{base}/fault/gzip-bomb?size=268435456", {"max_body": "1MiB"}, None),
-        "redirect-to-file": (
-            f"{base}/fault/redirect?to=file:///etc/passwd",
-            {},
-            "server.redirects",
-        ),
-        "redirect-loop": (f"{base}/fault/redirect-loop", {}, "server.redirects"),
-        "never-speaks": (f"{base}/fault/silent", {"timeout": "500ms"}, "timeout.read"),
-        "expired-cert": (
-            f"https://localhost:{expired_tls_platform.port}/v1/feed",
-            {},
-            "network.tls",
-        ),
-        "wrong-host-name": (f"https://127.0.0.1:{tls_platform.port}/v1/feed", {}, "network.tls"),
-        "plain-http-on-https": (
-            f"https://localhost:{platform.port}/v1/feed",
-            {"timeout": "500ms"},
-            "timeout.connect",
-        ),
-        "after-all-that": (f"{base}/v1/feed", {}, None),
+        c.id: (_base(c.values[0], request) + str(c.values[1]), c.values[2], c.values[3])
+        for c in CASES
     }
     text = "probes:\n" + "".join(
         "  - " + json.dumps({"name": name, "url": url, "timeout": "10s", **extra}) + "\n"
@@ -70,11 +115,7 @@ def test_every_hostile_server_in_one_run(
     results = {r.probe: r for r in run_specs(specs_from_yaml(text), trusting_network)}
     assert set(results) == set(cases)  # the run went on past every one of them
     for name, (_url, _extra, reason) in cases.items():
-        r = results[name]
-        assert r.reason == reason, (name, r.error)
-        assert (r.failure is None) == (reason is None), name
-        if reason:
-            assert r.reason.split(".")[0] == r.failure.value and r.error, name
+        _check(name, results[name], reason)  # type: ignore[arg-type]
     assert results["endless-chunked"].details["truncated"] is True
     assert results["endless-chunked"].details["body_bytes"] == 1024 * 1024
     bomb = results["gzip-bomb"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import multiprocessing
 import os
 import xml.etree.ElementTree as ET
@@ -68,31 +69,49 @@ text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]),
 @settings(max_examples=200)
 @given(
     name=text,
+    location=text,
     error=st.none() | text,
     status=st.none() | st.integers(100, 599),
-    ok=st.booleans(),
-    total=st.floats(0, 1e6, allow_nan=False),
+    reason=st.none() | st.sampled_from(list(Reason)),
+    total=st.none() | st.floats(0, 1e6, allow_nan=False),
+    millis=st.integers(0, 4_102_444_799_999),
     details=st.dictionaries(text, st.integers() | text | st.booleans(), max_size=4),
 )
 def test_jsonl_round_trip(
     name: str,
+    location: str,
     error: str | None,
     status: int | None,
-    ok: bool,
-    total: float,
+    reason: Reason | None,
+    total: float | None,
+    millis: int,
     details: dict[str, object],
 ) -> None:
+    """What the writer encodes, the report's reader (record.decode) reads back the same:
+    the two halves of schema 1 cannot drift apart."""
+    from synthprobe.record import decode
+    from synthprobe.units import format_utc
+
     r = result(
         name=name,
-        ok=ok,
+        location=location,
+        ok=reason is None,
+        failure=reason.failure if reason else None,
+        reason=reason,
         error=error,
         status=status,
+        ts=format_utc(millis / 1000),
         timings_ms={**dict.fromkeys(PHASES), "total": total},
         details=details,
     )
     data = encode(r)
     assert data.endswith(b"\n") and data.count(b"\n") == 1  # one line whatever the text
-    assert json.loads(data) == to_record(r)
+    line = decode(data)
+    assert (line.probe, line.kind, line.location) == (r.probe, r.kind, r.location)
+    assert line.failure == r.failure and line.reason == (r.reason.value if r.reason else None)
+    assert round(line.ts * 1000) == millis
+    assert line.latency_ms == total if total is not None else math.isnan(line.latency_ms)
+    assert line.no_data == (r.failure is Failure.INTERNAL)
 
 
 def test_writer_appends_whole_lines(tmp_path: Path) -> None:
