@@ -3,6 +3,8 @@ on request: reset a stream or close the connection before answering.
 
     /rst      RST_STREAM (INTERNAL_ERROR) instead of a response
     /goaway   GOAWAY (ENHANCE_YOUR_CALM) instead of a response
+    a path in ``crafted``: that header block, sent as it is (h2's own checks of what it
+        sends are off), then {"status": "ok"}
     anything else: 200 {"status": "ok"}
 """
 
@@ -22,9 +24,15 @@ import h2.exceptions
 
 from .sockets import accepting
 
+Crafted = dict[bytes, list[tuple[bytes, bytes]]]
+"""Path -> the response header block to send for it, pseudo-headers included."""
 
-def _serve(conn: ssl.SSLSocket) -> None:
-    h2conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+
+def _serve(conn: ssl.SSLSocket, crafted: Crafted) -> None:
+    config = h2.config.H2Configuration(
+        client_side=False, validate_outbound_headers=False, normalize_outbound_headers=False
+    )
+    h2conn = h2.connection.H2Connection(config)
     h2conn.initiate_connection()
     conn.sendall(h2conn.data_to_send())
     while True:
@@ -38,6 +46,9 @@ def _serve(conn: ssl.SSLSocket) -> None:
                     h2conn.reset_stream(event.stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
                 elif path == b"/goaway":
                     h2conn.close_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+                elif path in crafted:
+                    h2conn.send_headers(event.stream_id, crafted[path])
+                    h2conn.send_data(event.stream_id, b'{"status": "ok"}', end_stream=True)
                 else:
                     body = b'{"status": "ok"}'
                     h2conn.send_headers(
@@ -49,7 +60,9 @@ def _serve(conn: ssl.SSLSocket) -> None:
 
 
 @contextlib.contextmanager
-def h2_server(cert_chain_pem: bytes, key_pem: bytes, tmpdir: str) -> Iterator[int]:
+def h2_server(
+    cert_chain_pem: bytes, key_pem: bytes, tmpdir: str, crafted: Crafted | None = None
+) -> Iterator[int]:
     """Serve on 127.0.0.1 with TLS and ALPN h2 only; yields the port."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     with open(f"{tmpdir}/h2-cert.pem", "wb") as f:
@@ -67,7 +80,7 @@ def h2_server(cert_chain_pem: bytes, key_pem: bytes, tmpdir: str) -> Iterator[in
                 contextlib.suppress(OSError, h2.exceptions.ProtocolError),
                 ctx.wrap_socket(raw, server_side=True) as conn,
             ):
-                _serve(conn)
+                _serve(conn, crafted or {})
 
         threading.Thread(target=serve, daemon=True).start()
 

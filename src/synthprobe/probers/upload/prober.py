@@ -10,27 +10,34 @@ import time
 import uuid
 from typing import Any
 
-from synthprobe.classify import ProbeFailure
+from synthprobe.classify import ProbeFailure, classify_exception
 from synthprobe.expect import status_matches
 from synthprobe.jsonpath import fill_template, scalar_text
 from synthprobe.models import ProbeSpec, Reason
 from synthprobe.probers.base import Network, ProbeOutcome
-from synthprobe.probers.exchange import Request, fetch
+from synthprobe.probers.exchange import Request, checked_url, fetch, quoted
 from synthprobe.probers.journey import walk
 from synthprobe.probers.upload import VERIFY, UploadSpec
 from synthprobe.steps import Step
 from synthprobe.timing import Timeline
+from synthprobe.units import format_duration
 
 POLL_START = 0.05
 POLL_MAX = 1.0
 """verify_url polling: 50 ms, doubling, at most 1 s apart (the deadline bounds the total)."""
 CLEANUP_TIMEOUT = 5.0
+"""Seconds a cleanup request may take, its own time beside the probe's."""
+DEADLINE_MARGIN = 0.05
+"""Seconds before the probe's deadline at which it stops waiting for its cleanup."""
+_CLEANUPS: set[asyncio.Task[tuple[int | None, str]]] = set()
+"""Cleanups still running after their probe's result: held so they are not collected."""
 
 
 def _json(body: bytes) -> Any:
+    """The upload's JSON response, or None: a value then missing says so by name."""
     try:
-        return json.loads(body)
-    except ValueError:
+        return json.loads(body.removeprefix(b"\xef\xbb\xbf"))  # a UTF-8 BOM is legal
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
         return None
 
 
@@ -46,7 +53,14 @@ def fill(template: str, document: Any) -> str:
             )
         return found
 
-    return fill_template(template, value)
+    filled = fill_template(template, value)
+    url, why = checked_url(filled)
+    if url is None:
+        raise ProbeFailure(
+            Reason.SERVER_ASSERTION,
+            f"{template} filled from the upload response is not a URL ({why}): {quoted(filled)}",
+        )
+    return filled
 
 
 @functools.lru_cache(maxsize=8)
@@ -85,6 +99,8 @@ class UploadProber:
         payload(_options(spec).size)
 
     async def probe(self, spec: ProbeSpec, timeline: Timeline, net: Network) -> ProbeOutcome:
+        # the runner's deadline started just before this call: cleanup must end before it
+        deadline = asyncio.get_running_loop().time() + spec.timeout
         upload = _options(spec)
         body, content_type = multipart(upload)
         request = Request(spec.method, spec.url, spec.headers, body, content_type)
@@ -117,7 +133,9 @@ class UploadProber:
                 outcome = ProbeOutcome(None, walked.bytes_in, walked.bytes_out, details)
         finally:
             if upload.cleanup_url:
-                details["cleanup_status"] = await self._cleanup(spec, upload, document, net)
+                timeline.stop()  # the probe's clock ends here: cleanup is not its time
+                # into the timeline's details: recorded even when verify or a step failed
+                await self._cleanup(spec, upload, document, net, timeline.details, deadline)
         return outcome
 
     async def _await_available(
@@ -141,9 +159,41 @@ class UploadProber:
             pause = min(pause * 2, POLL_MAX)
 
     async def _cleanup(
+        self,
+        spec: ProbeSpec,
+        upload: UploadSpec,
+        document: Any,
+        net: Network,
+        details: dict[str, Any],
+        deadline: float,
+    ) -> None:
+        """Best effort, outside the probe's result: ``details.cleanup`` says what became
+        of it. It has CLEANUP_TIMEOUT of its own; the probe waits for it only until
+        just before its own deadline, and a cleanup still running then goes on in the
+        background (until CLEANUP_TIMEOUT or the end of the run)."""
+        task = asyncio.create_task(self._send_cleanup(spec, upload, document, net))
+        _CLEANUPS.add(task)
+        task.add_done_callback(_CLEANUPS.discard)
+        loop = asyncio.get_running_loop()
+        wait = deadline - DEADLINE_MARGIN - loop.time()
+        # asyncio.wait cancels nothing: our wait ends first, the cleanup goes on
+        await asyncio.wait({task}, timeout=max(0.0, wait))
+        if not task.done():
+            details["cleanup"] = (
+                "still running at the probe's deadline "
+                f"(left to finish within {format_duration(CLEANUP_TIMEOUT)})"
+            )
+            return
+        status, said = task.result()
+        details["cleanup"] = said
+        if status is not None:
+            details["cleanup_status"] = status
+
+    async def _send_cleanup(
         self, spec: ProbeSpec, upload: UploadSpec, document: Any, net: Network
-    ) -> int | str:
-        """Best effort, outside the probe's clock and result: the status, or what failed."""
+    ) -> tuple[int | None, str]:
+        """(status, what became of it): "ok", "status 404", "timed out after 5s", or
+        what failed."""
         assert upload.cleanup_url is not None
         try:
             url = fill(upload.cleanup_url, document)
@@ -152,6 +202,11 @@ class UploadProber:
                 got = await fetch(
                     spec, request, Timeline(), net, max_body=0, follow_redirects=False
                 )
-            return got.observation.status
+        except TimeoutError:
+            return None, f"timed out after {format_duration(CLEANUP_TIMEOUT)}"
         except Exception as exc:  # ProbeFailure included: never changes the result
-            return f"failed: {type(exc).__name__}"
+            found = classify_exception(exc)
+            what = found.error if found is not None else f"{type(exc).__name__}: {exc}"
+            return None, f"failed: {what}"
+        status = got.observation.status
+        return status, "ok" if 200 <= status < 300 else f"status {status}"
