@@ -111,13 +111,22 @@ def non_reading_server() -> Iterator[str]:
 
 
 def _answer_400(conn: socket.socket) -> None:
+    """Read what the client sent (all of it: a ClientHello may come in pieces), answer,
+    then FIN with shutdown: closing with unread bytes would send an RST instead, and the
+    probe would see a reset, not the 400."""
     with conn:
-        conn.settimeout(1)
+        conn.settimeout(0.3)
         with contextlib.suppress(OSError):
-            conn.recv(4096)
+            for _ in range(64):  # bounded: at most 64 reads until the client pauses
+                if not conn.recv(65536):
+                    break
+        with contextlib.suppress(OSError):
             conn.sendall(
                 b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
             )
+            conn.shutdown(socket.SHUT_WR)
+            conn.settimeout(1)
+            conn.recv(65536)  # until the client closes: nothing left unread at close
 
 
 @pytest.fixture
