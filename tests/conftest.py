@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import trustme
+from respx.mocks import HTTPCoreMocker
 
 from synthprobe.config import load_sources
 from synthprobe.demo import DemoPlatform, PlatformThread, refused_port
@@ -27,6 +28,10 @@ from synthprobe.runner import Runner
 
 from .realprograms import HlsServer, hls_server, websocketd
 from .sockets import accepting
+
+# respx mocks httpcore's connection classes by name; the exchange's own connection (a
+# subclass that checks HTTP/2 heads as curl does) is one more, so mocked tests reach it
+HTTPCoreMocker.add_targets("synthprobe.probers.exchange._StrictConnection")
 
 # the tests talk to 127.0.0.1 only: a proxy from the CI environment must not get between
 for _name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):

@@ -3,6 +3,7 @@ the real `probe run`, and what the JUnit and Prometheus outputs say."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -93,7 +94,9 @@ probes:
     )
     assert done.returncode == 1
     assert "cut off" not in done.stdout
-    assert "synthprobe_vantage_up 1" in (tmp_path / "m.prom").read_text()
+    assert re.search(
+        r'^synthprobe_vantage_up\{location="[^"]*"\} 1$', (tmp_path / "m.prom").read_text(), re.M
+    )
     assert "vantage" not in (tmp_path / "r.jsonl").read_text()
 
 
