@@ -8,13 +8,14 @@ BIN    := $(VENV)/bin
 # redis-server is a real TCP service, promtool (prometheus) tests the alert rules,
 # dnsmasq (dnsmasq-base: the program without a system service) is a real DNS server,
 # tmux is a real terminal for `probe watch`; node_exporter, Prometheus and Alertmanager
-# carry two locations end to end through the shipped rules.
+# carry two locations end to end through the shipped rules, amtool checks the
+# Alertmanager example, prometheus-pushgateway receives the Kubernetes CronJob's metrics.
 # Installed when missing (as root); tests skip,
 # saying why, if not.
 DEBIAN_TEST_PACKAGES ?= ffmpeg nginx websocketd chromium redis-server prometheus dnsmasq-base tmux \
-	prometheus-node-exporter prometheus-alertmanager
+	prometheus-node-exporter prometheus-alertmanager prometheus-pushgateway
 
-.PHONY: demo test lint check bench clean debian-deps debian-bench-deps debian-install
+.PHONY: demo test lint check bench clean debian-deps debian-bench-deps debian-install dist image image-deps image-base image-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,3 +71,52 @@ bench: $(VENV)/.installed-test debian-bench-deps
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# Release files (docs/install.md): a wheel and an sdist in dist/, checked by twine.
+dist: $(VENV)/.installed-test
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+
+# The container image (docs/install.md). A Debian base made here with mmdebstrap (no
+# registry image is needed), the wheel and a wheelhouse of its dependencies as the build
+# context, so the build fetches nothing. Minutes and root: never part of `make test`.
+VERSION      := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' src/synthprobe/__init__.py)
+IMAGE        ?= synthprobe
+IMAGE_BASE   ?= localhost/synthprobe-base:bookworm
+IMAGE_ISOLATION ?= chroot
+DEBIAN_MIRROR ?= http://deb.debian.org/debian
+DEBIAN_SECURITY_MIRROR ?= http://deb.debian.org/debian-security
+DEBIAN_IMAGE_PACKAGES ?= podman mmdebstrap
+
+image-deps:
+	@$(MAKE) --no-print-directory debian-install PACKAGES="$(DEBIAN_IMAGE_PACKAGES)"
+
+# Remade only when missing: `podman rmi $(IMAGE_BASE)` to take the latest Debian updates.
+image-base: image-deps
+	@if podman image exists $(IMAGE_BASE); then echo "$(IMAGE_BASE) exists"; else \
+	  mkdir -p build && \
+	  mmdebstrap --mode=root --variant=minbase \
+	    --include=python3,python3-venv,ca-certificates,netbase,tzdata bookworm build/base.tar \
+	    "deb $(DEBIAN_MIRROR) bookworm main" "deb $(DEBIAN_MIRROR) bookworm-updates main" \
+	    "deb $(DEBIAN_SECURITY_MIRROR) bookworm-security main" && \
+	  podman import --change 'CMD ["/bin/sh"]' build/base.tar $(IMAGE_BASE) && \
+	  rm -f build/base.tar; fi
+
+image: dist image-base
+	$(BIN)/pip wheel --quiet --wheel-dir dist/wheelhouse dist/synthprobe-$(VERSION)-py3-none-any.whl
+	podman build --isolation $(IMAGE_ISOLATION) --build-arg BASE=$(IMAGE_BASE) \
+	  --build-arg VERSION=$(VERSION) -f Containerfile -t $(IMAGE):$(VERSION) dist/
+	@$(MAKE) --no-print-directory image-check
+
+# The finished image's own files, run in a chroot of it as its user: where `podman run`
+# cannot start containers (no rlimits in some sandboxes), this still proves the image.
+image-check:
+	@mnt=$$(podman image mount $(IMAGE):$(VERSION)) && trap 'podman image unmount $(IMAGE):$(VERSION) >/dev/null' EXIT && \
+	  user=$$(podman image inspect --format '{{.Config.User}}' $(IMAGE):$(VERSION)) && \
+	  entry=$$(podman image inspect --format '{{index .Config.Entrypoint 0}}' $(IMAGE):$(VERSION)) && \
+	  echo "image $(IMAGE):$(VERSION): user $$user, entrypoint $$entry" && \
+	  chroot --userspec=$$user $$mnt env HOME=/home/probe $$entry --version && \
+	  { chroot --userspec=$$user $$mnt env HOME=/home/probe sh -c "cd /home/probe && $$entry demo --format quiet"; \
+	    code=$$?; [ $$code -eq 1 ] || { echo "probe demo exited $$code, expected 1"; exit 1; }; } && \
+	  echo "image-check: probe --version and probe demo ran from the image"
