@@ -329,7 +329,10 @@ def test_no_state_means_no_fields_no_file_no_message(
         f'settings: {{notify: ["{receiver.url}"]}}\n'
         f'probes:\n  - {{name: a, url: "{refused_url}/"}}\n',
     )
-    probe(cfg, tmp_path, "--no-state")
+    # --format changes needs a state: the plain table here
+    out = str(tmp_path / "r.jsonl")
+    done = run_probe("run", str(cfg), "-o", out, "--no-state", "--format", "quiet")
+    assert done.returncode == 1, done.stderr
     assert "state" not in lines(tmp_path)[0]
     assert not (tmp_path / "r.state.json").exists() and receiver.messages == []
 
@@ -484,3 +487,27 @@ probes:
     doc = json.loads(state_path.read_text())
     [pending] = doc["probes"]["a"]["eu-1"]["undelivered"]
     assert pending["lease"] is None and len(pending["targets"]) == 1
+
+
+def test_only_keeps_the_events_of_targets_named_by_unselected_probes(
+    tmp_path: Path, receiver: Receiver, refused_url: str, platform_url: str
+) -> None:
+    """`--only a` must not drop b's pending event as "no longer configured": b's own
+    `alert.notify` is still in the config; the event is delivered, once, late."""
+    cfg = config(
+        tmp_path,
+        f"""
+settings: {{location: eu-1}}
+probes:
+  - {{name: a, url: "{platform_url}/v1/feed"}}
+  - {{name: b, url: "{refused_url}/v1/feed", alert: {{notify: ["{receiver.url}"]}}}}
+""",
+    )
+    receiver.failing = True
+    assert probe(cfg, tmp_path).returncode == 1
+    receiver.failing = False
+    only = probe(cfg, tmp_path, "--only", "a")
+    assert only.returncode == 0, only.stderr
+    assert "no longer configured" not in only.stderr
+    [message] = receiver.messages
+    assert message["message"].startswith("DOWN b ")

@@ -280,3 +280,40 @@ def test_a_state_file_cut_short_is_never_taken_for_a_whole_one() -> None:
     for cut in range(1, len(lines)):
         with pytest.raises(CorruptState):
             loads("".join(lines[:cut]))
+
+
+def test_a_result_whose_line_went_out_without_an_event_never_raises_one(tmp_path: Path) -> None:
+    """Two overlapping runs, failure_threshold 2, both read the state while the probe
+    was up. B's failure lands first (pending). A's failure, which A's view found
+    uneventful and wrote so in its line, would make the probe DOWN on the state as it
+    is now: raising that event would put an event in no line, so A's result leaves the
+    state alone, and the next run's failure raises the DOWN, in its own line."""
+    from synthprobe.alerting import Alerting
+    from synthprobe.models import Settings
+    from synthprobe.redact import Redactor
+
+    from .conftest import specs_from_yaml
+
+    specs = specs_from_yaml(
+        "probes:\n"
+        "  - {name: feed-home, url: 'http://127.0.0.1:9/', alert: {failure_threshold: 2}}\n"
+    )
+    settings = Settings(output=str(tmp_path / "r.jsonl"))
+    warnings: list[str] = []
+
+    def alerting(run_id: str) -> Alerting:
+        return Alerting(settings, specs, run_id, "eu-1", Redactor(), warnings.append)
+
+    a, b = alerting("run-a"), alerting("run-b")
+    line_b = b.annotate(result(False, 1))
+    assert line_b.event is None and b.finish([line_b]).events == []
+    line_a = a.annotate(result(False, 2))
+    assert line_a.event is None and line_a.state == "pending"
+    assert a.finish([line_a]).events == []
+    state = json.loads((tmp_path / "r.state.json").read_text())["probes"]["feed-home"]["eu-1"]
+    assert (state["state"], state["failures"]) == ("pending", 1)  # A's result: not applied
+    c = alerting("run-c")
+    line_c = c.annotate(result(False, 3))
+    assert line_c.event == "down"
+    assert [e.kind for e in c.finish([line_c]).events] == [EventKind.DOWN]
+    assert warnings == []

@@ -2,18 +2,29 @@
 
 Not the runner's business nor the writers': ``app/run.py`` calls ``annotate`` as each
 result arrives (the JSON line then carries ``state``, ``since`` and ``event``) and
-``finish`` once the results are final:
+``finish`` once the results are final.
 
-1. under the state file's lock: the results are applied to the state as it is now
-   (another run may have moved it meanwhile), events are raised, and every undelivered
-   event is leased to this run;
+**An event is raised once, and its JSON line is the one that says so.** ``annotate``
+first applies the result to this run's view of the state (read at the start, without
+the lock). When the view says it causes no event, the line goes out without one, and
+that result will never raise one later. When the view says it may cause one, the
+result is applied to the state file itself, under its lock, at once: another run may
+have raised that event meanwhile (the line then says so: no ``event``), or this run
+raises it, queues it for every target, and its line carries it. Overlapping runs
+therefore write each event in exactly one line in total, as they send it in exactly
+one message; a run takes the lock once per event it may raise, not once per result.
+
+``finish``:
+
+1. under the state file's lock: the results the view found uneventful are applied to
+   the state as it is now; one that would raise an event there after all (another run
+   moved the probe meanwhile) does not move the state, as its line went out without
+   an event: the next result decides. A probe still DOWN whose outage was never queued
+   for a target configured now (added, or its URL fixed) gets it queued for that target,
+   once. Every undelivered event is leased to this run;
 2. without the lock: one message per target, each within its time limit;
 3. under the lock again: what a target accepted is marked delivered, the rest stays
    pending for the next run, marked late.
-
-Only step 1 raises events, under the lock: overlapping runs never raise one twice, and
-a lease keeps a second run from sending what the first is sending. A line's ``event``
-is this run's view as it went; the state file and the messages are authoritative.
 """
 
 from __future__ import annotations
@@ -25,10 +36,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from types import FrameType
 
-from synthprobe.alerts import Entry, Event, State, apply, title
+from synthprobe.alerts import Entry, Event, EventKind, State, apply, title
 from synthprobe.maintenance import in_maintenance
 from synthprobe.models import ProbeResult, ProbeSpec, Settings
-from synthprobe.notify import DEFAULT_TIMEOUT, send, target_id
+from synthprobe.notify import DEFAULT_TIMEOUT, send, shown, target_id
 from synthprobe.redact import Redactor
 from synthprobe.state import Pending, StateData, StateFile, forget_gone
 from synthprobe.units import parse_utc
@@ -88,6 +99,10 @@ class Alerting:
         """SIGTERM came during finish(): send nothing more."""
         self._sending = False
         self._view = self.file.read() if self.file else StateData()
+        self._raised: list[Event] = []
+        """Events this run raised (under the lock, in annotate)."""
+        self._locked: set[tuple[str, str]] = set()
+        """(probe, location) whose result annotate applied under the lock."""
         self.urls: dict[str, str] = {}
         """target id -> URL, for every target the config names."""
         for url in settings.notify:
@@ -109,23 +124,52 @@ class Alerting:
         return in_maintenance(spec, parse_utc(result.ts), self.settings.maintenance)
 
     def annotate(self, result: ProbeResult) -> ProbeResult:
-        """The result with this run's view of its state (for its JSON line)."""
+        """The result with its state for its JSON line, and the event it raised."""
         key = (result.probe, result.location)
         entry = self._view.entries.get(key, Entry())
         if self._maintained(result):
             return replace(result, state=State.MAINTENANCE.value, since=entry.since or result.ts)
-        if not self.enabled:
+        if self.file is None:
             return result
         if result.no_data:  # cut off, or our own bug: the state does not move
             return replace(result, state=entry.state.value, since=entry.since)
         entry, event = apply(entry, result, self.specs[result.probe].alert)
-        self._view.entries[key] = entry
+        if event is None:
+            self._view.entries[key] = entry
+            return replace(result, state=entry.state.value, since=entry.since)
+        # it may raise an event: decided here, under the lock, where overlapping runs
+        # see each other, so that only the run that raises it writes it in a line
+        with self.file.update() as data:
+            entry, event = apply(
+                data.entries.get(key, Entry()), result, self.specs[result.probe].alert
+            )
+            if event is not None:
+                entry = self._queue(data, entry, event)
+                self._raised.append(event)
+            data.entries[key] = _settled(entry)
+        self._view = data  # fresher than the run's first view, and the only one kept
+        self._locked.add(key)
         return replace(
             result,
             state=entry.state.value,
             since=entry.since,
             event=event.kind.value if event else None,
         )
+
+    def _queue(self, data: StateData, entry: Entry, event: Event) -> Entry:
+        """Put ``event`` in the state's undelivered events for the probe's targets;
+        the entry, with the targets its outage was queued for."""
+        targets = [target_id(u) for u in self._urls_for(event.probe)]
+        if targets:
+            ident = hashlib.sha256(
+                f"{self.run_id}|{event.probe}|{event.location}|{event.ts}|{event.kind}".encode()
+            ).hexdigest()[:16]
+            data.pending.append(Pending(ident, event, targets, self.run_id))
+        if event.kind is EventKind.DOWN:
+            return replace(entry, notified=tuple(targets))
+        if event.kind is EventKind.REMINDER:
+            return replace(entry, notified=_union(entry.notified, targets))
+        return entry
 
     def finish(self, results: Sequence[ProbeResult]) -> Finished:
         """Update the state with the run's results; deliver what is pending."""
@@ -151,31 +195,30 @@ class Alerting:
         # what counts now (another run may have moved it): 100,000 probes need not
         # hold both
         self._view = StateData()
-        events: list[Event] = []
         leased: list[Pending] = []
         now = time.time()
         with self.file.update() as data:
+            moved: list[ProbeResult] = []
             for result in sorted(results, key=lambda r: parse_utc(r.ts)):
                 if self._maintained(result) or result.no_data:
                     continue  # counters frozen, no events
+                moved.append(result)
                 key = (result.probe, result.location)
+                if key in self._locked:
+                    continue  # applied by annotate, under the lock
                 entry, event = apply(
                     data.entries.get(key, Entry()), result, self.specs[result.probe].alert
                 )
-                data.entries[key] = entry
                 if event is None:
-                    continue
-                events.append(event)
-                urls = self._urls_for(result.probe)
-                if urls:
-                    ident = hashlib.sha256(
-                        f"{self.run_id}|{event.probe}|{event.location}|{event.ts}|{event.kind}".encode()
-                    ).hexdigest()[:16]
-                    data.pending.append(
-                        Pending(ident, event, [target_id(u) for u in urls], self.run_id)
-                    )
+                    data.entries[key] = _settled(entry)
+                # else: another run moved this probe since this run's view, and the line
+                # went out without an event; raising one now would be an event no line
+                # carries, so this result leaves the state alone
             forget_gone(data, set(self.specs), now)
             self._drop_unknown_targets(data)
+            for result in moved:
+                if not result.ok:
+                    self._catch_up(data, result)
             for pending in data.pending:
                 if pending.lease is None or pending.lease < now:
                     pending.lease = now + LEASE
@@ -191,7 +234,39 @@ class Alerting:
                         ]
                         pending.lease = None
                 data.pending = [p for p in data.pending if p.targets]
+        events = sorted(self._raised, key=lambda e: parse_utc(e.ts))
         return Finished(events, delivered)
+
+    def _catch_up(self, data: StateData, result: ProbeResult) -> None:
+        """A probe still DOWN: a target configured now that its outage was never queued
+        for (added to the config, or its URL fixed) gets the DOWN, once."""
+        key = (result.probe, result.location)
+        entry = data.entries.get(key)
+        if entry is None or entry.state is not State.DOWN:
+            return
+        targets = [target_id(u) for u in self._urls_for(result.probe)]
+        if entry.notified is None:  # a state file from before this was kept: as told
+            data.entries[key] = replace(entry, notified=tuple(targets))
+            return
+        missing = [t for t in targets if t not in entry.notified]
+        if not missing:
+            return
+        event = Event(
+            kind=EventKind.DOWN,
+            probe=result.probe,
+            probe_kind=result.kind,
+            location=result.location,
+            ts=result.ts,
+            since=entry.since,
+            runs=entry.failures,
+            reason=result.reason.value if result.reason else None,
+            error=result.error,
+        )
+        ident = hashlib.sha256(
+            f"catch-up|{result.probe}|{result.location}|{entry.since}|{'|'.join(missing)}".encode()
+        ).hexdigest()[:16]
+        data.pending.append(Pending(ident, event, missing, self.run_id))
+        data.entries[key] = replace(entry, notified=_union(entry.notified, missing))
 
     def _urls_for(self, probe: str) -> tuple[str, ...]:
         spec = self.specs.get(probe)
@@ -200,16 +275,24 @@ class Alerting:
         return self.settings.notify
 
     def _drop_unknown_targets(self, data: StateData) -> None:
-        """Targets removed from the config can never accept: forget their events."""
+        """Targets removed from the config can never accept: forget their events, and
+        that they were told (the same URL configured again gets a DOWN still going on)."""
         dropped = 0
         for pending in data.pending:
             known = [t for t in pending.targets if t in self.urls]
-            dropped += len(pending.targets) - len(known)
+            gone = [t for t in pending.targets if t not in self.urls]
+            dropped += len(gone)
             pending.targets = known
+            key = (pending.event.probe, pending.event.location)
+            entry = data.entries.get(key)
+            if gone and entry is not None and entry.notified:
+                kept = tuple(t for t in entry.notified if t not in gone)
+                data.entries[key] = replace(entry, notified=kept)
         data.pending = [p for p in data.pending if p.targets]
         if dropped:
             self.warn(
-                f"notify: dropped {dropped} undelivered events of targets no longer configured"
+                f"notify: dropped {dropped} undelivered events of targets no longer "
+                "configured (a probe still down tells the targets configured now)"
             )
 
     def _deliver(self, leased: list[Pending]) -> tuple[set[tuple[str, str]], int]:
@@ -236,7 +319,7 @@ class Alerting:
                     accepted.update((p.id, target) for p in batch)
                 else:
                     self.warn(
-                        f"notify: {self.mask.url(url)} did not accept {len(batch)} events "
+                        f"notify: {shown(url)} did not accept {len(batch)} events "
                         f"({self.mask.text(outcome.problem)}); they stay pending for the next run"
                     )
         except _Stop:
@@ -244,3 +327,15 @@ class Alerting:
         finally:
             self._sending = False
         return accepted, delivered
+
+
+def _settled(entry: Entry) -> Entry:
+    """An entry not DOWN has no outage to have told anyone of."""
+    if entry.state is not State.DOWN and entry.notified is not None:
+        return replace(entry, notified=None)
+    return entry
+
+
+def _union(told: tuple[str, ...] | None, more: Sequence[str]) -> tuple[str, ...]:
+    known = list(told or ())
+    return tuple(known + [t for t in more if t not in known])

@@ -45,6 +45,10 @@ class Entry:
     """The newest result applied; an older one does not move the entry."""
     last_notice: str | None = None
     """When the last event (down, reminder) was raised."""
+    notified: tuple[str, ...] | None = None
+    """While DOWN: the notify targets (ids) this outage was queued for. A target
+    configured later (added, or its URL fixed) gets the DOWN once, late. None: a state
+    file older than this field (its targets are taken as told)."""
 
 
 @dataclass(frozen=True, slots=True)

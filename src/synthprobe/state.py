@@ -169,6 +169,11 @@ def _add_probe(data: StateData, pending: list[Pending], probe: str, locations: A
         row = dict(row)
         pending += [_pending(p) for p in row.pop("undelivered", [])]
         row["state"] = State(row["state"])
+        notified = row.get("notified")
+        if notified is not None:
+            if not isinstance(notified, list) or not all(isinstance(t, str) for t in notified):
+                raise TypeError("notified must be a list of strings")
+            row["notified"] = tuple(notified)
         data.entries[(probe, location)] = Entry(**row)
 
 

@@ -80,7 +80,10 @@ def report_command(opts: ReportOptions, io: Streams) -> int:
         from synthprobe.output.html import status_page
 
         write_atomic(opts.html, status_page(report, data).encode())
-        io.err.print(f"status page written to {opts.html}", highlight=False)
+        # a success message under cron is a mail every night: only a person at a
+        # terminal is told (data goes to stdout, so stdout is no place for it either)
+        if io.stderr.isatty():
+            io.err.print(f"status page written to {opts.html}", highlight=False, soft_wrap=True)
     return EXIT_OK
 
 

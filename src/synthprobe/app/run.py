@@ -130,7 +130,9 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
     runner = new_runner(settings.concurrency)
     alerting = Alerting(
         settings,
-        runnable,
+        # every probe of the config, not only those --only chose: a target named by an
+        # unselected probe is still configured (its pending events are not "gone")
+        loaded.probes,
         runner.run_id,
         location,
         redactor,

@@ -306,18 +306,25 @@ def _settings(r: Reader, loc: Located) -> dict[str, Any]:
 
 
 def _notify_urls(r: Reader, loc: Located, path: str) -> tuple[str, ...]:
-    """Apprise URLs (``json://``, ``mailto://``, ``slack://``...): checked for a scheme
-    here; Apprise itself says at send time whether it knows the service."""
+    """Apprise URLs (``json://``, ``mailto://``, ``slack://``...), each loaded by Apprise
+    itself now: a URL it cannot use (an unknown scheme, a malformed address) is a config
+    error with Apprise's own reason, not a warning at the first outage."""
+    from synthprobe.notify import load
+
     urls = r.strings(loc, path)
     for i, url in enumerate(urls):
+        item = loc.value[i] if isinstance(loc.value, list) else loc
         scheme, sep, rest = url.partition("://")
         if not sep or not scheme or not rest or any(c.isspace() for c in url):
-            item = loc.value[i] if isinstance(loc.value, list) else loc
             fail(
                 item,
                 f"{path}[{i}]",
                 "expected an Apprise URL such as json://host/path or mailto://...",
             )
+        loaded = load(url)
+        if loaded.plugin is None:
+            # the reason is Apprise's; load_configs masks ${VAR} secrets in it
+            fail(item, f"{path}[{i}]", f"Apprise cannot use {loaded.shown}: {loaded.problem}")
     return urls
 
 

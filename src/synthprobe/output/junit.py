@@ -56,7 +56,9 @@ def junit_xml(results: list[ProbeResult], run_id: str, location: str) -> bytes:
                 type=r.failure.value if r.failure else "failure",
             )
             failure.text = (
-                f"{r.method} {r.url}\nreason: {r.reason}\nstatus: {r.status}\n"
+                # no response, no status: "-" (Python's "None" is no answer to a person)
+                f"{r.method} {r.url}\nreason: {r.reason}\n"
+                f"status: {'-' if r.status is None else r.status}\n"
                 f"attempts: {r.attempts}\nerror: {r.error}\n"
             )
     ET.indent(root)
