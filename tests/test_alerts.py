@@ -306,14 +306,15 @@ def test_a_result_whose_line_went_out_without_an_event_never_raises_one(tmp_path
 
     a, b = alerting("run-a"), alerting("run-b")
     line_b = b.annotate(result(False, 1))
-    assert line_b.event is None and b.finish([line_b]).events == []
+    assert line_b is not None and line_b.event is None and b.finish([line_b]).events == []
     line_a = a.annotate(result(False, 2))
-    assert line_a.event is None and line_a.state == "pending"
+    assert line_a is not None and line_a.event is None and line_a.state == "pending"
     assert a.finish([line_a]).events == []
     state = json.loads((tmp_path / "r.state.json").read_text())["probes"]["feed-home"]["eu-1"]
     assert (state["state"], state["failures"]) == ("pending", 1)  # A's result: not applied
     c = alerting("run-c")
-    line_c = c.annotate(result(False, 3))
+    assert c.annotate(result(False, 3)) is None  # it may raise an event: it waits
+    [line_c] = c.settle()  # decided under the lock, with every other waiting line
     assert line_c.event == "down"
     assert [e.kind for e in c.finish([line_c]).events] == [EventKind.DOWN]
     assert warnings == []

@@ -44,6 +44,9 @@ from synthprobe.redact import Redactor
 from synthprobe.state import Pending, StateData, StateFile, forget_gone
 from synthprobe.units import parse_utc
 
+SETTLE_EVERY = 0.5
+"""Seconds a line that may carry an event waits, at most, for the locked decision
+(``Alerting.settle``): one lock for all such lines of that half second."""
 LEASE = 120.0
 """Seconds a run may take to send what it leased; after that another run may send it."""
 
@@ -102,7 +105,9 @@ class Alerting:
         self._raised: list[Event] = []
         """Events this run raised (under the lock, in annotate)."""
         self._locked: set[tuple[str, str]] = set()
-        """(probe, location) whose result annotate applied under the lock."""
+        """(probe, location) whose result settle applied under the lock."""
+        self._waiting: list[ProbeResult] = []
+        """Results that may raise an event, waiting for settle."""
         self.urls: dict[str, str] = {}
         """target id -> URL, for every target the config names."""
         for url in settings.notify:
@@ -123,8 +128,9 @@ class Alerting:
             return False
         return in_maintenance(spec, parse_utc(result.ts), self.settings.maintenance)
 
-    def annotate(self, result: ProbeResult) -> ProbeResult:
-        """The result with its state for its JSON line, and the event it raised."""
+    def annotate(self, result: ProbeResult) -> ProbeResult | None:
+        """The result with its state for its JSON line; None when it may raise an event:
+        its line then comes from ``settle``."""
         key = (result.probe, result.location)
         entry = self._view.entries.get(key, Entry())
         if self._maintained(result):
@@ -137,24 +143,42 @@ class Alerting:
         if event is None:
             self._view.entries[key] = entry
             return replace(result, state=entry.state.value, since=entry.since)
-        # it may raise an event: decided here, under the lock, where overlapping runs
-        # see each other, so that only the run that raises it writes it in a line
+        # it may raise an event: decided under the lock, where overlapping runs see each
+        # other, so that only the run that raises it writes it in a line. Such results
+        # wait for settle(), which takes the lock once for all of them: one lock per
+        # event would rewrite the whole state file once per probe in a mass outage
+        self._waiting.append(result)
+        return None
+
+    def settle(self) -> list[ProbeResult]:
+        """The waiting results, applied under one lock, as their JSON lines (with the
+        events this run raised). ``app/run.py`` calls it every ``SETTLE_EVERY`` seconds
+        while probing, and once at the end."""
+        waiting, self._waiting = self._waiting, []
+        if not waiting or self.file is None:
+            return []
+        lines: list[ProbeResult] = []
         with self.file.update() as data:
-            entry, event = apply(
-                data.entries.get(key, Entry()), result, self.specs[result.probe].alert
-            )
-            if event is not None:
-                entry = self._queue(data, entry, event)
-                self._raised.append(event)
-            data.entries[key] = _settled(entry)
+            for result in sorted(waiting, key=lambda r: parse_utc(r.ts)):
+                key = (result.probe, result.location)
+                entry, event = apply(
+                    data.entries.get(key, Entry()), result, self.specs[result.probe].alert
+                )
+                if event is not None:
+                    entry = self._queue(data, entry, event)
+                    self._raised.append(event)
+                data.entries[key] = _settled(entry)
+                self._locked.add(key)
+                lines.append(
+                    replace(
+                        result,
+                        state=entry.state.value,
+                        since=entry.since,
+                        event=event.kind.value if event else None,
+                    )
+                )
         self._view = data  # fresher than the run's first view, and the only one kept
-        self._locked.add(key)
-        return replace(
-            result,
-            state=entry.state.value,
-            since=entry.since,
-            event=event.kind.value if event else None,
-        )
+        return lines
 
     def _queue(self, data: StateData, entry: Entry, event: Event) -> Entry:
         """Put ``event`` in the state's undelivered events for the probe's targets;

@@ -151,17 +151,20 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
     held: list[ProbeResult] = []
     """With controls, failures the vantage check may mark wait for its verdict."""
 
+    def write(line: ProbeResult | None) -> None:
+        if line is not None:
+            writer.write(line)
+            finished.append(line)
+
     def record(result: ProbeResult) -> None:
         if settings.controls and result.failure in vantage.JUDGED:
             held.append(result)
             return
-        result = alerting.annotate(result)
-        writer.write(result)
-        finished.append(result)
+        write(alerting.annotate(result))
 
     def probing() -> Awaitable[Any]:
         if opts.workers <= 1 or len(runnable) <= 1:
-            return runner.run(runnable, record)
+            return _settling(runner.run(runnable, record), alerting, write)
         from synthprobe.workers import run_in_workers
 
         def child(shard: Sequence[ProbeSpec], share: int, send: Callable[..., None]) -> None:
@@ -169,7 +172,11 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
             with asyncio.Runner(loop_factory=event_loop_factory()) as worker_loop:
                 worker_loop.run(_run_interruptible(lambda: mine.run(shard, send)))
 
-        return run_in_workers(runnable, opts.workers, settings.concurrency, child, record)
+        return _settling(
+            run_in_workers(runnable, opts.workers, settings.concurrency, child, record),
+            alerting,
+            write,
+        )
 
     verdict: vantage.Verdict | None = None
     try:
@@ -180,9 +187,9 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
         for result in held:
             if verdict is not None and verdict.down:
                 result = dataclasses.replace(result, vantage="down")
-            result = alerting.annotate(result)
-            writer.write(result)
-            finished.append(result)
+            write(alerting.annotate(result))
+        for line in alerting.settle():  # what still waits for its event
+            write(line)
     finally:
         writer.close()
         if writer.lost_reader:
@@ -246,6 +253,26 @@ def _say_cut_off(
         highlight=False,
         soft_wrap=True,
     )
+
+
+async def _settling(
+    probing: Awaitable[Any], alerting: Alerting, write: Callable[[ProbeResult], None]
+) -> Any:
+    """``probing``, while every ``SETTLE_EVERY`` seconds the lines that wait for their
+    event are decided under the state's lock, all at once, and written."""
+    from synthprobe.alerting import SETTLE_EVERY
+
+    async def settle() -> None:
+        while True:
+            await asyncio.sleep(SETTLE_EVERY)
+            for line in alerting.settle():
+                write(line)
+
+    settler = asyncio.create_task(settle(), name="settle-events")
+    try:
+        return await probing
+    finally:
+        settler.cancel()
 
 
 async def _check_controls(runner: Any, controls: Sequence[str]) -> vantage.Verdict:
