@@ -4,16 +4,25 @@ each classified like a probe, values captured from one response used in the next
 One deadline (the runner's) covers every step; the timeline sums each phase over the
 steps. ``details.steps`` lists what each step got; on a failure ``details.step`` names
 the step and the error starts with it (``feed: status 503, expected 2xx``).
+
+Captured values are a server's data put into our requests: a value too long to keep, a
+URL that cannot be built from it, a scheme that is not http(s), a host name or a header
+value it makes invalid is ``server.assertion`` naming the capture and where it was put,
+never a request we send malformed or an exception of httpx's.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import time
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
+import httpx
+
+from synthprobe import patterns
 from synthprobe.classify import ProbeFailure, classify_exception
 from synthprobe.expect import Observation, check
 from synthprobe.jsonpath import scalar_text
@@ -23,6 +32,25 @@ from synthprobe.probers.exchange import Exchange, Request, exchange
 from synthprobe.timing import Timeline
 
 _PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+MAX_CAPTURE = 64 * 1024
+"""Characters one captured value may hold: far above any token, id or URL, and small
+enough that a step's URL, headers and body stay bounded whatever a server sends."""
+SHOWN = 80
+"""Characters of a captured value an error message shows."""
+_LABEL_RE = re.compile(r"[A-Za-z0-9_-]{1,63}")
+"""One label of a host name, as resolvers take it (underscores are in real use)."""
+_HEADER_BREAKERS = re.compile(r"[\x00\r\n\x0b\x0c]")
+"""What no header value may carry: a line break would start another header (request
+splitting); NUL and the other vertical spaces are refused by HTTP stacks."""
+
+
+def _names(template: str) -> list[str]:
+    """The captures a template uses, in order, each once."""
+    return list(dict.fromkeys(_PLACEHOLDER_RE.findall(template)))
+
+
+def _short(text: str) -> str:
+    return repr(text if len(text) <= SHOWN else text[:SHOWN] + "...")
 
 
 def fill(template: str, values: dict[str, str], *, url: bool = False, as_json: bool = False) -> str:
@@ -41,6 +69,115 @@ def fill(template: str, values: dict[str, str], *, url: bool = False, as_json: b
     return _PLACEHOLDER_RE.sub(value, template)
 
 
+def _captures_named(names: list[str]) -> str:
+    return ("capture " if len(names) == 1 else "captures ") + ", ".join(names)
+
+
+def _valid_host(host: str) -> bool:
+    if not host:
+        return False
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return True
+    name = host[:-1] if host.endswith(".") else host
+    return len(name) <= 253 and all(_LABEL_RE.fullmatch(label) for label in name.split("."))
+
+
+def step_url(step: JourneyStep, values: dict[str, str]) -> str:
+    """The step's URL with its captures in it; ``server.assertion`` when the captured data
+    does not make a URL we can request (httpx would refuse it, or ask the wrong thing)."""
+    names = _names(step.url)
+    text = fill(step.url, values, url=True)
+    if not names:
+        return text  # the config checked it
+    used = _captures_named(names)
+    try:
+        url = httpx.URL(text)
+    except httpx.InvalidURL as exc:
+        raise ProbeFailure(
+            Reason.SERVER_ASSERTION,
+            f"{step.name}: the URL built from {used} is not a valid URL ({exc}): {_short(text)}",
+        ) from None
+    if url.scheme not in ("http", "https"):
+        raise ProbeFailure(
+            Reason.SERVER_ASSERTION,
+            f"{step.name}: captured URL is not http(s): {_short(text)} ({used})",
+        )
+    # httpx keeps what a resolver would refuse (a space becomes %20): refuse it here
+    host = url.raw_host.decode("ascii", errors="replace")
+    if not _valid_host(host):
+        raise ProbeFailure(
+            Reason.SERVER_ASSERTION,
+            f"{step.name}: {used} put into the URL's host gives {unquote(host)!r}, not a host name",
+        )
+    if url.port is not None and not 0 < url.port < 65536:
+        raise ProbeFailure(
+            Reason.SERVER_ASSERTION,
+            f"{step.name}: {used} put into the URL gives port {url.port}, not 1 to 65535",
+        )
+    return text
+
+
+def step_headers(step: JourneyStep, values: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The step's headers with their captures in them; ``server.assertion`` when a value
+    cannot be sent as a header."""
+    filled: list[tuple[str, str]] = []
+    for key, template in step.headers:
+        names = _names(template)
+        value = fill(template, values)
+        if names:
+            used = _captures_named(names)
+            bad = _HEADER_BREAKERS.search(value)
+            if bad:
+                what = "a line break (CR/LF)" if bad.group() in "\r\n" else f"{bad.group()!r}"
+                raise ProbeFailure(
+                    Reason.SERVER_ASSERTION,
+                    f"{step.name}: {used} put into header {key} holds {what}, which a header "
+                    f"value cannot carry: {_short(value)}",
+                )
+            if not value.isascii():
+                raise ProbeFailure(
+                    Reason.SERVER_ASSERTION,
+                    f"{step.name}: {used} put into header {key} is not ASCII, which HTTP "
+                    f"header text must be: {_short(value)}",
+                )
+            # what browsers do to a header value (Fetch: strip leading/trailing whitespace)
+            value = value.strip(" \t")
+        filled.append((key, value))
+    return tuple(filled)
+
+
+def step_request(step: JourneyStep, values: dict[str, str]) -> Request:
+    """The step's request, captured values in place."""
+    body = step.body
+    if body is not None:
+        body = fill(body, values, as_json=step.json_body)
+    return Request(
+        step.method,
+        step_url(step, values),
+        step_headers(step, values),
+        body.encode() if body is not None else None,
+        "application/json" if step.json_body else ("text/plain" if body else None),
+    )
+
+
+def _search(pattern: str, text: str) -> Any:
+    """``patterns.search``, keeping the match (a capture needs its group)."""
+    import regex  # not at import time: only probes with a regex capture pay for it
+
+    try:
+        return regex.search(pattern, text, timeout=patterns.BUDGET)
+    except TimeoutError:
+        raise patterns.PatternTooSlow(
+            Reason.SERVER_ASSERTION,
+            f"/{pattern}/ gave up after {patterns.BUDGET:g}s on {len(text):,} characters of "
+            "the body (the pattern backtracks too much on this text)",
+        ) from None
+
+
 def capture(c: Capture, obs: Observation) -> str | None:
     """The captured value, or None when the response does not hold it."""
     if c.source == "status":
@@ -50,13 +187,15 @@ def capture(c: Capture, obs: Observation) -> str | None:
         return found[0] if found else None
     text = obs.body.decode("utf-8", errors="replace")
     if c.source == "regex":
-        m = re.search(c.arg, text)
+        m = _search(c.arg, text)
         if m is None:
             return None
-        return m.group(1) if m.groups() else m.group(0)
+        return str(m.group(1) if m.groups() else m.group(0))
+    if text.startswith("\ufeff"):
+        text = text[1:]  # a UTF-8 BOM before JSON, skipped as expect.json skips it
     try:
         return scalar_text(json.loads(text), c.arg)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, a huge number, or nested too deep
         return None
 
 
@@ -95,12 +234,31 @@ class Walk:
             raise ProbeFailure(failed.reason, f"{name}: {failed.error}", failed.details)
         captures = self.journey.capture if isinstance(expect_of, ProbeSpec) else expect_of.capture
         for c in captures:
-            value = capture(c, got.observation)
+            source = f"{c.source}:{c.arg}" if c.arg else c.source
+            try:
+                value = capture(c, got.observation)
+            except ProbeFailure as exc:  # a regex out of budget
+                raise ProbeFailure(
+                    exc.classified.reason, f"{name}: capture {c.name} ({source}): {exc}"
+                ) from None
             if value is None:
-                source = f"{c.source}:{c.arg}" if c.arg else c.source
                 raise ProbeFailure(
                     Reason.SERVER_ASSERTION, f"{name}: capture {c.name} ({source}) found nothing"
                 )
+            if len(value) > MAX_CAPTURE:
+                raise ProbeFailure(
+                    Reason.SERVER_ASSERTION,
+                    f"{name}: capture {c.name} ({source}) is {len(value):,} characters, over "
+                    f"the {MAX_CAPTURE:,} a captured value may hold",
+                )
+            try:
+                value.encode()
+            except UnicodeEncodeError:  # JSON may escape a lone surrogate ("\ud800")
+                raise ProbeFailure(
+                    Reason.SERVER_ASSERTION,
+                    f"{name}: capture {c.name} ({source}) is not text (it holds a lone "
+                    f"surrogate): {_short(value)}",
+                ) from None
             self.values[c.name] = value
             if c.name in self.journey.mask:
                 self.timeline.secrets.add(value)
@@ -117,19 +275,12 @@ async def walk(
     bytes_in, bytes_out = first.bytes_in, first.bytes_out
     for step in journey.steps:
         begun = state.starting(step.name)
-        got: Exchange | None = None
         try:
-            body = step.body
-            if body is not None:
-                body = fill(body, state.values, as_json=step.json_body)
-            headers = tuple((k, fill(v, state.values)) for k, v in step.headers)
-            request = Request(
-                step.method,
-                fill(step.url, state.values, url=True),
-                headers,
-                body.encode() if body is not None else None,
-                "application/json" if step.json_body else ("text/plain" if body else None),
-            )
+            request = step_request(step, state.values)
+        except ProbeFailure:  # the captured data, already naming the step and capture
+            state.finished(step.name, begun, None)
+            raise
+        try:
             got = await exchange(
                 request,
                 timeline,

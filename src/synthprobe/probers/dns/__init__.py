@@ -6,6 +6,7 @@ This module is what the config knows of the kind; the prober is in ``prober.py``
 from __future__ import annotations
 
 import enum
+import ipaddress
 from dataclasses import dataclass
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
@@ -59,6 +60,14 @@ def _question(parts: SplitResult) -> Question:
     if rdtype not in TYPES:
         raise ValueError(f"unknown record type {rdtype!r}: expected one of {', '.join(TYPES)}")
     server = parts.hostname if parts.netloc else None
+    if server is not None:
+        try:
+            ipaddress.ip_address(server)
+        except ValueError:
+            # the server is asked directly: a name would need a resolver of its own
+            raise ValueError(
+                f"dns://SERVER must be an IP address, not {server!r} (e.g. dns://127.0.0.1/NAME)"
+            ) from None
     return Question(name.rstrip(".") or ".", rdtype, server, parts.port or 53)
 
 

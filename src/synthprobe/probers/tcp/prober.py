@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 
 import httpx
 
+from synthprobe import patterns
 from synthprobe.classify import ProbeFailure
 from synthprobe.models import ProbeSpec, Reason
 from synthprobe.probers.base import Network, ProbeOutcome
@@ -25,7 +25,8 @@ QUIET = 0.5
 """Seconds without a new byte after which a reply that does not match yet is final: a
 service that has said its piece rarely pauses this long mid-line."""
 MAX_REPLY = 64 * 1024
-"""Bytes of reply read at most: enough for any banner or status line."""
+"""Bytes of reply read at most: enough for any banner or status line. The reader's
+buffer is bounded by it too, so a server that streams without end costs no memory."""
 SHOWN = 200
 """Bytes of the reply kept in ``details.reply``."""
 
@@ -33,7 +34,8 @@ SHOWN = 200
 def matches(reply: str, spec: TcpSpec) -> bool:
     if spec.expect is not None and spec.expect not in reply:
         return False
-    return spec.expect_regex is None or re.search(spec.expect_regex, reply) is not None
+    # a user's pattern on the server's bytes: time-budgeted, so it cannot hold the loop
+    return spec.expect_regex is None or patterns.search(spec.expect_regex, reply, "the reply")
 
 
 def wanted(spec: TcpSpec) -> str:
@@ -124,6 +126,13 @@ class TcpProber:
         timeline.details["reply"] = _text(reply[:SHOWN])
         timeline.begin(MORE)
         while not matches(_text(reply), options):
+            if len(reply) >= MAX_REPLY:
+                # our cap, not the server, ends the reply: say so (the server may still send)
+                raise ProbeFailure(
+                    Reason.SERVER_REPLY,
+                    f"reply {_text(reply[:80])!r} does not {wanted(options)} in its first "
+                    f"{MAX_REPLY // 1024} KiB (our cap: the rest was not read)",
+                )
             ended = ""
             try:
                 async with asyncio.timeout(QUIET):
@@ -138,10 +147,6 @@ class TcpProber:
                 )
             reply += more
             timeline.details["reply"] = _text(reply[:SHOWN])
-            if len(reply) >= MAX_REPLY:
-                raise ProbeFailure(
-                    Reason.SERVER_REPLY, f"no match in the first {MAX_REPLY // 1024} KiB of reply"
-                )
         timeline.end(MORE)
         with contextlib.suppress(Exception):
             writer.write_eof()
