@@ -164,20 +164,6 @@ def step_request(step: JourneyStep, values: dict[str, str]) -> Request:
     )
 
 
-def _search(pattern: str, text: str) -> Any:
-    """``patterns.search``, keeping the match (a capture needs its group)."""
-    import regex  # not at import time: only probes with a regex capture pay for it
-
-    try:
-        return regex.search(pattern, text, timeout=patterns.BUDGET)
-    except TimeoutError:
-        raise patterns.PatternTooSlow(
-            Reason.SERVER_ASSERTION,
-            f"/{pattern}/ gave up after {patterns.BUDGET:g}s on {len(text):,} characters of "
-            "the body (the pattern backtracks too much on this text)",
-        ) from None
-
-
 def capture(c: Capture, obs: Observation) -> str | None:
     """The captured value, or None when the response does not hold it."""
     if c.source == "status":
@@ -187,7 +173,7 @@ def capture(c: Capture, obs: Observation) -> str | None:
         return found[0] if found else None
     text = obs.body.decode("utf-8", errors="replace")
     if c.source == "regex":
-        m = _search(c.arg, text)
+        m = patterns.find(c.arg, text, "the body")
         if m is None:
             return None
         return str(m.group(1) if m.groups() else m.group(0))
