@@ -31,7 +31,7 @@ from .sockets import accepting
 
 # respx mocks httpcore's connection classes by name; the exchange's own connection (a
 # subclass that checks HTTP/2 heads as curl does) is one more, so mocked tests reach it
-HTTPCoreMocker.add_targets("synthprobe.probers.exchange._StrictConnection")
+HTTPCoreMocker.add_targets("synthprobe.probers.connection._StrictConnection")
 
 # the tests talk to 127.0.0.1 only: a proxy from the CI environment must not get between
 for _name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):

@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 from synthprobe.classify import ProbeFailure
 from synthprobe.demo import refused_port
 from synthprobe.models import ProbeResult, Reason
-from synthprobe.probers import exchange
+from synthprobe.probers import connection, decoding, exchange
+from synthprobe.probers import redirects as redirect_rules
 from synthprobe.probers.base import Network
 from synthprobe.probers.upload import prober as upload_prober
 from synthprobe.timing import Timeline
@@ -435,14 +436,14 @@ _URLISH = st.one_of(
 def test_any_location_is_a_url_we_can_use_or_server_redirects(location: str) -> None:
     base = httpx.URL("http://127.0.0.1:8080/a/b")
     try:
-        nxt = exchange.redirect_target(base, location)
+        nxt = redirect_rules.redirect_target(base, location)
     except ProbeFailure as failure:
         assert failure.classified.reason is Reason.SERVER_REDIRECTS
         return
     # everything a hop asks of the URL later must hold
     assert nxt.scheme in ("http", "https") and nxt.host
     exchange.route(nxt, "127.0.0.1", (), Timeline())
-    exchange._hop_headers((), nxt, "GET", httpx.Cookies(), None, exchange._origin(base))
+    redirect_rules.hop_headers((), nxt, "GET", httpx.Cookies(), None, redirect_rules.origin(base))
     httpx.Request("GET", nxt)
 
 
@@ -456,7 +457,7 @@ _HEADER_NAMES = st.one_of(
 @given(headers=st.lists(st.tuples(_HEADER_NAMES, st.binary(max_size=8)), max_size=6))
 def test_any_http2_head_is_read_or_network_protocol(headers: list[tuple[bytes, bytes]]) -> None:
     try:
-        status, regular = exchange.h2_response_head(headers)
+        status, regular = connection.h2_response_head(headers)
     except ProbeFailure as failure:
         assert failure.classified.reason is Reason.NETWORK_PROTOCOL
         return
@@ -491,7 +492,7 @@ def test_any_body_decodes_within_max_body_or_is_network_protocol(
     if not garbage:  # a body coded as its header says; else the bytes as they are
         for coding in listed:
             data = _encoded(data, coding.strip().lower())
-    decoder = exchange.BoundedDecoder(", ".join(listed), max_body)
+    decoder = decoding.BoundedDecoder(", ".join(listed), max_body)
     body = b""
     try:
         for start in range(0, max(len(data), 1), chunk):
@@ -503,7 +504,7 @@ def test_any_body_decodes_within_max_body_or_is_network_protocol(
     except ProbeFailure as failure:
         assert failure.classified.reason is Reason.NETWORK_PROTOCOL
         return
-    if not garbage and exchange.undecodable(", ".join(listed)) is None:
+    if not garbage and decoding.undecodable(", ".join(listed)) is None:
         assert body == payload[:max_body]
 
 
@@ -514,7 +515,9 @@ def test_any_set_cookie_is_kept_or_left_out(values: list[str]) -> None:
     timeline = Timeline()
     headers = tuple(("set-cookie", v) for v in values)
     exchange._keep_cookies(headers, "GET", url, timeline)
-    sent = exchange._hop_headers((), url, "GET", timeline.jar, None, exchange._origin(url))
+    sent = redirect_rules.hop_headers(
+        (), url, "GET", timeline.jar, None, redirect_rules.origin(url)
+    )
     httpx.Request("GET", url, headers=sent)
 
 

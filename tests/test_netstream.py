@@ -107,7 +107,7 @@ def test_without_the_kernels_times_the_busy_loop_is_counted(
 
 def test_the_transport_reads_through_our_backend() -> None:
     from synthprobe.probers.base import Network
-    from synthprobe.probers.exchange import transport
+    from synthprobe.probers.connection import transport
 
     made = transport(Network(), verify_tls=True, tls=False)
     assert made._pool._network_backend is netstream.BACKEND

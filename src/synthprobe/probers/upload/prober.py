@@ -15,8 +15,9 @@ from synthprobe.expect import status_matches
 from synthprobe.jsonpath import fill_template, scalar_text
 from synthprobe.models import ProbeSpec, Reason
 from synthprobe.probers.base import Network, ProbeOutcome
-from synthprobe.probers.exchange import Request, checked_url, fetch, quoted
+from synthprobe.probers.exchange import Request, fetch
 from synthprobe.probers.journey import walk
+from synthprobe.probers.redirects import checked_url, quoted
 from synthprobe.probers.upload import VERIFY, UploadSpec
 from synthprobe.steps import Step
 from synthprobe.timing import Timeline
