@@ -178,6 +178,29 @@ def _lost_newest(hit: int) -> bytes:
     return media(100, None if hit == 0 else ["/seg/100.ts"])
 
 
+def _discontinuity(sequence: int, discontinuity_sequence: int, tagged: set[int]) -> bytes:
+    lines = [
+        "#EXTM3U",
+        "#EXT-X-TARGETDURATION:1",
+        f"#EXT-X-MEDIA-SEQUENCE:{sequence}",
+        f"#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}",
+    ]
+    for n in range(sequence, sequence + 3):
+        lines += [*(["#EXT-X-DISCONTINUITY"] if n in tagged else []), "#EXTINF:1.000,"]
+        lines.append(f"/seg/{n}.ts")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _discontinuity_jumps(hit: int) -> bytes:
+    # one segment left the window, with no #EXT-X-DISCONTINUITY: the count must stay 5
+    return _discontinuity(100, 5, set()) if hit == 0 else _discontinuity(101, 7, set())
+
+
+def _discontinuity_stays(hit: int) -> bytes:
+    # the segment that left carried the tag: the count must become 6
+    return _discontinuity(100, 5, {100}) if hit == 0 else _discontinuity(101, 5, set())
+
+
 def _constant(body: bytes) -> Route:
     return lambda _hit: body
 
@@ -294,8 +317,45 @@ ADVANCING = {"check_advancing": True}
         pytest.param(
             _lost_newest,
             ADVANCING,
-            ["lost its newest segments", "ended at segment 102, then at 100"],
+            [
+                "shrank at #EXT-X-MEDIA-SEQUENCE:100 from 3 to 1 segments",
+                "lost its newest segments",
+                "ended at segment 102, then at 100",
+            ],
             id="newest-segments-gone",
+        ),
+        pytest.param(
+            _discontinuity_jumps,
+            ADVANCING,
+            [
+                "#EXT-X-DISCONTINUITY-SEQUENCE went from 5 to 7 between two fetches",
+                "carried 0 #EXT-X-DISCONTINUITY tag(s): expected 5",
+            ],
+            id="discontinuity-sequence-jumps",
+        ),
+        pytest.param(
+            _discontinuity_stays,
+            ADVANCING,
+            ["#EXT-X-DISCONTINUITY-SEQUENCE went from 5 to 5", "carried 1", "expected 6"],
+            id="discontinuity-sequence-stays",
+        ),
+        pytest.param(
+            _constant(media(1).replace(b"#EXTINF:1.000,\n/seg/3.ts", b"#EXTINF:1.5,\n/seg/3.ts")),
+            {},
+            ["#EXTINF:1.5 is longer than #EXT-X-TARGETDURATION:1", "/seg/3.ts"],
+            id="extinf-over-target",
+        ),
+        pytest.param(
+            _constant(b'<?xml version="1.0"?><!DOCTYPE MPD [<!ENTITY a "aaaaaaaa">]><MPD/>'),
+            {},
+            ["<!DOCTYPE declaration (refused: entity expansion)"],
+            id="mpd-entity-expansion",
+        ),
+        pytest.param(
+            _constant(b'<MPD type="dynamic"><Period><AdaptationSet>'),
+            {},
+            ["MPD is not well-formed XML"],
+            id="mpd-truncated",
         ),
         pytest.param(
             _constant(media(1, target="-5")),
@@ -476,3 +536,61 @@ def test_sigterm_during_parse_heavy_live_probes_exits_130_and_keeps_lines(
     assert b"Traceback" not in stderr
     names = {r["probe"] for r in results(out)}
     assert "quick" in names and "slow" not in names
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        pytest.param(_discontinuity(100, 5, {100}), _discontinuity(101, 6, set()), id="rfc-count"),
+        # the tag dropped (and counted) as soon as its segment heads the window
+        pytest.param(_discontinuity(100, 5, {101}), _discontinuity(101, 6, set()), id="early"),
+        pytest.param(_discontinuity(100, 5, {102}), _discontinuity(101, 5, {102}), id="kept"),
+    ],
+)
+def test_consistent_discontinuity_sequence_passes(
+    server: PlaylistServer, before: bytes, after: bytes
+) -> None:
+    r, _ = run_beside_healthy(server, lambda hit: before if hit == 0 else after, ADVANCING)
+    assert r.ok, r.error
+
+
+def test_html_segment_with_200_is_server_assertion(server: PlaylistServer) -> None:
+    server.routes["/page/1.ts"] = _constant(b"<!DOCTYPE html><html><body>Error 503</body></html>")
+    r, wall = run_beside_healthy(server, _constant(media(1, ["/page/1.ts"])), {})
+    assert (r.failure, r.reason) == (Failure.SERVER, "server.assertion"), r.error
+    assert "segment is not media (starts with '<!DOCTYPE html')" in (r.error or ""), r.error
+    assert "/page/1.ts" in (r.error or "")
+    assert wall < TIMEOUT + 1
+
+
+def test_encrypted_segment_is_not_sniffed(server: PlaylistServer) -> None:
+    # AES-128 encrypts the whole segment: its bytes cannot look like anything
+    server.routes["/enc/1.ts"] = _constant(bytes(range(256)) * 4)
+    body = media(1, ["/enc/1.ts"]).replace(
+        b"#EXTINF", b'#EXT-X-KEY:METHOD=AES-128,URI="/enc/key"\n#EXTINF', 1
+    )
+    r, _ = run_beside_healthy(server, _constant(body), {})
+    assert r.ok, r.error
+
+
+def test_static_mpd_is_live_ended(server: PlaylistServer) -> None:
+    body = b'<?xml version="1.0"?>\n<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static"/>'
+    r, wall = run_beside_healthy(server, _constant(body), {})
+    assert (r.failure, r.reason) == (Failure.SERVER, "server.live_ended"), r.error
+    assert r.details["format"] == "dash"
+    assert wall < TIMEOUT + 1
+
+
+def test_deadline_during_every_variant_says_which_were_pending(server: PlaylistServer) -> None:
+    server.routes["/all/master.m3u8"] = _constant(
+        b'#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1,NAME="quick"\n/ok/index.m3u8\n'
+        b"#EXT-X-STREAM-INF:BANDWIDTH=2,RESOLUTION=1280x720\n/slow/index.m3u8\n"
+    )
+    r, wall = run_beside_healthy(server, server.routes["/all/master.m3u8"], {"variant": "all"})
+    assert (r.failure, r.reason) == (Failure.TIMEOUT, "timeout.total"), r.error
+    assert "live variants not all checked within 3s" in (r.error or "")
+    quick, slow = r.details["variants"]
+    assert (quick["name"], quick["ok"]) == ("quick", True)
+    assert (slow["resolution"], slow["ok"], slow["step"]) == ("1280x720", None, "wait")
+    assert r.details["format"] == "hls"
+    assert wall < TIMEOUT + 1

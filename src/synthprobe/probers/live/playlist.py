@@ -65,6 +65,8 @@ class Segment:
     """Wall-clock time of the segment's first frame, when the playlist says."""
     discontinuity: bool
     """Preceded by #EXT-X-DISCONTINUITY."""
+    encrypted: bool = False
+    """Encrypted whole (#EXT-X-KEY METHOD=AES-128): its bytes cannot look like media."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,8 @@ class MediaPlaylist:
     media_sequence: int
     segments: tuple[Segment, ...]
     ended: bool
+    discontinuity_sequence: int = 0
+    """#EXT-X-DISCONTINUITY-SEQUENCE (0 without the tag)."""
 
     @property
     def end_sequence(self) -> int:
@@ -89,17 +93,46 @@ class MediaPlaylist:
 
 
 @dataclass(frozen=True, slots=True)
-class Variants:
-    """A master playlist: (bandwidth, absolute URI) per variant, in playlist order."""
+class Stream:
+    """One variant of a master playlist (#EXT-X-STREAM-INF)."""
 
-    streams: tuple[tuple[int, str], ...]
+    bandwidth: int
+    uri: str
+    """Absolute URI of its media playlist."""
+    resolution: str | None = None
+    """``RESOLUTION`` as written (``1280x720``)."""
+    name: str | None = None
+    """``NAME``, which some packagers add to #EXT-X-STREAM-INF."""
+
+    @property
+    def label(self) -> str:
+        """How an error names the variant: NAME, else RESOLUTION, else BANDWIDTH."""
+        if self.name:
+            return clip(self.name, 60)
+        if self.resolution:
+            return clip(self.resolution, 60)
+        return f"BANDWIDTH={self.bandwidth}"
+
+
+@dataclass(frozen=True, slots=True)
+class Variants:
+    """A master playlist: its variants, in playlist order."""
+
+    streams: tuple[Stream, ...]
+
+    def choose(self, which: Variant) -> tuple[Stream, ...]:
+        """The variants a probe follows: every one for ``all``, else one."""
+        if which is Variant.ALL:
+            return self.streams
+        if which is Variant.HIGHEST:
+            return (max(self.streams, key=lambda s: s.bandwidth),)
+        if which is Variant.LOWEST:
+            return (min(self.streams, key=lambda s: s.bandwidth),)
+        return self.streams[:1]
 
     def pick(self, which: Variant) -> str:
-        if which is Variant.HIGHEST:
-            return max(self.streams, key=lambda s: s[0])[1]
-        if which is Variant.LOWEST:
-            return min(self.streams, key=lambda s: s[0])[1]
-        return self.streams[0][1]
+        """The URI of the (first) variant ``which`` chooses."""
+        return self.choose(which)[0].uri
 
 
 def check_size(text: str) -> None:
@@ -128,8 +161,15 @@ def parse_playlist(text: str, uri: str) -> MediaPlaylist | Variants:
         where = reached.where() if _raised_while_parsing(exc) else ""
         raise NotAPlaylist(f"unparseable HLS playlist{where}: {_short(exc)}") from None
     if parsed.is_variant:
+        raw = parsed.data.get("playlists") or []
         streams = tuple(
-            (int(v.stream_info.bandwidth or 0), _absolute(v, "variant")) for v in parsed.playlists
+            Stream(
+                int(v.stream_info.bandwidth or 0),
+                _absolute(v, "variant"),
+                _attribute(raw, n, "resolution"),
+                _attribute(raw, n, "name"),
+            )
+            for n, v in enumerate(parsed.playlists)
         )
         if not streams:
             raise NotAPlaylist("master playlist lists no variant")
@@ -155,6 +195,7 @@ def parse_playlist(text: str, uri: str) -> MediaPlaylist | Variants:
                 byterange=byterange,
                 program_date_time=_utc(seg.current_program_date_time),
                 discontinuity=bool(seg.discontinuity),
+                encrypted=_encrypted(seg),
             )
         )
     return MediaPlaylist(
@@ -162,7 +203,25 @@ def parse_playlist(text: str, uri: str) -> MediaPlaylist | Variants:
         media_sequence=int(parsed.media_sequence or 0),
         segments=tuple(segments),
         ended=bool(parsed.is_endlist),
+        discontinuity_sequence=int(parsed.discontinuity_sequence or 0),
     )
+
+
+def _attribute(raw: list[Any], index: int, key: str) -> str | None:
+    """An #EXT-X-STREAM-INF attribute as written (quotes removed), from m3u8's raw data."""
+    try:
+        value = raw[index]["stream_info"].get(key)
+    except (IndexError, KeyError, TypeError, AttributeError):
+        return None
+    if value is None:
+        return None
+    text = str(value).strip().strip('"')
+    return text or None
+
+
+def _encrypted(seg: Any) -> bool:
+    method = getattr(getattr(seg, "key", None), "method", None)
+    return isinstance(method, str) and method.strip().upper() == "AES-128"
 
 
 class _Reached:
