@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from synthprobe.expect import Observation, check, status_matches
 from synthprobe.models import Expectation, JsonCheck
@@ -156,3 +158,45 @@ def test_truncated_body_is_said_in_the_message() -> None:
 )
 def test_status_matches(status: int, accepted: tuple[int | str, ...], ok: bool) -> None:
     assert status_matches(status, accepted) is ok
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=30)
+    | st.sampled_from(
+        ["2026-11-22T10:00:00Z", "9999-12-31T23:59:59+14:00", "0001-01-01T00:00:00-12:00"]
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from("abt"), inner, max_size=3)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    body=st.one_of(
+        _json_values.map(lambda v: json.dumps(v).encode()),
+        st.binary(max_size=200),
+        st.integers(1, 3000).map(lambda n: b"[" * n + b"]" * n),
+        st.integers(4000, 6000).map(lambda n: b'{"t": 1' + b"0" * n + b"}"),
+    ),
+    path=st.sampled_from(["t", "a", "a.b", "t[0]", "a[-1].t", "b[2]"]),
+    matches=st.none() | st.sampled_from(["^1", "(a+)+$", "\\d{4}-"]),
+)
+def test_any_body_under_json_checks_is_a_verdict(
+    body: bytes, path: str, matches: str | None
+) -> None:
+    """Whatever JSON (or not-JSON) a server sends, the JSON checks and freshness give a
+    verdict, never an exception: nesting, huge numbers, Infinity and NaN included."""
+    checks = (
+        JsonCheck(path=path, exists=True),
+        JsonCheck(path=path, matches=matches, min_items=1),
+        JsonCheck(path=path, max_age=30.0),
+    )
+    for one in checks:
+        verdict = check(Expectation(json=(one,)), Observation(200, (), body), 0.1)
+        assert verdict is None or (verdict.reason.value.startswith("server.") and verdict.error)
