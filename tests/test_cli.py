@@ -407,7 +407,7 @@ from synthprobe.cli import main
 sys.argv = ["probe", *sys.argv[1:]]
 main()
 """
-HEAVY = ("rich", "pygments", "pydantic", "click", "m3u8", "httpx_ws", "dns", "apprise")
+HEAVY = ("rich", "pygments", "pydantic", "click", "m3u8", "wsproto", "dns", "apprise")
 """What a plain HTTP run must not pay for: the table, httpx's own CLI, typer 0.29's
 option parser, and the HLS, WebSocket, DNS and notification stacks."""
 

@@ -228,7 +228,7 @@ def test_a_tls_handshake_cut_by_the_server_says_how(
 
 
 def test_a_socket_closed_while_a_read_waits_ends_that_read() -> None:
-    # httpx-ws reads in a task of its own; closing the stream from another must end that
+    # a reader in a task of its own: closing the stream from another must end that
     # read (and let go of the descriptor before its number is reused), not leave it
     with socket.create_server(("127.0.0.1", 0)) as server:
         port = server.getsockname()[1]

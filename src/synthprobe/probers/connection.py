@@ -158,7 +158,7 @@ def transport(
 
 
 def client(net: Network, verify_tls: bool, *, tls: bool = True) -> httpx.AsyncClient:
-    """A client around ``transport``, for libraries that need one (httpx-ws)."""
+    """A client around ``transport``, for the WebSocket upgrade (``client.stream``)."""
     return httpx.AsyncClient(
         transport=transport(net, verify_tls, tls=tls), timeout=None, trust_env=False
     )
