@@ -8,7 +8,13 @@ import re
 import subprocess
 from pathlib import Path
 
+import httpx
+import pytest
+
+from synthprobe.demo import DemoPlatform
+
 from .commands import probe_cmd
+from .conftest import run_specs, specs_from_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,3 +87,79 @@ def test_example_config_passes_against_demo_serve(tmp_path: Path) -> None:
         server.terminate()
         server.communicate(timeout=10)  # also closes the stderr pipe
     assert server.returncode == 0  # SIGTERM is a clean stop for --serve
+
+
+def test_demo_shows_a_live_ladder_with_one_slow_rendition_and_live_dash(tmp_path: Path) -> None:
+    """`make demo`'s live ladder: every rendition checked, the slow one named; DASH live."""
+    out = tmp_path / "demo.jsonl"
+    done = subprocess.run(
+        probe_cmd("demo", "-o", str(out), "--format", "quiet"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    lines = {r["probe"]: r for r in map(json.loads, out.read_text().splitlines())}
+    ladder = lines["live-ladder"]
+    assert ladder["reason"] == "server.live_slow", ladder
+    assert ladder["error"].startswith("variant 854x480: segment of 1.0s took ")
+    rows = {v["resolution"]: v for v in ladder["details"]["variants"]}
+    assert set(rows) == {"426x240", "854x480", "1280x720"}
+    assert [rows[r]["ok"] for r in ("426x240", "854x480", "1280x720")] == [True, False, True]
+    assert ladder["details"]["realtime"] > 1.0
+    dash = lines["live-dash"]
+    assert dash["ok"] and dash["details"]["format"] == "dash", dash
+    assert dash["details"]["advanced_by"] >= 1
+    assert all(
+        r["details"]["format"] in ("hls", "dash") for r in lines.values() if r["kind"] == "live"
+    )
+
+
+def test_probe_list_shows_the_live_options(tmp_path: Path) -> None:
+    config = tmp_path / "l.yaml"
+    config.write_text(
+        "probes:\n  - {name: l, kind: live, url: 'http://127.0.0.1:1/m.m3u8',"
+        " live: {variant: all, realtime: 1.5, media_check: false}}\n"
+    )
+    done = subprocess.run(
+        probe_cmd("list", str(config)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "l live: check_advancing=false, variant=all, segments=1, realtime=1.5, " in done.stdout
+    assert "media_check=false" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason", "words"),
+    [
+        pytest.param("404", "server.status", "status 404", id="404"),
+        pytest.param("html", "server.assertion", "segment is not media", id="html"),
+        pytest.param("slow", "server.live_slow", "viewers would buffer", id="slow"),
+    ],
+)
+def test_the_demo_ladder_breaks_one_rendition_on_demand(
+    platform: DemoPlatform, mode: str, reason: str, words: str
+) -> None:
+    """`PUT /_demo/faults/live-variant?mode=...` breaks the ladder's middle rendition."""
+    url = f"{platform.base_url}/_demo/faults/live-variant"
+    assert httpx.put(url, params={"mode": mode}).status_code == 200
+    try:
+        probe = {
+            "name": "ladder",
+            "kind": "live",
+            "url": f"{platform.base_url}/live/ladder/master.m3u8",
+            "timeout": "5s",
+            "live": {"variant": "all"},
+        }
+        [result] = run_specs(specs_from_yaml(f"probes:\n  - {json.dumps(probe)}\n"))
+    finally:
+        httpx.delete(url)
+    assert result.reason == reason, result.error
+    assert result.error is not None and result.error.startswith("variant 854x480: ")
+    assert words in result.error
+    [healthy] = run_specs(specs_from_yaml(f"probes:\n  - {json.dumps(probe)}\n"))
+    assert healthy.ok, healthy.error

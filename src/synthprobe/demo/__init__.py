@@ -31,6 +31,10 @@ Endpoints (``/v1/...`` is the platform, ``/fault/...`` misbehaves on purpose):
     GET  /live/main/index.m3u8    live HLS that advances every second
     GET  /live/stalled/index.m3u8 live HLS frozen at one media sequence
     GET  /live/ended/index.m3u8   an HLS playlist with #EXT-X-ENDLIST
+    GET  /live/ladder/master.m3u8 a 3-rendition ladder (low, mid, high); the fault endpoint
+                                  live-variant (404, slow, html) breaks the mid rendition
+    GET  /live/ladder-slow/master.m3u8  the same ladder, mid always below real time
+    GET  /live/dash/manifest.mpd  live DASH: a SegmentTimeline that grows every 2 s
     GET  /ws                      WebSocket: answers a message containing "ping" with
                                   {"type":"pong"}, echoes anything else
     GET  /ws/wrong                WebSocket: answers "nope" and closes

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 from synthprobe.demo.app import login, my_feed, video
 from synthprobe.demo.faults import CONTENT_MODES, FAULT_MODES, LIVE_MODES, handler_for
 from synthprobe.demo.h2 import feed_body, serve_h2, throwaway_tls
-from synthprobe.demo.hls import serve_live
+from synthprobe.demo.hls import VARIANT_MODES, serve_live
 from synthprobe.demo.http import HttpRequest, int_arg, respond
 from synthprobe.demo.tcp import serve_cache
 from synthprobe.demo.websocket import PATHS as WEBSOCKET_PATHS
@@ -30,6 +30,7 @@ ENDPOINTS = {
     "/v1/media": "upload",
     "/live/main/index.m3u8": "live",
     "/live/master.m3u8": "live",
+    "/live/ladder/master.m3u8": "live-variant",
     "/ws": "chat",
     "/v1/me/feed": "myfeed",
     "/v1/videos/": "videos",
@@ -183,7 +184,12 @@ class DemoPlatform:
         if req.path.startswith("/v1/videos/"):
             endpoint = "videos"
         switched = self.faults.get(endpoint)
-        if switched and switched not in LIVE_MODES and switched not in CONTENT_MODES:
+        if (
+            switched
+            and endpoint != "live-variant"  # the ladder's modes are its own (hls.py)
+            and switched not in LIVE_MODES
+            and switched not in CONTENT_MODES
+        ):
             await self._fault(switched, req, writer)
             return
         if req.path == "/v1/login" and req.method == "POST":
@@ -196,7 +202,13 @@ class DemoPlatform:
             await video(req, writer)
             return
         if req.path.startswith("/live/"):
-            await serve_live(req, writer, self.faults.get("live"), self._started)
+            await serve_live(
+                req,
+                writer,
+                self.faults.get("live"),
+                self._started,
+                self.faults.get("live-variant"),
+            )
             return
         if req.path in WEBSOCKET_PATHS:
             await serve_websocket(req, reader, writer)
@@ -249,8 +261,9 @@ class DemoPlatform:
             self.faults.pop(name, None)
         elif req.method in ("PUT", "POST"):
             mode = req.query.get("mode", "")
-            if mode not in FAULT_MODES:
-                msg = {"error": f"unknown mode {mode!r}", "modes": list(FAULT_MODES)}
+            modes = list(VARIANT_MODES) if name == "live-variant" else list(FAULT_MODES)
+            if mode not in modes:
+                msg = {"error": f"unknown mode {mode!r}", "modes": modes}
                 await respond(writer, 400, json.dumps(msg).encode())
                 return
             self.faults[name] = mode

@@ -137,6 +137,13 @@ def render_probe_table(described: Sequence[dict[str, Any]], console: Console) ->
         if d["headers"]:
             headers = ", ".join(f"{k}: {v}" for k, v in d["headers"].items())
             console.print(f"{d['name']} headers: {headers}", highlight=False, markup=False)
+        # the kind's own block (live: variant, realtime, media_check...), as it will run
+        block = d.get(d["kind"])
+        if isinstance(block, dict) and block:
+            options = ", ".join(
+                f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in block.items()
+            )
+            console.print(f"{d['name']} {d['kind']}: {options}", highlight=False, markup=False)
 
 
 def render_validation(files: Sequence[str], probes: Sequence[ProbeSpec], console: Console) -> None:

@@ -589,7 +589,14 @@ async def _each_variant(
         index, exc = failures[0]
         found = exc.classified
         more = f" ({len(failures)} of {len(items)} variants failed)" if len(failures) > 1 else ""
-        raise ProbeFailure(found.reason, f"variant {entries[index]['_label']}: {found.error}{more}")
+        # the worst ratio of every variant, the failed ones included: details.realtime
+        ratios = [r["realtime"] for r in shown if isinstance(r.get("realtime"), int | float)]
+        figures = {"realtime": max(ratios)} if ratios else {}
+        raise ProbeFailure(
+            found.reason,
+            f"variant {entries[index]['_label']}: {found.error}{more}",
+            {**found.details, **figures},
+        )
     return tracks
 
 
