@@ -335,5 +335,57 @@ def demo(
     _guarded(lambda io: demo_command(opts, io, serve, port))
 
 
+@app.command(
+    cls=_Command,
+    epilog="Exit: 0 stopped (Ctrl-C, SIGTERM) or all up (--until-up), 2 usage or config error.",
+)
+def watch(
+    configs: Configs,
+    every: Annotated[
+        str,
+        typer.Option("--every", metavar="DURATION", help="Start a round this often, e.g. 10s."),
+    ] = "10s",
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only", metavar="SELECTOR", help="A probe name, a kind or tag:NAME. Repeatable."
+        ),
+    ] = None,
+    until_up: Annotated[
+        bool,
+        typer.Option("--until-up", help="Exit 0 as soon as every probe is up."),
+    ] = False,
+    output: Annotated[
+        str | None,
+        typer.Option("-o", "--output", metavar="PATH", help="Also append JSON lines to PATH."),
+    ] = None,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            "--state", metavar="PATH", help="Read (never write) since-when from this state file."
+        ),
+    ] = None,
+    location: Annotated[
+        str | None, typer.Option("--location", metavar="NAME", help="Where this runs.")
+    ] = None,
+) -> None:
+    """Re-run the probes every --every and show them live until Ctrl-C (a person's view:
+    no notification, no state written). Without a terminal: one line per change."""
+    from synthprobe.app.watch import WatchOptions, watch_command
+
+    seconds = _duration(every)
+    assert seconds is not None
+    opts = WatchOptions(
+        configs=configs,
+        every=seconds,
+        only=only or (),
+        until_up=until_up,
+        output=output,
+        state=state,
+        location=location,
+    )
+    _guarded(lambda io: watch_command(opts, io))
+
+
 def main() -> None:
     app()

@@ -1,0 +1,243 @@
+"""``probe watch``: the probes, again and again, for a person waiting for "is it back?".
+
+Rounds never overlap: a round runs every probe concurrently (the runner of ``probe
+run``), and the next starts ``--every`` after this one began, or at once when it took
+longer. A person's view, not cron's: no notification, no state written (``--state`` is
+only read, for "since when"), JSON lines only with ``-o``.
+
+On a terminal: a full-screen table (``output/watch.py``) redrawn as time passes and as
+the terminal is resized. Without one: one line per change (``DOWN ...`` / ``UP ...``, the
+words of ``--format changes``), and on the first round one ``DOWN`` line for each probe
+already down: whoever starts a watch during an outage is told what is down now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from synthprobe.alerts import Event, EventKind, State
+from synthprobe.app import EXIT_OK, Streams
+from synthprobe.app.run import event_loop_factory, select, warn
+from synthprobe.config import load_configs
+from synthprobe.models import Failure, ProbeResult, ProbeSpec, Settings
+from synthprobe.output.watch import Row
+from synthprobe.redact import Redactor
+from synthprobe.units import format_utc, parse_utc
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+    from rich.live import Live
+
+    from synthprobe.output.jsonl import JsonlWriter
+    from synthprobe.runner import Runner
+
+
+@dataclass(frozen=True, slots=True)
+class WatchOptions:
+    configs: Sequence[str]
+    every: float = 10.0
+    only: Sequence[str] = ()
+    until_up: bool = False
+    output: str | None = None
+    state: str | None = None
+    location: str | None = None
+
+
+@dataclass(slots=True)
+class _Seen:
+    ok: bool
+    since: float
+    result: ProbeResult
+    flips: int = 0
+
+
+@dataclass(slots=True)
+class View:
+    """What the watch knows of each probe: its state, since when, how often it flipped."""
+
+    known_since: dict[str, tuple[bool, float]] = field(default_factory=dict)
+    """From a state file: probe -> (up, since), used while the first result agrees."""
+    seen: dict[str, _Seen] = field(default_factory=dict)
+
+    def apply(self, result: ProbeResult, now: float) -> Event | None:
+        """The result in the view; the change it makes, if any (DOWN on a first sight)."""
+        ok = result.ok or result.failure is Failure.INTERNAL  # our bug is no outage
+        before = self.seen.get(result.probe)
+        if before is None:
+            since = now
+            known = self.known_since.get(result.probe)
+            if known is not None and known[0] == ok:
+                since = known[1]
+            self.seen[result.probe] = _Seen(ok, since, result)
+            return None if ok else _event(EventKind.DOWN, result, since)
+        if before.ok == ok:
+            before.result = result
+            return None
+        went = before.since
+        self.seen[result.probe] = _Seen(ok, now, result, before.flips + 1)
+        return _event(EventKind.UP if ok else EventKind.DOWN, result, went if ok else now)
+
+    def rows(self) -> list[Row]:
+        return [
+            Row(
+                probe=name,
+                kind=s.result.kind,
+                ok=s.ok,
+                since=s.since,
+                reason=s.result.reason.value if s.result.reason else None,
+                error=s.result.error,
+                latency_ms=s.result.latency_ms,
+                flips=s.flips,
+            )
+            for name, s in self.seen.items()
+        ]
+
+    def all_up(self) -> bool:
+        return bool(self.seen) and all(s.ok for s in self.seen.values())
+
+
+def _event(kind: EventKind, result: ProbeResult, since: float) -> Event:
+    return Event(
+        kind=kind,
+        probe=result.probe,
+        probe_kind=result.kind,
+        location=result.location,
+        ts=result.ts,
+        since=format_utc(since),
+        runs=1,
+        reason=result.reason.value if result.reason else None,
+        error=result.error,
+    )
+
+
+def _known_since(path: str, location: str, io: Streams) -> dict[str, tuple[bool, float]]:
+    """``--state``: each probe's state and since, read only (never locked, never moved)."""
+    from synthprobe.state import CorruptState, load
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = load(fh)
+    except (OSError, CorruptState) as exc:
+        warn(io, f"--state {path}: not read ({exc}); since when counts from this watch")
+        return {}
+    out: dict[str, tuple[bool, float]] = {}
+    for (probe, where), entry in data.entries.items():
+        if where == location and entry.since and entry.state in (State.UP, State.DOWN):
+            out[probe] = (entry.state is State.UP, parse_utc(entry.since))
+    return out
+
+
+def watch_command(opts: WatchOptions, io: Streams) -> int:
+    """``probe watch``: rounds until Ctrl-C, SIGTERM, or (``--until-up``) all up: exit 0."""
+    from synthprobe.output.jsonl import JsonlWriter
+    from synthprobe.probers.base import Network, env_proxies
+    from synthprobe.runner import Runner, default_location
+
+    loaded = load_configs(opts.configs)
+    settings = Settings.layered({"location": opts.location}, loaded.settings)
+    specs = select(loaded.probes, opts.only)
+    location = settings.location or default_location()
+    writer = JsonlWriter(opts.output) if opts.output else None  # exit 2 now, before probing
+    view = View()
+    if opts.state:
+        view.known_since = _known_since(opts.state, location, io)
+    redactor = Redactor(loaded.secrets)
+    network = Network(proxies=env_proxies() if settings.env_proxy else None)
+
+    def runner() -> Runner:
+        return Runner(
+            concurrency=settings.concurrency,
+            location=location,
+            redactor=redactor,
+            network=network,
+        )
+
+    terminal = io.stdout.isatty()
+    try:
+        with asyncio.Runner(loop_factory=event_loop_factory()) as loop:
+            loop.run(_watch(specs, opts, view, runner, writer, io, terminal))
+    finally:
+        if writer is not None:
+            writer.close()
+    return EXIT_OK
+
+
+async def _watch(
+    specs: Sequence[ProbeSpec],
+    opts: WatchOptions,
+    view: View,
+    runner: Callable[[], Runner],
+    writer: JsonlWriter | None,
+    io: Streams,
+    terminal: bool,
+) -> None:
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    clock: dict[str, float | None] = {"last": None, "next": None}
+
+    def draw() -> RenderableType:
+        from synthprobe.output.watch import render
+
+        height = io.out.size.height  # read at every refresh: the table follows a resize
+        return render(
+            view.rows(),
+            now=time.time(),
+            last_round=clock["last"],
+            next_round=clock["next"],
+            height=height,
+        )
+
+    live = _live(io, draw) if terminal else None
+    try:
+        if live is not None:
+            live.start()
+        while True:
+            began = time.monotonic()
+            results: list[ProbeResult] = []
+            await runner().run(specs, results.append)
+            now = time.time()
+            clock["last"] = now
+            for result in results:
+                if writer is not None:
+                    writer.write(result)
+                event = view.apply(result, now)
+                if event is not None and live is None:
+                    io.stdout.write(event.line() + "\n")
+            if live is None:
+                io.stdout.flush()
+            else:
+                live.refresh()
+            if opts.until_up and view.all_up():
+                return
+            pause = max(0.0, opts.every - (time.monotonic() - began))
+            clock["next"] = now + pause
+            await asyncio.sleep(pause)
+    except asyncio.CancelledError:
+        return  # Ctrl-C or SIGTERM: a person's stop, exit 0
+    finally:
+        if live is not None:
+            live.stop()  # the terminal as it was: the alternate screen left, cursor back
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _live(io: Streams, draw: Callable[[], RenderableType]) -> Live:
+    from rich.live import Live
+
+    return Live(
+        console=io.out,
+        get_renderable=draw,
+        screen=True,
+        auto_refresh=True,
+        refresh_per_second=2,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
