@@ -97,7 +97,7 @@ def apply(entry: Entry, result: ProbeResult, rule: AlertRule) -> tuple[Entry, Ev
             went_down = entry.since
             entry = replace(entry, state=State.UP, since=ts)
             if rule.send_resolved:
-                return entry, _event(EventKind.UP, result, went_down, 0)
+                return entry, event_for(EventKind.UP, result, went_down, 0)
             return entry, None
         if entry.state is State.PENDING or entry.since is None:
             entry = replace(entry, state=State.UP, since=ts)
@@ -107,11 +107,11 @@ def apply(entry: Entry, result: ProbeResult, rule: AlertRule) -> tuple[Entry, Ev
     if entry.state is State.DOWN:
         if rule.remind_every is not None and _due(entry.last_notice, ts, rule.remind_every):
             entry = replace(entry, last_notice=ts)
-            return entry, _event(EventKind.REMINDER, result, entry.since, entry.failures)
+            return entry, event_for(EventKind.REMINDER, result, entry.since, entry.failures)
         return entry, None
     if entry.failures >= rule.failure_threshold:
         entry = replace(entry, state=State.DOWN, since=streak_start, last_notice=ts)
-        return entry, _event(EventKind.DOWN, result, streak_start, entry.failures)
+        return entry, event_for(EventKind.DOWN, result, streak_start, entry.failures)
     return replace(entry, state=State.PENDING, since=streak_start), None
 
 
@@ -119,7 +119,8 @@ def _due(last: str | None, now: str, every: float) -> bool:
     return last is None or parse_utc(now) - parse_utc(last) >= every
 
 
-def _event(kind: EventKind, result: ProbeResult, since: str | None, runs: int) -> Event:
+def event_for(kind: EventKind, result: ProbeResult, since: str | None, runs: int) -> Event:
+    """The event ``result`` causes (also ``probe watch``'s lines)."""
     return Event(
         kind=kind,
         probe=result.probe,

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from synthprobe.alerts import Event, EventKind, State
+from synthprobe.alerts import Event, EventKind, State, event_for
 from synthprobe.app import EXIT_OK, Streams
 from synthprobe.app.run import event_loop_factory, select, warn
 from synthprobe.config import load_configs
@@ -74,13 +74,15 @@ class View:
             if known is not None and known[0] == ok:
                 since = known[1]
             self.seen[result.probe] = _Seen(ok, since, result)
-            return None if ok else _event(EventKind.DOWN, result, since)
+            return None if ok else event_for(EventKind.DOWN, result, format_utc(since), 1)
         if before.ok == ok:
             before.result = result
             return None
         went = before.since
         self.seen[result.probe] = _Seen(ok, now, result, before.flips + 1)
-        return _event(EventKind.UP if ok else EventKind.DOWN, result, went if ok else now)
+        return event_for(
+            EventKind.UP if ok else EventKind.DOWN, result, format_utc(went if ok else now), 1
+        )
 
     def rows(self) -> list[Row]:
         return [
@@ -99,20 +101,6 @@ class View:
 
     def all_up(self) -> bool:
         return bool(self.seen) and all(s.ok for s in self.seen.values())
-
-
-def _event(kind: EventKind, result: ProbeResult, since: float) -> Event:
-    return Event(
-        kind=kind,
-        probe=result.probe,
-        probe_kind=result.kind,
-        location=result.location,
-        ts=result.ts,
-        since=format_utc(since),
-        runs=1,
-        reason=result.reason.value if result.reason else None,
-        error=result.error,
-    )
 
 
 def _known_since(path: str, location: str, io: Streams) -> dict[str, tuple[bool, float]]:
