@@ -1,14 +1,15 @@
 """Hostile WebSocket servers: a handshake a browser refuses, protocol violations, an RST
-after the upgrade and a 400 MB frame each get their class and a message naming what the
-server did; a healthy probe of the same run is recorded. A WebSocket server of this
-file's own on 127.0.0.1 (raw socket: it must be able to misbehave), wsproto on its side
-for the frames it sends correctly."""
+after the upgrade, an over-long message and a 400 MB frame each get their class and a
+message naming what the server did; a healthy probe of the same run is recorded. A
+WebSocket server of this file's own on 127.0.0.1 (raw socket: it must be able to
+misbehave), wsproto on its side only to read the client's masked message."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
+import signal
 import socket
 import struct
 import subprocess
@@ -18,12 +19,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from wsproto import ConnectionType
 from wsproto.connection import Connection
 from wsproto.events import TextMessage
 
+from synthprobe.classify import ProbeFailure
+from synthprobe.models import ProbeResult
 from synthprobe.probers.messaging.prober import check_handshake
 
 from .commands import probe_cmd
@@ -32,6 +35,8 @@ from .procwatch import wait_watching_peak
 from .sockets import accepting
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+DEADLINE = 3
+"""Seconds: each probe's timeout here; a hostile case must end within it plus 1 s."""
 
 
 def _accept(key: str) -> str:
@@ -74,6 +79,10 @@ def _frame(opcode: int, payload: bytes, *, first: int | None = None) -> bytes:
     return head + bytes([126]) + struct.pack("!H", len(payload)) + payload
 
 
+def _close(code: int, reason: bytes = b"") -> bytes:
+    return _frame(0x8, struct.pack("!H", code) + reason)
+
+
 def _hold(conn: socket.socket) -> None:
     """Wait for the client to go (its close), so our close never races its reading."""
     conn.settimeout(5)
@@ -88,18 +97,27 @@ Behaviour = Callable[[socket.socket, str], None]
 """After the request was read: what the server does, given the client's key."""
 
 
-def upgrade(
-    extra: str = "", *, accept: str | None = "right"
-) -> Callable[[socket.socket, str], None]:
+def _switching(key: str, extra: str = "", *, accept: str | None = "right") -> bytes:
+    head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    if accept == "right":
+        head += f"Sec-WebSocket-Accept: {_accept(key)}\r\n"
+    elif accept is not None:
+        head += f"Sec-WebSocket-Accept: {accept}\r\n"
+    return (head + extra + "\r\n").encode()
+
+
+def upgrade(extra: str = "", *, accept: str | None = "right") -> Behaviour:
     def send(conn: socket.socket, key: str) -> None:
-        head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        if accept == "right":
-            head += f"Sec-WebSocket-Accept: {_accept(key)}\r\n"
-        elif accept is not None:
-            head += f"Sec-WebSocket-Accept: {accept}\r\n"
-        conn.sendall((head + extra + "\r\n").encode())
+        conn.sendall(_switching(key, extra, accept=accept))
 
     return send
+
+
+def greeting(conn: socket.socket, key: str) -> None:
+    """The 101 and a first message in one write: httpx must not lose the bytes that
+    came with the response head."""
+    conn.sendall(_switching(key) + _frame(0x9, b"hi") + _frame(0x1, b"ping"))
+    _hold(conn)
 
 
 def echo_after(handshake: Behaviour) -> Behaviour:
@@ -115,12 +133,26 @@ def echo_after(handshake: Behaviour) -> Behaviour:
 
 
 def frames_after_upgrade(raw: bytes) -> Behaviour:
-    """A right handshake, then (once the client's message is in) these bytes."""
+    """A right handshake, then (once the client's message is in) these bytes, then a FIN:
+    whatever the bytes are, the client learns at once that nothing more comes."""
 
     def run(conn: socket.socket, key: str) -> None:
         upgrade()(conn, key)
         _read_client_message(conn)
         conn.sendall(raw)
+        conn.shutdown(socket.SHUT_WR)
+        _hold(conn)
+
+    return run
+
+
+def instead_of_upgrade(raw: bytes) -> Behaviour:
+    """These bytes as the whole answer to the upgrade (``{accept}`` becomes the right
+    token), then a FIN."""
+
+    def run(conn: socket.socket, key: str) -> None:
+        conn.sendall(raw.replace(b"{accept}", _accept(key).encode()))
+        conn.shutdown(socket.SHUT_WR)
         _hold(conn)
 
     return run
@@ -133,11 +165,35 @@ def rst_after_upgrade(conn: socket.socket, key: str) -> None:
     conn.close()
 
 
-def wrong_reply_then_close(conn: socket.socket, key: str) -> None:
+def fragments(count: int, size: int) -> Behaviour:
+    """A right handshake, then one text message in ``count`` frames of ``size`` bytes."""
+
+    def run(conn: socket.socket, key: str) -> None:
+        upgrade()(conn, key)
+        _read_client_message(conn)
+        try:
+            for i in range(count):
+                first = (0x1 if i == 0 else 0x0) | (0x80 if i == count - 1 else 0)
+                conn.sendall(_frame(0, b"f" * size, first=first))
+        except OSError:
+            pass  # the client stopped reading at its cap
+        _hold(conn)
+
+    return run
+
+
+def huge_frame(conn: socket.socket, key: str) -> None:
+    """A 400 MB text frame, streamed until the client stops reading."""
     upgrade()(conn, key)
     _read_client_message(conn)
-    conn.sendall(_frame(0x1, b"not it") + _frame(0x8, struct.pack("!H", 1001) + b"bye"))
-    _hold(conn)
+    size = 400 * 1024 * 1024
+    conn.sendall(bytes([0x81, 127]) + struct.pack("!Q", size))
+    chunk = b"a" * 65536
+    try:
+        for _ in range(size // len(chunk)):
+            conn.sendall(chunk)
+    except OSError:
+        pass
 
 
 BEHAVIOURS: dict[str, Behaviour] = {
@@ -147,8 +203,11 @@ BEHAVIOURS: dict[str, Behaviour] = {
     "extension": echo_after(upgrade("Sec-WebSocket-Extensions: permessage-deflate\r\n")),
     "subprotocol": echo_after(upgrade("Sec-WebSocket-Protocol: chat\r\n")),
     "rst": rst_after_upgrade,
-    "close-999": frames_after_upgrade(_frame(0x8, struct.pack("!H", 999))),
-    "close-1005": frames_after_upgrade(_frame(0x8, struct.pack("!H", 1005))),
+    "close-999": frames_after_upgrade(_close(999)),
+    "close-1005": frames_after_upgrade(_close(1005)),
+    "close-2000": frames_after_upgrade(_close(2000)),
+    "close-1-byte": frames_after_upgrade(_frame(0x8, b"\x03")),
+    "close-bad-reason": frames_after_upgrade(_close(1000, b"\xff")),
     "masked": frames_after_upgrade(
         bytes([0x81, 0x85, 1, 2, 3, 4])
         + bytes(b ^ m for b, m in zip(b"hello", b"\x01\x02\x03\x04\x01", strict=True))
@@ -156,16 +215,34 @@ BEHAVIOURS: dict[str, Behaviour] = {
     "rsv1": frames_after_upgrade(_frame(0x1, b"hello", first=0xC1)),
     "opcode-3": frames_after_upgrade(_frame(0x3, b"hello")),
     "bad-utf8": frames_after_upgrade(_frame(0x1, b"\xff\xfe")),
-    "wrong-then-close": wrong_reply_then_close,
+    "fragmented-ping": frames_after_upgrade(_frame(0, b"", first=0x09)),
+    "long-ping": frames_after_upgrade(bytes([0x89, 126]) + struct.pack("!H", 200) + b"p" * 200),
+    "lone-continuation": frames_after_upgrade(_frame(0x0, b"hello")),
+    "interleaved": frames_after_upgrade(_frame(0, b"he", first=0x01) + _frame(0x1, b"llo")),
+    "long-length": frames_after_upgrade(bytes([0x81, 126]) + struct.pack("!H", 5) + b"hello"),
+    "wrong-then-close": frames_after_upgrade(_frame(0x1, b"not it") + _close(1001, b"bye")),
+    "wrong-then-bare-close": frames_after_upgrade(_frame(0x1, b"not it") + _frame(0x8, b"")),
+    "wrong-then-fin": frames_after_upgrade(_frame(0x1, b"not it")),
+    "bare-close": frames_after_upgrade(_frame(0x8, b"")),
+    "fin": frames_after_upgrade(b""),
+    "fragmented-2mib": fragments(40, 60000),
+    "huge": huge_frame,
+    "greeting": greeting,
+    # a binary reply whose "é" is split between two frames
+    "binary-split": frames_after_upgrade(_frame(0, b"p\xc3", first=0x02) + _frame(0, b"\xa9ng")),
+    # 200 replies, each costing `(a|aa)+c` about 0.1 s (under the search's budget): in
+    # one read of the socket, so only a pause between replies lets the deadline act
+    "slow-replies": frames_after_upgrade(_frame(0x1, b"a" * 25 + b"!") * 200),
+    "slower-replies": frames_after_upgrade(_frame(0x1, b"a" * 25 + b"!") * 2000),
 }
 
 
 class WsServer:
-    """One port; the request path names the behaviour (``/echo``, ``/rst``...); bytes
-    queued in ``replay`` are sent after a right handshake instead (hypothesis)."""
+    """One port; the request path names the behaviour (``/echo``, ``/rst``...); a
+    behaviour queued in ``replay`` is used instead (hypothesis examples)."""
 
     def __init__(self) -> None:
-        self.replay: list[bytes] = []
+        self.replay: list[Behaviour] = []
         self.lock = threading.Lock()
 
     def handle(self, conn: socket.socket) -> None:
@@ -176,13 +253,9 @@ class WsServer:
         try:
             request = _read_request(conn)
             key = request.get("sec-websocket-key", "")
-            path = request.get("_path", "")
             with self.lock:
-                raw = self.replay.pop(0) if self.replay else None
-            if raw is not None:
-                frames_after_upgrade(raw)(conn, key)
-            else:
-                BEHAVIOURS[path](conn, key)
+                queued = self.replay.pop(0) if self.replay else None
+            (queued or BEHAVIOURS[request["_path"]])(conn, key)
         except (OSError, KeyError):
             pass
 
@@ -194,19 +267,110 @@ def ws_server() -> Iterator[tuple[WsServer, int]]:
         yield server, port
 
 
+def _probe(name: str, port: int, path: str, **fields: object) -> dict[str, object]:
+    return {
+        "name": name,
+        "kind": "messaging",
+        "url": f"ws://127.0.0.1:{port}/{path}",
+        "timeout": f"{DEADLINE}s",
+        "messaging": {"send": "ping", "expect": "ping"},
+        **fields,
+    }
+
+
+def run_with_healthy(port: int, path: str, **fields: object) -> tuple[ProbeResult, ProbeResult]:
+    """The probe at ``path`` and a healthy echo probe, in one run."""
+    hostile = _probe("hostile", port, path, max_body="1MiB", **fields)
+    healthy = _probe("healthy", port, "echo", messaging={"send": "ping", "expect_regex": "^pi"})
+    text = "probes:\n" + "".join(f"  - {json.dumps(p)}\n" for p in (hostile, healthy))
+    first, second = run_specs(specs_from_yaml(text))
+    return first, second
+
+
 CASES = [
-    pytest.param("bad-accept", "network.protocol", "does not answer our key", id="wrong-accept"),
+    pytest.param(
+        "bad-accept",
+        "network.protocol",
+        "Sec-WebSocket-Accept 'dGhlIHNhbXBsZSBub25jZQ==' does not answer our key (expected '",
+        id="wrong-accept",
+    ),
     pytest.param("no-accept", "network.protocol", "without Sec-WebSocket-Accept", id="no-accept"),
-    pytest.param("extension", "network.protocol", "permessage-deflate", id="extension"),
+    pytest.param("extension", "network.protocol", "extension 'permessage-deflate'", id="extension"),
     pytest.param("subprotocol", "network.protocol", "subprotocol 'chat'", id="subprotocol"),
     pytest.param("rst", "network.reset", "reset", id="rst-after-upgrade"),
-    pytest.param("close-999", "network.protocol", "CLOSE with invalid code", id="close-999"),
-    pytest.param("close-1005", "network.protocol", "local-only", id="close-1005"),
-    pytest.param("masked", "network.protocol", "masked frame", id="masked-frame"),
-    pytest.param("rsv1", "network.protocol", "Reserved bit", id="rsv1"),
-    pytest.param("opcode-3", "network.protocol", "Invalid opcode 0x3", id="opcode-3"),
-    pytest.param("bad-utf8", "network.protocol", "utf-8", id="invalid-utf8"),
-    pytest.param("wrong-then-close", "server.reply", "code 1001", id="server-close-code"),
+    pytest.param(
+        "close-999",
+        "network.protocol",
+        "the server sent close code 999, which is not allowed on the wire",
+        id="close-999",
+    ),
+    pytest.param(
+        "close-1005",
+        "network.protocol",
+        "the server sent close code 1005, which is not allowed on the wire",
+        id="close-1005",
+    ),
+    pytest.param("close-2000", "network.protocol", "close code 2000", id="close-2000"),
+    pytest.param("close-1-byte", "network.protocol", "close frame of 1 byte", id="close-1-byte"),
+    pytest.param(
+        "close-bad-reason",
+        "network.protocol",
+        "invalid UTF-8 in the server's close reason",
+        id="close-reason-utf8",
+    ),
+    pytest.param("masked", "network.protocol", "the server sent a masked frame", id="masked"),
+    pytest.param("rsv1", "network.protocol", "reserved bit (RSV1-3)", id="rsv1"),
+    pytest.param(
+        "opcode-3", "network.protocol", "the server sent reserved opcode 3", id="opcode-3"
+    ),
+    pytest.param(
+        "bad-utf8", "network.protocol", "invalid UTF-8 in a text message", id="invalid-utf8"
+    ),
+    pytest.param(
+        "fragmented-ping", "network.protocol", "fragmented a control frame", id="fragmented-ping"
+    ),
+    pytest.param("long-ping", "network.protocol", "longer than 125 bytes", id="long-ping"),
+    pytest.param(
+        "lone-continuation", "network.protocol", "no message to continue", id="lone-continuation"
+    ),
+    pytest.param(
+        "interleaved", "network.protocol", "before it finished the previous one", id="interleaved"
+    ),
+    pytest.param("long-length", "network.protocol", "malformed frame length", id="long-length"),
+    pytest.param(
+        "wrong-then-close",
+        "server.reply",
+        "socket closed by the server (code 1001, 'bye') before a matching reply; "
+        "last reply 'not it'",
+        id="wrong-reply-then-close",
+    ),
+    pytest.param(
+        "wrong-then-bare-close",
+        "server.reply",
+        "(no close code) before a matching reply",
+        id="wrong-reply-then-close-without-code",
+    ),
+    pytest.param(
+        "wrong-then-fin",
+        "server.reply",
+        "connection closed by the server before a matching reply; last reply 'not it'",
+        id="wrong-reply-then-fin",
+    ),
+    pytest.param(
+        "bare-close",
+        "network.closed",
+        "socket closed by the server (no close code) without any reply",
+        id="close-without-reply",
+    ),
+    pytest.param(
+        "fin", "network.closed", "connection closed by the server without any reply", id="fin"
+    ),
+    pytest.param(
+        "fragmented-2mib",
+        "server.reply",
+        "a WebSocket message longer than 1MiB (max_body, our cap for one WebSocket message)",
+        id="fragments-over-max-body",
+    ),
 ]
 
 
@@ -215,29 +379,64 @@ def test_hostile_websocket_server(
     ws_server: tuple[WsServer, int], path: str, reason: str, words: str
 ) -> None:
     _server, port = ws_server
-    probes = [
-        {
-            "name": "hostile",
-            "kind": "messaging",
-            "url": f"ws://127.0.0.1:{port}/{path}",
-            "timeout": "3s",
-            "messaging": {"send": "ping", "expect": "ping"},
-        },
-        {
-            "name": "healthy",
-            "kind": "messaging",
-            "url": f"ws://127.0.0.1:{port}/echo",
-            "timeout": "3s",
-            "messaging": {"send": "ping", "expect": "ping"},
-        },
-    ]
-    text = "probes:\n" + "".join(f"  - {json.dumps(p)}\n" for p in probes)
     started = time.monotonic()
-    hostile, healthy = run_specs(specs_from_yaml(text))
-    assert time.monotonic() - started < 3 + 1
+    hostile, healthy = run_with_healthy(port, path)
+    assert time.monotonic() - started <= DEADLINE + 1
     assert hostile.reason == reason, hostile.error
-    assert hostile.error is not None and words.lower() in hostile.error.lower(), hostile.error
+    assert hostile.error is not None and words in hostile.error, hostile.error
     assert "code 1002" not in hostile.error  # never the code we would have sent
+    assert healthy.ok, healthy.error
+
+
+@pytest.mark.parametrize(
+    ("path", "messaging", "reason", "words"),
+    [
+        pytest.param(
+            "echo",
+            # echoed back: 5,000 x's make this pattern backtrack for minutes in `re`
+            {"send": "x" * 5000, "expect_regex": "(x+x+)+y"},
+            "server.assertion",
+            "/(x+x+)+y/ gave up after",
+            id="catastrophic-regex",
+        ),
+        pytest.param(
+            "echo",
+            {"send": "ping", "expect_regex": "^pong$"},
+            "timeout.read",
+            "no matching reply",
+            id="regex-no-match",
+        ),
+        pytest.param(
+            "echo", {"send": "ping", "expect_regex": "^pi(?=ng)"}, None, "", id="regex-match"
+        ),
+        pytest.param(
+            "greeting", {"send": "ping", "expect": "ping"}, None, "", id="reply-with-the-101"
+        ),
+        pytest.param(
+            "binary-split", {"send": "ping", "expect": "p\u00e9ng"}, None, "", id="binary-reply"
+        ),
+        pytest.param(
+            "slow-replies",
+            {"send": "ping", "expect_regex": "(a|aa)+c"},
+            "timeout.read",
+            "no matching reply within 3s",
+            id="many-slow-searches",
+        ),
+    ],
+)
+def test_replies_are_matched_within_budget(
+    ws_server: tuple[WsServer, int],
+    path: str,
+    messaging: dict[str, str],
+    reason: str | None,
+    words: str,
+) -> None:
+    _server, port = ws_server
+    started = time.monotonic()
+    hostile, healthy = run_with_healthy(port, path, messaging=messaging)
+    assert time.monotonic() - started <= DEADLINE + 1
+    assert hostile.reason == reason, hostile.error
+    assert words in (hostile.error or ""), hostile.error
     assert healthy.ok, healthy.error
 
 
@@ -249,8 +448,6 @@ def test_hostile_websocket_server(
     ],
 )
 def test_a_101_must_say_websocket_upgrade(headers: dict[str, str], words: str) -> None:
-    from synthprobe.classify import ProbeFailure
-
     key = "dGhlIHNhbXBsZSBub25jZQ=="
     with pytest.raises(ProbeFailure) as info:
         check_handshake({**headers, "sec-websocket-accept": _accept(key)}, key)
@@ -265,27 +462,12 @@ def test_a_101_must_say_websocket_upgrade(headers: dict[str, str], words: str) -
     )  # case and lists as RFC 6455 allows
 
 
-def _huge_frame(conn: socket.socket, key: str) -> None:
-    """A 400 MB text frame, streamed until the client stops reading."""
-    upgrade()(conn, key)
-    _read_client_message(conn)
-    size = 400 * 1024 * 1024
-    conn.sendall(bytes([0x81, 127]) + struct.pack("!Q", size))
-    chunk = b"a" * 65536
-    try:
-        for _ in range(size // len(chunk)):
-            conn.sendall(chunk)
-    except OSError:
-        pass
-
-
 def test_a_400_mb_frame_costs_no_memory(ws_server: tuple[WsServer, int], tmp_path: Path) -> None:
-    BEHAVIOURS["huge"] = _huge_frame
     _server, port = ws_server
     config = tmp_path / "p.yaml"
     config.write_text(
         "probes:\n"
-        f"  - {{name: huge, kind: messaging, url: 'ws://127.0.0.1:{port}/huge', timeout: 30s,"
+        f"  - {{name: huge, kind: messaging, url: 'ws://127.0.0.1:{port}/huge', timeout: 20s,"
         " messaging: {send: ping, expect: never}}\n"
         f"  - {{name: healthy, kind: messaging, url: 'ws://127.0.0.1:{port}/echo',"
         " messaging: {send: ping, expect: ping}}\n"
@@ -299,38 +481,171 @@ def test_a_400_mb_frame_costs_no_memory(ws_server: tuple[WsServer, int], tmp_pat
     peak = wait_watching_peak(proc, 60)
     assert proc.wait(10) == 1
     lines = {r["probe"]: r for r in map(json.loads, out.read_text().splitlines())}
-    assert lines["huge"]["reason"] == "server.reply", lines["huge"]
-    assert "our cap for one WebSocket message" in lines["huge"]["error"]
-    assert lines["healthy"]["ok"]
+    huge = lines["huge"]
+    assert (huge["failure"], huge["reason"]) == ("server", "server.reply"), huge
+    assert huge["error"].startswith(
+        "a WebSocket message longer than 10MiB (max_body, our cap for one WebSocket message)"
+    ), huge
+    assert huge["timings_ms"]["total"] <= (20 + 1) * 1000
+    assert lines["healthy"]["ok"], lines["healthy"]
     assert 0 < peak / 1024 < 300, f"peak RSS {peak / 1024:.0f} MiB"
 
 
-@settings(
-    max_examples=60,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
-@given(
-    raw=st.binary(max_size=300)
-    | st.lists(st.tuples(st.integers(0, 255), st.binary(max_size=40)), min_size=1, max_size=4).map(
-        lambda frames: b"".join(_frame(0, p, first=b) for b, p in frames)
-    )
-)
-def test_any_bytes_after_the_upgrade_are_classified(
-    ws_server: tuple[WsServer, int], raw: bytes
+def test_sigterm_ends_a_run_busy_matching_replies(
+    ws_server: tuple[WsServer, int], tmp_path: Path
 ) -> None:
+    """2,000 replies of about 0.1 s of searching each: SIGTERM still ends the run within
+    5 s (exit 130), and the line of the probe that had finished is kept."""
+    _server, port = ws_server
+    busy = _probe(
+        "busy",
+        port,
+        "slower-replies",
+        timeout="60s",
+        messaging={"send": "ping", "expect_regex": "(a|aa)+c"},
+    )
+    config = tmp_path / "p.yaml"
+    config.write_text(
+        "probes:\n"
+        + "".join(f"  - {json.dumps(p)}\n" for p in (_probe("quick", port, "echo"), busy))
+    )
+    out = tmp_path / "r.jsonl"
+    proc = subprocess.Popen(
+        probe_cmd("run", str(config), "-o", str(out), "--no-state", "--format", "quiet"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        waited = time.monotonic() + 20
+        while time.monotonic() < waited and not (out.exists() and out.read_text().count("\n")):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        _, stderr = proc.communicate(timeout=10)
+        assert time.monotonic() - sent < 5
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert [r["probe"] for r in map(json.loads, out.read_text().splitlines())] == ["quick"]
+
+
+def _frames() -> st.SearchStrategy[bytes]:
+    """Server frames with any first byte (FIN, RSV, opcode) and short payloads, and
+    lengths in forms long and short, mixed with well-formed pings and texts."""
+    frame = st.one_of(
+        st.tuples(st.integers(0, 255), st.binary(max_size=140)).map(
+            lambda f: _frame(0, f[1], first=f[0])
+        ),
+        st.tuples(st.integers(0, 255), st.integers(0, 255), st.binary(max_size=20)).map(
+            lambda f: bytes(f[:2]) + f[2]
+        ),
+        st.sampled_from([_frame(0x9, b"hi"), _frame(0x1, b"not it"), _close(1000)]),
+    )
+    return st.binary(max_size=300) | st.lists(frame, min_size=1, max_size=5).map(b"".join)
+
+
+RIGHT_HEADERS = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
+
+
+def _answers() -> st.SearchStrategy[bytes]:
+    """Answers to the upgrade: bytes of any kind, or a status line and headers drawn
+    from what a handshake holds, perhaps followed by frames."""
+    latin1 = st.text(st.characters(max_codepoint=255), max_size=30)
+    header = st.tuples(
+        st.sampled_from(
+            [
+                "Upgrade",
+                "Connection",
+                "Sec-WebSocket-Accept",
+                "Sec-WebSocket-Extensions",
+                "Sec-WebSocket-Protocol",
+                "Content-Length",
+                "Transfer-Encoding",
+                "X-Other",
+            ]
+        ),
+        st.sampled_from(["websocket", "Upgrade", "{accept}", "", "chunked", "5"]) | latin1,
+    )
+    head = st.tuples(
+        st.sampled_from(
+            [
+                "HTTP/1.1 101 Switching Protocols",
+                "HTTP/1.1 101",
+                "HTTP/1.0 101 x",
+                "HTTP/1.1 200 OK",
+                "HTTP/1.1 100 Continue",
+                "HTTP/1.1 1010 x",
+                "HTTP/2 101",
+            ]
+        ),
+        # half the time, the headers of a right handshake come first: the rest then
+        # reaches the checks after h11's (an extension, a second accept) and the frames
+        st.sampled_from(["", RIGHT_HEADERS]),
+        st.lists(header, max_size=6),
+        _frames(),
+    ).map(
+        lambda h: (
+            (h[0] + "\r\n" + h[1] + "".join(f"{k}: {v}\r\n" for k, v in h[2]) + "\r\n").encode(
+                "latin-1"
+            )
+            + h[3]
+        )
+    )
+    return st.binary(max_size=300) | head
+
+
+def _replayed(ws_server: tuple[WsServer, int], behaviour: Behaviour) -> ProbeResult:
     server, port = ws_server
     with server.lock:
-        server.replay.append(raw)
-    probe = {
-        "name": "fuzz",
-        "kind": "messaging",
-        "url": f"ws://127.0.0.1:{port}/replay",
-        "timeout": "2s",
-        "messaging": {"send": "ping", "expect": "ping"},
-    }
-    [result] = run_specs(specs_from_yaml(f"probes:\n  - {json.dumps(probe)}\n"))
+        server.replay.append(behaviour)
+    [result] = run_specs(specs_from_yaml(f"probes:\n  - {json.dumps(_probe('fuzz', port, 'x'))}\n"))
+    return result
+
+
+def _classified(result: ProbeResult) -> None:
     # a pass (the bytes happened to hold "ping"), or a target's failure: never our bug
     assert result.failure != "internal", result.error
     assert result.ok or (result.reason is not None and result.error)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(raw=_frames())
+def test_any_bytes_after_the_upgrade_are_classified(
+    ws_server: tuple[WsServer, int], raw: bytes
+) -> None:
+    _classified(_replayed(ws_server, frames_after_upgrade(raw)))
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(raw=_answers())
+def test_any_answer_to_the_upgrade_is_classified(
+    ws_server: tuple[WsServer, int], raw: bytes
+) -> None:
+    _classified(_replayed(ws_server, instead_of_upgrade(raw)))
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    headers=st.dictionaries(
+        st.sampled_from(
+            [
+                "upgrade",
+                "connection",
+                "sec-websocket-accept",
+                "sec-websocket-extensions",
+                "sec-websocket-protocol",
+            ]
+        ),
+        st.text(max_size=40)
+        | st.sampled_from(["websocket", "Upgrade", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="]),
+    )
+)
+def test_check_handshake_fails_only_as_protocol(headers: dict[str, str]) -> None:
+    try:
+        check_handshake(headers, "dGhlIHNhbXBsZSBub25jZQ==")
+    except ProbeFailure as failure:
+        assert failure.classified.reason == "network.protocol"
+        assert failure.classified.error.startswith("WebSocket handshake: ")

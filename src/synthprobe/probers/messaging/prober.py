@@ -1,25 +1,37 @@
 """``messaging`` probes: open a WebSocket, send a message, wait for the matching reply.
 
 The upgrade runs on the same httpx stack as every HTTP probe, so DNS, connect and TLS
-are timed and classified the same way. The session itself is driven here with wsproto
-(the protocol library httpx-ws uses) rather than through httpx-ws's session, because a
+are timed and classified the same way. The session itself is driven here with wsproto's
+frame layer (the protocol library httpx-ws uses) rather than through httpx-ws, because a
 prober must see what a browser sees and httpx-ws hides it: it accepts a 101 whose
 ``Sec-WebSocket-Accept`` is wrong or missing, reports the server's protocol violations as
-a close with the code *we* sent, and buffers a fragmented message without limit.
+a close with the code *we* would send, and buffers a fragmented message without limit
+(its ``max_message_size_bytes`` only sizes reads; the pieces are concatenated until the
+last frame). wsproto itself hands a data frame on in pieces as its bytes arrive, so the
+only buffer of server-sized data is ours, bounded by the probe's ``max_body``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import re
 import secrets
+import struct
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import wsproto.events
-from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.frame_protocol import (
+    LOCAL_ONLY_CLOSE_REASONS,
+    CloseReason,
+    Frame,
+    FrameProtocol,
+    Opcode,
+    ParseFailed,
+)
 from wsproto.utilities import generate_accept_token
 
 from synthprobe.classify import ProbeFailure
@@ -36,12 +48,10 @@ from synthprobe.probers.exchange import (
 )
 from synthprobe.probers.messaging import REPLY, MessagingSpec
 from synthprobe.timing import Timeline
+from synthprobe.units import format_size
 
-MAX_MESSAGE = 1024 * 1024
-"""Bytes of one message (all its fragments) kept at most: a larger one fails the probe
-as ``server.reply`` and is not read further, so a 400 MB frame costs no memory."""
 READ = 65536
-"""Bytes asked of the socket at a time."""
+"""Bytes asked of the socket at a time: also the most wsproto ever holds unparsed."""
 
 
 def matches(message: str, spec: MessagingSpec) -> bool:
@@ -91,6 +101,91 @@ def check_handshake(headers: Mapping[str, str], key: str) -> None:
         )
 
 
+_PROTOCOL_CODES = frozenset(CloseReason) - frozenset(LOCAL_ONLY_CLOSE_REASONS)
+"""Close codes 1000-2999 a peer may send (RFC 6455 7.4, as wsproto knows them)."""
+
+
+def close_code_fault(code: int) -> str | None:
+    """Why a close code must not be on the wire (RFC 6455 7.4), or None if it may be."""
+    if code in LOCAL_ONLY_CLOSE_REASONS:
+        return "reserved to report a close locally, never sent"
+    if code < 1000 or code > 4999:
+        return "outside 1000-4999"
+    if code < 3000 and code not in _PROTOCOL_CODES:
+        return "reserved by RFC 6455"
+    return None
+
+
+class _ServerFrames(FrameProtocol):
+    """wsproto's client frame layer, keeping the close code the server put on the wire:
+    wsproto reports 1005 for a close without a code, and rejects a bad code without
+    naming it."""
+
+    def __init__(self) -> None:
+        super().__init__(client=True, extensions=[])
+        self.close_code: int | None = None
+
+    def _process_close(self, frame: Frame) -> Frame:
+        payload = frame.payload
+        if isinstance(payload, bytes | bytearray) and len(payload) >= 2:
+            (self.close_code,) = struct.unpack("!H", payload[:2])
+            fault = close_code_fault(self.close_code)
+            if fault is not None:
+                raise ParseFailed(
+                    f"the server sent close code {self.close_code}, which is not allowed "
+                    f"on the wire ({fault})"
+                )
+        return super()._process_close(frame)
+
+
+_VIOLATIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(wsproto_says), ours)
+    for wsproto_says, ours in (
+        (
+            r"^client received unexpected masked frame",
+            "the server sent a masked frame (a server must never mask, RFC 6455 5.1)",
+        ),
+        (r"^Invalid opcode (0x[0-9a-f]+)", "the server sent reserved opcode {0}"),
+        (
+            r"^Reserved bit set unexpectedly",
+            "the server set a reserved bit (RSV1-3) with no extension agreed",
+        ),
+        (r"^Invalid attempt to fragment control frame", "the server fragmented a control frame"),
+        (
+            r"^Control frame with payload len > 125",
+            "the server sent a control frame longer than 125 bytes",
+        ),
+        (
+            r"^(Payload length used .*|8-byte payload length with non-zero MSB)",
+            "the server sent a malformed frame length ({0})",
+        ),
+        (
+            r"^unexpected CONTINUATION",
+            "the server sent a continuation frame with no message to continue",
+        ),
+        (
+            r"^expected CONTINUATION",
+            "the server began a new message before it finished the previous one",
+        ),
+        (r"^CLOSE with 1 byte payload", "the server sent a close frame of 1 byte (a code takes 2)"),
+        (r"^Error decoding CLOSE reason: (.*)", "invalid UTF-8 in the server's close reason ({0})"),
+        (r"^(.*codec can't decode.*)", "invalid UTF-8 in a text message ({0})"),
+    )
+)
+"""wsproto's words for a frame it refuses, and ours (what the server did); a message
+wsproto adds later still reaches the user, in wsproto's words."""
+
+
+def violation(exc: ParseFailed) -> str:
+    """What the server did wrong, from wsproto's refusal of its frames."""
+    text = str(exc)
+    for pattern, ours in _VIOLATIONS:
+        found = pattern.match(text)
+        if found is not None:
+            return ours.format(*(int(g, 16) if g.startswith("0x") else g for g in found.groups()))
+    return text
+
+
 class MessagingProber:
     """WebSocket round trip: connect, send ``messaging.send``, await ``messaging.expect``."""
 
@@ -107,15 +202,20 @@ class MessagingProber:
         async def attempt(ip: str) -> ProbeOutcome:
             via = route(url, ip, spec.headers, timeline)
             async with client(net, spec.verify_tls, tls=url.scheme == "wss") as http:
-                return await self._round_trip(options, via, http, timeline)
+                return await self._round_trip(options, via, http, timeline, spec.max_body)
 
         return await each_address(addresses, timeline, attempt)
 
     async def _round_trip(
-        self, m: MessagingSpec, via: Route, http: httpx.AsyncClient, timeline: Timeline
+        self,
+        m: MessagingSpec,
+        via: Route,
+        http: httpx.AsyncClient,
+        timeline: Timeline,
+        cap: int,
     ) -> ProbeOutcome:
         seen = _Seen()
-        rtt = await self._exchange(m, via, http, timeline, seen)
+        rtt = await self._exchange(m, via, http, timeline, seen, cap)
         return ProbeOutcome(
             observation=None,
             bytes_in=seen.bytes_in,
@@ -130,8 +230,10 @@ class MessagingProber:
         http: httpx.AsyncClient,
         timeline: Timeline,
         seen: _Seen,
+        cap: int,
     ) -> float:
-        """Upgrade, send, and return the seconds from send to the matching reply."""
+        """Upgrade, send, and return the seconds from send to the matching reply; a
+        message longer than ``cap`` bytes fails the probe."""
         key = base64.b64encode(secrets.token_bytes(16)).decode("ascii")
         headers = [
             *via.headers,
@@ -152,55 +254,71 @@ class MessagingProber:
             check_handshake(response.headers, key)
             stream = response.extensions["network_stream"]
             try:
-                return await _session(m, stream, timeline, seen)
+                return await _session(m, stream, timeline, seen, cap)
             finally:
                 await close_quietly(stream)
 
 
-async def _session(m: MessagingSpec, stream: Any, timeline: Timeline, seen: _Seen) -> float:
-    ws = Connection(ConnectionType.CLIENT)
+async def _session(
+    m: MessagingSpec, stream: Any, timeline: Timeline, seen: _Seen, cap: int
+) -> float:
+    frames = _ServerFrames()
     sent_at = time.perf_counter()
-    await stream.write(ws.send(wsproto.events.TextMessage(data=m.send)))
+    await stream.write(bytes(frames.send_data(m.send, fin=True)))
     timeline.begin(REPLY)
-    parts: list[str] = []
+    parts: list[str | bytes | bytearray] = []
     size = 0
     while True:
         data = await stream.read(READ)
         if not data:
             raise _closed(None, seen)
-        ws.receive_data(data)
-        for event in ws.events():
-            if isinstance(event, wsproto.events.Ping):
-                await stream.write(ws.send(event.response()))
-                continue
-            if isinstance(event, wsproto.events.CloseConnection):
-                if ws.state is ConnectionState.OPEN:
-                    # wsproto reports a frame it could not accept as a close of its own
-                    # (with the code it would send): the server broke the protocol
-                    raise _protocol(f"the server broke the WebSocket protocol: {event.reason}")
-                raise _closed(event.code, seen)
-            if not isinstance(event, wsproto.events.Message):
-                continue
-            piece = event.data if isinstance(event.data, str) else None
-            raw = event.data if isinstance(event.data, bytes | bytearray) else b""
-            size += len(piece.encode()) if piece is not None else len(raw)
-            if size > MAX_MESSAGE:
-                raise ProbeFailure(
-                    Reason.SERVER_REPLY,
-                    f"a reply longer than {MAX_MESSAGE // 1024} KiB (our cap for one "
-                    "WebSocket message): not read further",
-                )
-            parts.append(piece if piece is not None else bytes(raw).decode("utf-8", "replace"))
-            if not event.message_finished:
-                continue
-            text, parts, size = "".join(parts), [], 0
-            seen.bytes_in += len(text.encode())
-            if matches(text, m):
-                rtt = time.perf_counter() - sent_at
-                timeline.end(REPLY)
-                return rtt
-            seen.skipped += 1
-            seen.last = text
+        frames.receive_bytes(data)
+        try:
+            # wsproto hands a data frame on in pieces as its bytes arrive, so at most
+            # READ bytes wait in its buffer; the message is ours to bound (``cap``)
+            for frame in frames.received_frames():
+                if frame.opcode is Opcode.PING:
+                    assert isinstance(frame.payload, bytes | bytearray)
+                    await stream.write(bytes(frames.pong(bytes(frame.payload))))
+                    continue
+                if frame.opcode is Opcode.CLOSE:
+                    assert isinstance(frame.payload, tuple)
+                    raise _closed((frames.close_code, str(frame.payload[1])), seen)
+                if frame.opcode not in (Opcode.TEXT, Opcode.BINARY):
+                    continue  # a pong
+                piece = frame.payload
+                assert isinstance(piece, str | bytes | bytearray)
+                size += len(piece.encode()) if isinstance(piece, str) else len(piece)
+                if size > cap:
+                    raise ProbeFailure(
+                        Reason.SERVER_REPLY,
+                        f"a WebSocket message longer than {format_size(cap)} (max_body, "
+                        "our cap for one WebSocket message): not read further",
+                    )
+                parts.append(piece)
+                if not frame.message_finished:
+                    continue
+                text, parts, size = _text(parts), [], 0
+                seen.bytes_in += len(text.encode())
+                if matches(text, m):
+                    rtt = time.perf_counter() - sent_at
+                    timeline.end(REPLY)
+                    return rtt
+                seen.skipped += 1
+                seen.last = text
+                # one read can hold thousands of replies, each searched for up to the
+                # pattern's budget: let the deadline (and signals) act between them
+                await asyncio.sleep(0)
+        except ParseFailed as exc:
+            raise _protocol(f"WebSocket protocol error: {violation(exc)}") from None
+
+
+def _text(parts: list[str | bytes | bytearray]) -> str:
+    """A whole message as text: a binary one decoded once whole, so a character split
+    between two frames is not mangled."""
+    if all(isinstance(p, str) for p in parts):
+        return "".join(str(p) for p in parts)
+    return b"".join(p for p in parts if not isinstance(p, str)).decode("utf-8", "replace")
 
 
 @dataclass
@@ -212,11 +330,17 @@ class _Seen:
     last: str | None = None
 
 
-def _closed(code: int | None, seen: _Seen) -> ProbeFailure:
+def _closed(close: tuple[int | None, str] | None, seen: _Seen) -> ProbeFailure:
     """The server ended the session before a matching reply: after a wrong reply that is
     the server's answer (``server.reply``); with no reply at all, the connection failed.
-    ``code`` is the close code the server sent (None: it closed the connection)."""
-    how = f"socket closed by the server (code {code})" if code is not None else "connection closed"
+    ``close`` is the code (None: none on the wire) and reason of the server's close
+    frame; None: the connection ended without one."""
+    if close is None:
+        how = "connection closed by the server"
+    else:
+        code, reason = close
+        said = f"code {code}" if code is not None else "no close code"
+        how = f"socket closed by the server ({said}{', ' + _short(reason) if reason else ''})"
     if seen.last is not None:
         return ProbeFailure(
             Reason.SERVER_REPLY,
