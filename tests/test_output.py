@@ -364,3 +364,49 @@ def test_table_never_breaks_a_probe_name_or_reason(width: int) -> None:
     for name in names:
         assert name in text, (name, text)
     assert text.count("network.protocol") == len(names)
+
+
+@pytest.mark.parametrize(
+    ("live", "line"),
+    [
+        pytest.param(
+            "",
+            "l live: check_advancing=false, variant=first, segments=1, realtime=1.0, "
+            "media_check=true",
+            id="defaults",
+        ),
+        pytest.param(
+            ", live: {variant: all, realtime: 1.5, media_check: false}",
+            "l live: check_advancing=false, variant=all, segments=1, realtime=1.5, "
+            "media_check=false",
+            id="every-variant",
+        ),
+        pytest.param(
+            ", live: {check_advancing: true, segments: 0, max_age: 30s, realtime: 0}",
+            "l live: check_advancing=true, variant=first, segments=0, max_age=30.0, "
+            "realtime=0.0, media_check=true",
+            id="advancing-and-max-age",
+        ),
+    ],
+)
+def test_probe_list_shows_the_live_options(tmp_path: Path, live: str, line: str) -> None:
+    """`probe list` prints a live probe's options as they will run (defaults filled in)
+    on a line of their own under the table; a kind without a block prints none."""
+    from synthprobe.config import load_configs
+    from synthprobe.output.probes import describe, render_probe_table
+    from synthprobe.redact import Redactor
+
+    config = tmp_path / "p.yaml"
+    config.write_text(
+        "probes:\n"
+        f"  - {{name: l, kind: live, url: 'http://127.0.0.1:1/m.m3u8'{live}}}\n"
+        "  - {name: f, kind: feed, url: 'http://127.0.0.1:1/'}\n"
+    )
+    loaded = load_configs([str(config)])
+    described = [describe(s, Redactor(loaded.secrets)) for s in loaded.probes]
+    console = Console(width=200, record=True, file=io.StringIO())
+    render_probe_table(described, console)
+    text = console.export_text()
+    assert line in text.splitlines(), text
+    assert not any(row.startswith("f feed:") for row in text.splitlines()), text
+    assert described[0]["live"]["variant"] == line.split("variant=")[1].split(",")[0]
