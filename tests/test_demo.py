@@ -6,16 +6,12 @@ import json
 import os
 import re
 import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
 from synthprobe.demo import DemoPlatform
-from synthprobe.demo.hls import DASH_SEGMENT, dash_init, dash_manifest, dash_segment, ts_segment
-from synthprobe.probers.live.dash import parse_mpd
-from synthprobe.probers.live.media import sniff
 
 from .commands import probe_cmd
 from .conftest import run_specs, specs_from_yaml
@@ -167,71 +163,3 @@ def test_the_demo_ladder_breaks_one_rendition_on_demand(
     assert words in result.error
     [healthy] = run_specs(specs_from_yaml(f"probes:\n  - {json.dumps(probe)}\n"))
     assert healthy.ok, healthy.error
-
-
-@pytest.mark.parametrize(
-    ("later", "moved"),
-    [
-        pytest.param(0.0, 0, id="same-instant"),
-        pytest.param(DASH_SEGMENT, 1, id="one-segment-later"),
-        pytest.param(3.5 * DASH_SEGMENT, 3, id="three-and-a-half-later"),
-    ],
-)
-def test_the_demo_dash_manifest_moves_with_the_clock(later: float, moved: int) -> None:
-    """The demo's MPD, read by the live prober's own parser: dynamic, its newest segment
-    moving one number per segment duration, publishTime following the clock."""
-    started = 1_800_000_000.0  # a whole second: publishTime is written in whole seconds
-    url = "http://127.0.0.1:1/live/dash/manifest.mpd"
-    manifests = [
-        parse_mpd(
-            dash_manifest(started, started + at).encode(),
-            url,
-            datetime.fromtimestamp(started + at, UTC),
-        )
-        for at in (10.0, 10.0 + later)
-    ]
-    for m in manifests:
-        assert m.dynamic and m.minimum_update_period == DASH_SEGMENT
-        [rep] = m.representations
-        assert rep.init == "http://127.0.0.1:1/live/dash/init.mp4"
-        assert rep.newest is not None and rep.newest.duration == DASH_SEGMENT
-        assert rep.newest.url.endswith(f"/live/dash/seg-{rep.newest.position}.m4s")
-    first, second = (m.representations[0].newest for m in manifests)
-    assert first is not None and second is not None
-    assert second.position - first.position == moved
-    assert (manifests[0].publish_time != manifests[1].publish_time) == (later >= 1)
-
-
-@pytest.mark.parametrize(
-    ("body", "container"),
-    [
-        pytest.param(ts_segment(), "mpeg-ts", id="ladder-ts"),
-        pytest.param(dash_init(), "iso-bmff", id="dash-init"),
-        pytest.param(dash_segment(7), "iso-bmff", id="dash-segment"),
-    ],
-)
-def test_the_demo_segments_pass_the_media_check(body: bytes, container: str) -> None:
-    """No encoder in the demo: its segments are outlines the prober's sniffer accepts."""
-    assert sniff(body) == container
-
-
-def test_the_demo_dash_endpoint_serves_a_live_stream(platform: DemoPlatform) -> None:
-    base = f"{platform.base_url}/live/dash"
-    mpd = httpx.get(f"{base}/manifest.mpd")
-    assert mpd.headers["content-type"] == "application/dash+xml"
-    assert 'type="dynamic"' in mpd.text
-    assert sniff(httpx.get(f"{base}/init.mp4").content) == "iso-bmff"
-    assert sniff(httpx.get(f"{base}/seg-12.m4s").content) == "iso-bmff"
-    assert httpx.get(f"{base}/seg-x.m4s").status_code == 404
-    probe = {
-        "name": "dash",
-        "kind": "live",
-        "url": f"{base}/manifest.mpd",
-        "timeout": "5s",
-        "live": {"variant": "all", "check_advancing": True},
-    }
-    [result] = run_specs(specs_from_yaml(f"probes:\n  - {json.dumps(probe)}\n"))
-    assert result.ok, result.error
-    assert result.details["format"] == "dash" and result.details["advanced_by"] >= 1
-    [row] = result.details["variants"]
-    assert row["ok"] is True and row["resolution"] == "640x360"

@@ -34,9 +34,7 @@ Endpoints (``/v1/...`` is the platform, ``/fault/...`` misbehaves on purpose):
     GET  /live/ladder/master.m3u8 a 3-rendition ladder (low, mid, high); the fault endpoint
                                   live-variant (404, slow, html) breaks the mid rendition
     GET  /live/ladder-slow/master.m3u8  the same ladder, mid always below real time
-    GET  /live/dash/manifest.mpd  live DASH: a dynamic MPD whose SegmentTimeline
-                                  ($Number$) gains a 1 s segment every second, with
-                                  init.mp4 (ftyp, moov) and seg-N.m4s (styp, moof, mdat)
+    GET  /live/dash/manifest.mpd  live DASH: a SegmentTimeline that grows every 2 s
     GET  /ws                      WebSocket: answers a message containing "ping" with
                                   {"type":"pong"}, echoes anything else
     GET  /ws/wrong                WebSocket: answers "nope" and closes
@@ -46,10 +44,9 @@ Endpoints (``/v1/...`` is the platform, ``/fault/...`` misbehaves on purpose):
 from __future__ import annotations
 
 from synthprobe.demo.faults import FAULT_MODES, usage
-from synthprobe.demo.hls import VARIANT_MODES
 from synthprobe.demo.server import ENDPOINTS, DemoPlatform, PlatformThread, refused_port
 
-_SWITCHABLE = "|".join(name for name in dict.fromkeys(ENDPOINTS.values()) if name != "live-variant")
+_SWITCHABLE = "|".join(dict.fromkeys(ENDPOINTS.values()))
 __doc__ = (
     (__doc__ or "")
     + usage()
@@ -57,8 +54,6 @@ __doc__ = (
 
     PUT    /_demo/faults/ENDPOINT?mode=MODE   make {_SWITCHABLE} misbehave;
            MODE is one of {", ".join(FAULT_MODES)}
-    PUT    /_demo/faults/live-variant?mode=MODE   break the ladder's mid rendition;
-           MODE is one of {", ".join(VARIANT_MODES)}
     DELETE /_demo/faults/ENDPOINT             back to normal
     GET    /_demo/faults                      the faults set
 """

@@ -143,35 +143,32 @@ def ts_segment() -> bytes:
 async def trickle(
     writer: asyncio.StreamWriter, body: bytes, content_type: str, seconds: float
 ) -> None:
-    """``body`` in 8 pieces spread over ``seconds``: a CDN slower than real time. Each
-    pause comes before its piece, so the last bytes arrive ``seconds`` after the head."""
+    """``body`` in 8 pieces spread over ``seconds``: a CDN slower than real time."""
     writer.write(head(200, len(body), content_type, []))
-    await writer.drain()
     step = -(-len(body) // 8)
     for start in range(0, len(body), step):
-        await asyncio.sleep(seconds / 8)
         writer.write(body[start : start + step])
         await writer.drain()
+        await asyncio.sleep(seconds / 8)
 
 
-DASH_SEGMENT = 1.0
-"""Seconds per DASH segment: one, so ``probe demo``'s ``check_advancing`` waits ~1 s."""
+_DASH_SEGMENT = 2.0
+"""Seconds per DASH segment."""
 
 
 async def serve_dash(req: HttpRequest, writer: asyncio.StreamWriter, started: float) -> None:
     """``/live/dash/manifest.mpd``: a dynamic MPD whose SegmentTimeline grows with the
-    clock (``$Number$``), an init segment (``ftyp`` + ``moov``) and media segments
-    (``styp`` + ``moof`` + ``mdat``): box headers the prober's media check knows, not
-    decodable video (no encoder needed: the demo runs wherever ``pip install`` does)."""
+    clock (``$Number$``), an init segment (``ftyp``) and media segments (``styp``)."""
     file = req.path.rsplit("/", 1)[-1]
     if file == "manifest.mpd":
         await respond(
             writer, 200, dash_manifest(started, time.time()).encode(), "application/dash+xml"
         )
     elif file == "init.mp4":
-        await respond(writer, 200, dash_init(), "video/mp4")
-    elif file.startswith("seg-") and file.endswith(".m4s") and file[4:-4].isdigit():
-        await respond(writer, 200, dash_segment(int(file[4:-4])), "video/iso.segment")
+        await respond(writer, 200, _box(b"ftyp", b"iso6\0\0\0\0iso6dash"), "video/mp4")
+    elif file.startswith("seg-") and file.endswith(".m4s"):
+        body = _box(b"styp", b"msdh\0\0\0\0msdh") + _box(b"mdat", bytes(SEGMENT_BYTES))
+        await respond(writer, 200, body, "video/iso.segment")
     else:
         await respond(writer, 404, b'{"error": "no such file"}')
 
@@ -180,37 +177,21 @@ def _box(kind: bytes, payload: bytes) -> bytes:
     return (8 + len(payload)).to_bytes(4, "big") + kind + payload
 
 
-def dash_init() -> bytes:
-    """An init segment's outline: ``ftyp`` then an empty ``moov``."""
-    return _box(b"ftyp", b"iso6\0\0\0\0iso6dash") + _box(b"moov", b"")
-
-
-def dash_segment(number: int) -> bytes:
-    """A media segment's outline: ``styp``, a ``moof`` whose ``mfhd`` carries the
-    sequence number, and ``mdat``."""
-    mfhd = _box(b"mfhd", bytes(4) + (number % 2**32).to_bytes(4, "big"))
-    return (
-        _box(b"styp", b"msdh\0\0\0\0msdh")
-        + _box(b"moof", mfhd)
-        + _box(b"mdat", bytes(SEGMENT_BYTES))
-    )
-
-
 def dash_manifest(started: float, now: float) -> str:
-    """A live MPD: segments of ``DASH_SEGMENT`` s, the newest 4 that are complete listed.
+    """A live MPD: segments of ``_DASH_SEGMENT`` s, the newest 4 that are complete listed.
     The stream began a minute before the platform did: it is on air when asked."""
     started -= 60
-    done = int((now - started) / DASH_SEGMENT)
+    done = int((now - started) / _DASH_SEGMENT)
     first = max(0, done - LIVE_WINDOW)
     scale = 1000
     iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
     published = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-    duration = int(DASH_SEGMENT * scale)
+    duration = int(_DASH_SEGMENT * scale)
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n'
         '<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="dynamic" '
         f'profiles="urn:mpeg:dash:profile:isoff-live:2011" availabilityStartTime="{iso}" '
-        f'publishTime="{published}" minimumUpdatePeriod="PT{DASH_SEGMENT:g}S" minBufferTime="PT4S" '
+        f'publishTime="{published}" minimumUpdatePeriod="PT2S" minBufferTime="PT4S" '
         'timeShiftBufferDepth="PT10S">\n'
         '  <Period id="0" start="PT0S">\n'
         '    <AdaptationSet contentType="video" mimeType="video/mp4" segmentAlignment="true">\n'
