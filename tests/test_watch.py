@@ -266,3 +266,15 @@ def test_200_probes_fit_the_screen(width: int, height: int) -> None:
     assert "0/200" not in text and "171/200 up" in text
     assert "more" in text  # the up ones summarised per kind
     assert "probe-014" in text  # the failing probes first (dns, by name), then counted
+
+
+def test_json_lines_to_stdout_are_refused(switch: Switch, tmp_path: Path) -> None:
+    done = subprocess.run(
+        probe_cmd("watch", str(_config(tmp_path, switch)), "-o", "-"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2 and "-o -" in done.stderr
+    assert not (tmp_path / "-").exists()

@@ -24,6 +24,7 @@ from synthprobe.alerts import Event, EventKind, State, event_for
 from synthprobe.app import EXIT_OK, Streams
 from synthprobe.app.run import event_loop_factory, select, warn
 from synthprobe.config import load_configs
+from synthprobe.errors import UsageError
 from synthprobe.models import Failure, ProbeResult, ProbeSpec, Settings
 from synthprobe.output.watch import Row
 from synthprobe.redact import Redactor
@@ -130,6 +131,8 @@ def watch_command(opts: WatchOptions, io: Streams) -> int:
     settings = Settings.layered({"location": opts.location}, loaded.settings)
     specs = select(loaded.probes, opts.only)
     location = settings.location or default_location()
+    if opts.output == "-":  # stdout is the view: JSON lines there would garble it
+        raise UsageError("probe watch -o - would mix JSON lines into the view", hint="give a file")
     writer = JsonlWriter(opts.output) if opts.output else None  # exit 2 now, before probing
     view = View()
     if opts.state:
