@@ -28,9 +28,9 @@ from synthprobe.demo import refused_port
 from synthprobe.models import ProbeResult, Reason
 from synthprobe.probers import connection, decoding, exchange
 from synthprobe.probers import redirects as redirect_rules
+from synthprobe.probers.attempt import Attempt
 from synthprobe.probers.base import Network
 from synthprobe.probers.upload import prober as upload_prober
-from synthprobe.timing import Timeline
 
 from .conftest import run_specs, specs_from_yaml
 from .h2server import Crafted, h2_server
@@ -442,7 +442,7 @@ def test_any_location_is_a_url_we_can_use_or_server_redirects(location: str) -> 
         return
     # everything a hop asks of the URL later must hold
     assert nxt.scheme in ("http", "https") and nxt.host
-    exchange.route(nxt, "127.0.0.1", (), Timeline())
+    exchange.route(nxt, "127.0.0.1", (), Attempt())
     redirect_rules.hop_headers((), nxt, "GET", httpx.Cookies(), None, redirect_rules.origin(base))
     httpx.Request("GET", nxt)
 
@@ -512,12 +512,10 @@ def test_any_body_decodes_within_max_body_or_is_network_protocol(
 @given(values=st.lists(st.text(max_size=40), min_size=1, max_size=4))
 def test_any_set_cookie_is_kept_or_left_out(values: list[str]) -> None:
     url = httpx.URL("http://127.0.0.1:8080/a")
-    timeline = Timeline()
+    attempt = Attempt()
     headers = tuple(("set-cookie", v) for v in values)
-    exchange._keep_cookies(headers, "GET", url, timeline)
-    sent = redirect_rules.hop_headers(
-        (), url, "GET", timeline.jar, None, redirect_rules.origin(url)
-    )
+    exchange._keep_cookies(headers, "GET", url, attempt)
+    sent = redirect_rules.hop_headers((), url, "GET", attempt.jar, None, redirect_rules.origin(url))
     httpx.Request("GET", url, headers=sent)
 
 

@@ -175,15 +175,15 @@ PLANTED = textwrap.dedent(
     import sys
     import synthprobe.runner as runner
 
-    real = runner.check
+    real = runner.judge
 
-    def planted(expect, obs, latency):
+    def planted(expect, seen, latency):
         # a bug of ours, planted where every kind's result passes: status 299 marks it
         if 299 in expect.status:
             raise ZeroDivisionError("planted bug")
-        return real(expect, obs, latency)
+        return real(expect, seen, latency)
 
-    runner.check = planted
+    runner.judge = planted
     from synthprobe.cli import main
 
     sys.argv = ["probe", *sys.argv[1:]]
@@ -207,14 +207,14 @@ def _planted_probe(
 def test_a_bug_is_that_probes_result_with_its_traceback_once(
     platform: DemoPlatform, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    real = runner_module.check
+    real = runner_module.judge
 
-    def planted(expect: Any, obs: Any, latency: float) -> Any:
+    def planted(expect: Any, seen: Any, latency: float) -> Any:
         if 299 in expect.status:
             raise ZeroDivisionError("planted bug")
-        return real(expect, obs, latency)
+        return real(expect, seen, latency)
 
-    monkeypatch.setattr(runner_module, "check", planted)
+    monkeypatch.setattr(runner_module, "judge", planted)
     base = platform.base_url
     probes = [
         {"name": f"bug-{i}", "url": f"{base}/v1/feed", "expect": {"status": [200, 299]}}

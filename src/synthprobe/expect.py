@@ -16,7 +16,7 @@ from typing import Any
 
 from synthprobe.classify import Classified
 from synthprobe.jsonpath import MISSING, resolve_path
-from synthprobe.models import Expectation, JsonCheck, Reason
+from synthprobe.models import AnswerCheck, Expectation, JsonCheck, Reason
 from synthprobe.patterns import search
 from synthprobe.units import format_size, format_span
 
@@ -35,6 +35,40 @@ class Observation:
     """True when the body was longer than ``max_body`` and reading stopped."""
     undecoded: str | None = None
     """A Content-Encoding synthprobe cannot decode: the body is as it came."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answers:
+    """A DNS answer's records, as text, for ``expect.answers``."""
+
+    question: str
+    """``NAME TYPE``: what the error message says was asked."""
+    records: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """What an attempt saw that expectations judge: an HTTP response, DNS answers, a
+    certificate. Absent parts are not judged (a TCP probe has no status)."""
+
+    observation: Observation | None = None
+    answers: Answers | None = None
+    cert_not_after: float | None = None
+    """Epoch seconds when the verified peer certificate expires."""
+
+
+def judge(expect: Expectation, seen: Seen, latency_s: float) -> Classified | None:
+    """The one place a probe's (or a journey step's) expectations are judged, for every
+    kind: the first that fails, or None."""
+    if seen.observation is not None:
+        failed = check(expect, seen.observation, latency_s)
+        if failed is not None:
+            return failed
+    if seen.answers is not None and expect.answers is not None:
+        problem = check_answers(expect.answers, seen.answers.records)
+        if problem:
+            return Classified(Reason.DNS_ANSWER, f"{seen.answers.question}: {problem}")
+    return check_certificate(expect.cert_min_days, seen.cert_not_after)
 
 
 def status_matches(status: int, accepted: tuple[int | str, ...]) -> bool:
@@ -227,3 +261,33 @@ def check_certificate(min_days: float | None, not_after: float | None) -> Classi
         Reason.SERVER_CERT_EXPIRING,
         f"certificate expires in {days:.1f} days (cert_min_days {min_days:g})",
     )
+
+
+NAMED_ANSWERS = 10
+"""DNS answers an error message names."""
+
+
+def _answer(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def shown_answers(answers: tuple[str, ...]) -> str:
+    """The answers for an error message: the first few, each shortened."""
+    text = ", ".join(_answer(a) for a in answers[:NAMED_ANSWERS])
+    more = f" and {len(answers) - NAMED_ANSWERS:,} more" if len(answers) > NAMED_ANSWERS else ""
+    return f"[{text}{more}]"
+
+
+def check_answers(check: AnswerCheck, answers: tuple[str, ...]) -> str | None:
+    """What is wrong with a DNS answer's records (``expect.answers``), or None."""
+    normal = {a.rstrip(".").strip('"').lower() for a in answers}
+    for wanted in check.contains:
+        if wanted.rstrip(".").strip('"').lower() not in normal:
+            return f"{wanted} not among the answers {shown_answers(answers)}"
+    if check.min is not None and len(answers) < check.min:
+        return f"{len(answers)} answers, expected at least {check.min}"
+    if check.matches is not None and not any(
+        search(check.matches, a, "a DNS answer") for a in answers
+    ):
+        return f"no answer matches /{check.matches}/: {shown_answers(answers)}"
+    return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic
 
 
 class Failure(enum.StrEnum):
@@ -252,8 +252,20 @@ class MaintenanceWindow:
     """Selectors (name, kind or ``tag:NAME``) of the probes it covers; empty: all."""
 
 
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar
+
+    Options = TypeVar("Options", covariant=True, default=object)
+else:  # the default exists for the type checker only: typing_extensions costs startup
+    from typing import TypeVar
+
+    Options = TypeVar("Options", covariant=True)
+"""The type of a kind's own options (``TcpSpec``...): ``ProbeSpec[TcpSpec]`` is what a
+tcp prober takes; a bare ``ProbeSpec`` is any probe."""
+
+
 @dataclass(frozen=True, slots=True)
-class ProbeSpec:
+class ProbeSpec(Generic[Options]):
     """One probe, with defaults merged and ``${VAR}`` expanded."""
 
     name: str
@@ -296,7 +308,7 @@ class ProbeSpec:
     """``body`` is JSON (sent as application/json)."""
     journey: Journey | None = None
     """Steps after the probe's own request, for http, feed and upload."""
-    options: Any = None
+    options: Options = None  # type: ignore[assignment]  # None: a kind without a block
     """The kind's own block, as its ``KindInfo.parse_block`` read it (an ``UploadSpec``,
     a ``LiveSpec``...); None for kinds without one."""
     source: str = ""

@@ -15,12 +15,12 @@ from typing import Any
 
 from synthprobe.bugs import internal
 from synthprobe.classify import Classified, classify_deadline, classify_exception
-from synthprobe.expect import check, check_certificate
+from synthprobe.expect import Seen, judge
 from synthprobe.models import Failure, ProbeResult, ProbeSpec
 from synthprobe.probers import KINDS, prober_for
+from synthprobe.probers.attempt import Attempt
 from synthprobe.probers.base import DNS_THREADS, Network, ProbeOutcome
 from synthprobe.redact import Redactor, printable
-from synthprobe.timing import Timeline
 from synthprobe.units import format_utc
 
 DEFAULT_PACE = 1000.0
@@ -134,10 +134,13 @@ def kernel_timed(spec: ProbeSpec) -> bool:
 
 
 @dataclass(slots=True)
-class _Attempt:
+class _Tried:
+    """One attempt, over: what the prober returned (if it did), the verdict, and the
+    attempt's state."""
+
     outcome: ProbeOutcome | None
     classified: Classified | None
-    timeline: Timeline
+    attempt: Attempt
 
 
 class Runner:
@@ -208,47 +211,45 @@ class Runner:
         attempts = 0
         while True:
             attempts += 1
-            attempt = await self._attempt(spec)
-            failed = attempt.classified
+            tried = await self._attempt(spec)
+            failed = tried.classified
             if failed is None or failed.failure not in spec.retry_on or attempts > spec.retries:
                 break
             await asyncio.sleep(RETRY_PAUSE)
-        return self._record(spec, started, attempts, attempt)
+        return self._record(spec, started, attempts, tried)
 
-    async def _attempt(self, spec: ProbeSpec) -> _Attempt:
+    async def _attempt(self, spec: ProbeSpec) -> _Tried:
         prober = prober_for(spec.kind)
-        timeline = Timeline()
-        timeline.summed = kernel_timed(spec)  # the pacer's guard rests on the same fact
+        attempt = Attempt()
+        clock = attempt.clock
+        clock.summed = kernel_timed(spec)  # the pacer's guard rests on the same fact
         lag_mark = self.monitor.mark()
         # the deadline starts once the probe has its slot: our own queueing must
         # never show up as a timeout of theirs (docs/httpx.md)
         deadline = asyncio.timeout(spec.timeout)
+        outcome: ProbeOutcome | None = None
+        failed: Classified | None = None
         try:
             async with deadline:
-                outcome = await prober.probe(spec, timeline, self.network)
+                outcome = await prober.probe(spec, attempt, self.network)
         except TimeoutError:
-            timeline.stop()
-            timeline.loop_lag = self.monitor.worst_since(lag_mark)
             if deadline.expired():
                 # httpx timeouts are per read (encode/httpx#1450): the total is enforced here
-                return _Attempt(None, classify_deadline(timeline.current, spec.timeout), timeline)
-            return _Attempt(None, self._classify(TimeoutError("timed out")), timeline)
+                failed = classify_deadline(clock.current, spec.timeout)
+            else:
+                failed = self._classify(TimeoutError("timed out"))
         except Exception as exc:
-            timeline.stop()
-            timeline.loop_lag = self.monitor.worst_since(lag_mark)
-            return _Attempt(None, self._classify(exc), timeline)
-        timeline.stop()
-        latency = timeline.total
-        timeline.loop_lag = self.monitor.worst_since(lag_mark)
+            failed = self._classify(exc)
+        clock.stop()
+        clock.loop_lag = self.monitor.worst_since(lag_mark)
+        if outcome is None:
+            return _Tried(None, failed, attempt)
+        seen = Seen(outcome.observation, outcome.answers, attempt.cert_not_after)
         try:
-            failed = (
-                check(spec.expect, outcome.observation, latency) if outcome.observation else None
-            )
-            if failed is None:
-                failed = check_certificate(spec.expect.cert_min_days, timeline.cert_not_after)
+            failed = judge(spec.expect, seen, clock.total)
         except Exception as exc:  # a pattern out of budget, or a bug of ours
             failed = self._classify(exc)
-        return _Attempt(outcome, failed, timeline)
+        return _Tried(outcome, failed, attempt)
 
     def _classify(self, exc: BaseException) -> Classified:
         classified = classify_exception(exc)
@@ -260,9 +261,9 @@ class Runner:
 
     def _bug(self, spec: ProbeSpec, exc: Exception) -> ProbeResult:
         """The result of a probe whose retries or record failed (a bug of ours)."""
-        attempt = _Attempt(None, internal(exc, self.redactor.text), Timeline())
+        tried = _Tried(None, internal(exc, self.redactor.text), Attempt())
         try:
-            return self._record(spec, time.time(), 1, attempt)
+            return self._record(spec, time.time(), 1, tried)
         except Exception as again:  # the record itself is what fails: the bare facts
             classified = internal(again, self.redactor.text)
             return ProbeResult(
@@ -286,32 +287,30 @@ class Runner:
                 details={},
             )
 
-    def _record(
-        self, spec: ProbeSpec, started: float, attempts: int, attempt: _Attempt
-    ) -> ProbeResult:
-        outcome, failed, timeline = attempt.outcome, attempt.classified, attempt.timeline
-        details: dict[str, Any] = dict(timeline.details)
-        if outcome:
-            details.update(outcome.details)
+    def _record(self, spec: ProbeSpec, started: float, attempts: int, tried: _Tried) -> ProbeResult:
+        outcome, failed, attempt = tried.outcome, tried.classified, tried.attempt
+        clock = attempt.clock
+        # the record's one details: the kind's figures, then our own facts
+        details: dict[str, Any] = dict(attempt.details)
         if KINDS[spec.kind].negotiates_http:
             # null when no connection was made (a DNS failure, a refused port)
-            details["http_version"] = timeline.protocol
-        if timeline.cert_not_after is not None:
+            details["http_version"] = attempt.protocol
+        if attempt.cert_not_after is not None:
             details["cert_expires_in_days"] = round(
-                (timeline.cert_not_after - time.time()) / 86400, 2
+                (attempt.cert_not_after - time.time()) / 86400, 2
             )
         if failed is not None:
             details.update(failed.details)
-        details["loop_lag_ms"] = round(timeline.loop_lag * 1000, 1)
-        remote = timeline.remote or timeline.target
+        details["loop_lag_ms"] = round(clock.loop_lag * 1000, 1)
+        remote = attempt.remote or attempt.target
         if remote is not None:
             details["remote_ip"] = remote[0]
         obs = outcome.observation if outcome else None
-        mask = self.redactor.adding(timeline.secrets) if timeline.secrets else self.redactor
+        mask = self.redactor.adding(attempt.secrets) if attempt.secrets else self.redactor
         error = failed.error if failed else None
         step = details.get("step")
-        if error and isinstance(step, str) and not error.startswith(f"{step}: "):
-            error = f"{step}: {error}"  # a journey's step the deadline cut
+        if error and isinstance(step, str):
+            error = f"{step}: {error}"  # a journey's step: named here, and only here
         error = printable(mask.text(error)) if error else None
         if failed and failed.failure in (Failure.NETWORK, Failure.TIMEOUT) and remote:
             # at 3 a.m. "refused" is half an answer: say by which address (after the
@@ -330,9 +329,9 @@ class Runner:
             failure=failed.failure if failed else None,
             reason=failed.reason if failed else None,
             error=error,
-            status=obs.status if obs else timeline.status,
+            status=obs.status if obs else attempt.status,
             attempts=attempts,
-            timings_ms=timeline.phases_ms(),
+            timings_ms=clock.phases_ms(),
             bytes_in=outcome.bytes_in if outcome else 0,
             bytes_out=outcome.bytes_out if outcome else 0,
             tags=spec.tags,

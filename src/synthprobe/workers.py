@@ -20,7 +20,7 @@ import os
 import signal
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
-from typing import Any
+from multiprocessing.process import BaseProcess
 
 from synthprobe.errors import SynthprobeError, UsageError
 from synthprobe.models import ProbeResult, ProbeSpec
@@ -72,7 +72,7 @@ async def run_in_workers(
         ) from None
     parts = shards(specs, workers)
     share = max(1, -(-concurrency // len(parts)))  # ceil: N workers, c in flight in all
-    running: list[tuple[Any, Connection]] = []
+    running: list[tuple[BaseProcess, Connection]] = []
     for shard in parts:
         reader, writer = context.Pipe(duplex=False)
         process = context.Process(
@@ -98,11 +98,11 @@ async def run_in_workers(
             task.cancel()
         raise
     finally:
-        for process, reader in running:
-            await loop.run_in_executor(None, process.join, DRAIN_AFTER_STOP)
-            if process.exitcode is None:
-                process.kill()
-                process.join()
+        for worker, reader in running:
+            await loop.run_in_executor(None, worker.join, DRAIN_AFTER_STOP)
+            if worker.exitcode is None:
+                worker.kill()
+                worker.join()
             reader.close()
     failed = [p.exitcode for p, _ in running if p.exitcode != 0]
     if failed:
@@ -112,7 +112,7 @@ async def run_in_workers(
         )
 
 
-def _stop(running: list[tuple[Any, Connection]]) -> None:
+def _stop(running: list[tuple[BaseProcess, Connection]]) -> None:
     for process, _ in running:
         if process.pid is not None and process.exitcode is None:
             os.kill(process.pid, signal.SIGTERM)

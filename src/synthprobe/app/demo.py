@@ -6,11 +6,14 @@ import asyncio
 import dataclasses
 import os
 import signal
-from typing import Any
+from typing import TYPE_CHECKING
 
 from synthprobe.app import EXIT_OK, Streams
 from synthprobe.app.run import RunOptions, run_command
 from synthprobe.errors import UsageError
+
+if TYPE_CHECKING:
+    from synthprobe.demo.server import DemoPlatform
 
 
 def demo_command(opts: RunOptions, io: Streams, serve: bool, port: int) -> int:
@@ -49,7 +52,7 @@ def demo_command(opts: RunOptions, io: Streams, serve: bool, port: int) -> int:
         sock.close()
 
 
-def example_env(platform: Any) -> str:
+def example_env(platform: DemoPlatform) -> str:
     """The variables probes.example.yaml reads, set for this platform's ports: on a port
     other than 8787, BASE_URL alone would leave the WebSocket, TLS and TCP probes on
     the default ports."""
@@ -60,7 +63,7 @@ def example_env(platform: Any) -> str:
     return f"BASE_URL={base} WS_URL={ws} TLS_HOST={tls} CACHE_HOST={cache} INGEST_HOST={tls}"
 
 
-async def _serve_demo(platform: Any, io: Streams) -> int:
+async def _serve_demo(platform: DemoPlatform, io: Streams) -> int:
     try:
         await platform.start()
     except OSError as exc:

@@ -12,7 +12,7 @@ line below.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from synthprobe.probers.kind import KindInfo
 
@@ -42,10 +42,10 @@ def _registry() -> dict[str, KindInfo]:
 KINDS: dict[str, KindInfo] = _registry()
 """kind name -> its KindInfo."""
 DEFAULT_KIND = "http"
-_PROBERS: dict[str, Prober] = {}
+_PROBERS: dict[str, Prober[Any]] = {}
 
 
-def prober_for(kind: str) -> Prober:
+def prober_for(kind: str) -> Prober[Any]:
     """The prober of a kind, imported and built on first use."""
     found = _PROBERS.get(kind)
     if found is None:

@@ -13,12 +13,15 @@ import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from synthprobe.expect import Observation
+from synthprobe.expect import Answers, Observation
 from synthprobe.models import HttpVersion, ProbeSpec
-from synthprobe.timing import Timeline
+from synthprobe.probers.attempt import Attempt
+
+if TYPE_CHECKING:
+    import httpx
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 """(host, port) -> IP addresses in preference order; raises socket.gaierror."""
@@ -29,23 +32,32 @@ class ProbeOutcome:
     """What a prober returns when an exchange completed (right or wrong)."""
 
     observation: Observation | None
-    """The final response, for the runner's expectation checks; None if not HTTP."""
+    """The final response, for the runner's judge (``expect.judge``); None if not HTTP."""
     bytes_in: int = 0
     """Response body bytes on the wire."""
     bytes_out: int = 0
     """Request body bytes sent."""
-    details: dict[str, Any] = field(default_factory=dict)
-    """Kind-specific figures for the record."""
+    answers: Answers | None = None
+    """A DNS answer's records, for ``expect.answers``."""
 
 
-class Prober(Protocol):
+KindOptions = TypeVar("KindOptions", contravariant=True)
+
+
+class Prober(Protocol[KindOptions]):
     """Probes one target once. Raises on a transport fault (the runner classifies it),
-    or ``ProbeFailure`` for a fault it has already labelled."""
+    or ``ProbeFailure`` for a fault it has already labelled.
 
-    def prepare(self, spec: ProbeSpec) -> None:
+    Typed by the options its kind's block reads into (``Prober[TcpSpec]`` takes a
+    ``ProbeSpec[TcpSpec]``): the config made them with the kind's own parser, so a
+    prober never checks what it was given."""
+
+    def prepare(self, spec: ProbeSpec[KindOptions]) -> None:
         """Build, before any clock starts, what the probe needs (e.g. an upload payload)."""
 
-    async def probe(self, spec: ProbeSpec, timeline: Timeline, net: Network) -> ProbeOutcome: ...
+    async def probe(
+        self, spec: ProbeSpec[KindOptions], attempt: Attempt, net: Network
+    ) -> ProbeOutcome: ...
 
 
 class DaemonThreads(Executor):
@@ -183,7 +195,7 @@ class Network:
         self._trusted = trusted
         self._contexts: dict[tuple[bool, bool], ssl.SSLContext] = {}
 
-    def proxy_for(self, url: Any) -> str | None:
+    def proxy_for(self, url: httpx.URL) -> str | None:
         """The proxy for an http(s) URL, honouring NO_PROXY; None to go direct."""
         proxy = self.proxies.get(url.scheme)
         # proxy_bypass_environment is urllib's NO_PROXY matcher (public, not in typeshed)

@@ -29,8 +29,8 @@ import dns.resolver
 
 from synthprobe.classify import ProbeFailure
 from synthprobe.models import Reason
+from synthprobe.probers.attempt import Attempt
 from synthprobe.steps import Step
-from synthprobe.timing import Timeline
 
 MAX_DATAGRAMS = 64
 """Datagrams from other addresses ignored while waiting for the server's answer: a
@@ -76,22 +76,22 @@ def _make_query(name: str, rdtype: str) -> dns.message.Message:
 
 
 async def ask(
-    name: str, rdtype: str, server: str | None, port: int, tcp: bool, timeline: Timeline
+    name: str, rdtype: str, server: str | None, port: int, tcp: bool, attempt: Attempt
 ) -> tuple[dns.message.Message, str, bool]:
     """(response, server asked, whether TCP was used); the query is the timed dns step.
     ``server`` None asks the system's resolver."""
     server = server or system_nameserver()
     asked = where(server, port)
-    timeline.target = (server, port)
-    timeline.begin(Step.DNS)
+    attempt.target = (server, port)
+    attempt.clock.begin(Step.DNS)
     try:
         response, used_tcp = await _query(_make_query(name, rdtype), server, port, tcp)
     except (OSError, AnswerError) as exc:
         # for a DNS probe, a server that cannot be asked is a resolver failure
-        timeline.fail(Step.DNS)
+        attempt.clock.fail(Step.DNS)
         detail = _why(exc)
         raise ProbeFailure(Reason.DNS_ERROR, f"{asked}: {detail}") from exc
-    timeline.end(Step.DNS)
+    attempt.clock.end(Step.DNS)
     return response, asked, used_tcp
 
 
@@ -247,25 +247,25 @@ def answers_of(response: dns.message.Message, rdtype: str) -> tuple[list[str], i
 
 
 async def resolve_with(
-    server: str, port: int, host: str, ip_version: int | None, timeline: Timeline
+    server: str, port: int, host: str, ip_version: int | None, attempt: Attempt
 ) -> list[str]:
     """``host``'s addresses from ``server``: A and AAAA asked at once (IPv4 first), or
     only the family ``ip_version`` asks; labelled as the dns kind labels them."""
     types = {4: ["A"], 6: ["AAAA"]}.get(ip_version or 0, ["A", "AAAA"])
     asked = where(server, port)
-    timeline.target = (server, port)
-    timeline.details["resolver"] = asked
-    timeline.begin(Step.DNS)
+    attempt.target = (server, port)
+    attempt.details["resolver"] = asked
+    attempt.clock.begin(Step.DNS)
     try:
         queries = [_make_query(host, t) for t in types]
         # a task group, not gather: the other question is cancelled when one fails
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(_query(q, server, port, False)) for q in queries]
     except* (OSError, AnswerError) as failed:
-        timeline.fail(Step.DNS)
+        attempt.clock.fail(Step.DNS)
         detail = _why(failed.exceptions[0])
         raise ProbeFailure(Reason.DNS_ERROR, f"{host}: resolver {asked}: {detail}") from None
-    timeline.end(Step.DNS)
+    attempt.clock.end(Step.DNS)
     addresses: list[str] = []
     for task, rdtype in zip(tasks, types, strict=True):
         response = task.result()[0]

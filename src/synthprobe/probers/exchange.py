@@ -29,6 +29,7 @@ from synthprobe import __version__
 from synthprobe.classify import ProbeFailure, classify_exception
 from synthprobe.expect import Observation
 from synthprobe.models import HttpVersion, ProbeSpec, Reason
+from synthprobe.probers.attempt import Attempt
 from synthprobe.probers.base import Network
 from synthprobe.probers.connection import client as client  # re-exported: messaging uses it
 from synthprobe.probers.connection import transport
@@ -45,7 +46,6 @@ from synthprobe.probers.redirects import (
     shown,
 )
 from synthprobe.steps import Step
-from synthprobe.timing import Timeline
 
 DEFAULT_HEADERS = (
     ("User-Agent", f"synthprobe/{__version__}"),
@@ -107,7 +107,7 @@ class Hop:
 
 async def exchange(
     request: Request,
-    timeline: Timeline,
+    attempt: Attempt,
     net: Network,
     *,
     follow_redirects: bool,
@@ -132,10 +132,10 @@ async def exchange(
     bytes_out = 0
     while True:
         # the common probe has no credentials and meets no cookie: send it as it is
-        extra = hop_headers(request.headers, url, method, timeline.jar, auth, first)
+        extra = hop_headers(request.headers, url, method, attempt.jar, auth, first)
         sending = replace(request, method=method, headers=extra, content=content)
         try:
-            hop = await _one_hop(sending, url, timeline, net, options)
+            hop = await _one_hop(sending, url, attempt, net, options)
         except Exception as exc:
             # the server sent us there: a refused port or an unknown name is that hop's
             failure = _after_redirect(exc, url) if len(visited) > 1 else None
@@ -143,7 +143,7 @@ async def exchange(
                 raise
             raise failure from exc
         bytes_out += hop.bytes_out
-        _keep_cookies(hop.headers, method, url, timeline)
+        _keep_cookies(hop.headers, method, url, attempt)
         location = dict(hop.headers).get("location")
         if not follow_redirects or hop.status not in REDIRECTS or location is None:
             break
@@ -176,7 +176,7 @@ async def exchange(
 async def fetch(
     spec: ProbeSpec,
     request: Request,
-    timeline: Timeline,
+    attempt: Attempt,
     net: Network,
     *,
     max_body: int | None = None,
@@ -186,7 +186,7 @@ async def fetch(
     limit and IP version; a caller may narrow the body limit or the redirects."""
     return await exchange(
         request,
-        timeline,
+        attempt,
         net,
         follow_redirects=spec.follow_redirects if follow_redirects is None else follow_redirects,
         verify_tls=spec.verify_tls,
@@ -210,7 +210,7 @@ def _after_redirect(exc: Exception, url: httpx.URL) -> ProbeFailure | None:
 
 async def resolve(
     url: httpx.URL,
-    timeline: Timeline,
+    attempt: Attempt,
     net: Network,
     ip_version: int | None = None,
     resolver: tuple[str, int] | None = None,
@@ -224,17 +224,17 @@ async def resolve(
     if resolver is not None:
         from synthprobe.probers.dnsquery import resolve_with
 
-        return await resolve_with(resolver[0], resolver[1], host, ip_version, timeline)
+        return await resolve_with(resolver[0], resolver[1], host, ip_version, attempt)
     port = url.port or (443 if url.scheme in ("https", "wss") else 80)
-    timeline.begin(Step.DNS)
+    attempt.clock.begin(Step.DNS)
     try:
         addresses = await net.resolve(host, port)
     except socket.gaierror as exc:
-        timeline.fail(Step.DNS)
+        attempt.clock.fail(Step.DNS)
         found = classify_exception(exc)
         assert found is not None
         raise ProbeFailure(found.reason, f"{host}: {found.error}") from exc
-    timeline.end(Step.DNS, getattr(addresses, "resolved_at", None))
+    attempt.clock.end(Step.DNS, getattr(addresses, "resolved_at", None))
     if not addresses:
         raise ProbeFailure(Reason.DNS_NO_ADDRESS, f"{host} has no address")
     return _family(addresses, host, ip_version)
@@ -261,54 +261,52 @@ class Route:
     """httpcore extensions: our trace callback, and the SNI name for TLS."""
 
 
-def route(
-    url: httpx.URL, ip: str, headers: tuple[tuple[str, str], ...], timeline: Timeline
-) -> Route:
+def route(url: httpx.URL, ip: str, headers: tuple[tuple[str, str], ...], attempt: Attempt) -> Route:
     scheme = {"ws": "http", "wss": "https"}.get(url.scheme, url.scheme)
     port = url.port or (443 if scheme == "https" else 80)
     # this hop's address, not the previous hop's peer, is the one an error names
-    timeline.target, timeline.remote = (ip, port), None
+    attempt.target, attempt.remote = (ip, port), None
     all_headers = [("Host", url.netloc.decode("ascii"))]
     all_headers += [(k, v) for k, v in headers if k.lower() != "host"]
     given = {k.lower() for k, _ in all_headers}
     all_headers += [(k, v) for k, v in DEFAULT_HEADERS if k.lower() not in given]
-    extensions: dict[str, Any] = {"trace": timeline.trace}
+    extensions: dict[str, Any] = {"trace": attempt.trace}
     if scheme == "https" and not is_ip(url.host):
         extensions["sni_hostname"] = url.host
     return Route(url.copy_with(scheme=scheme, host=ip), all_headers, extensions)
 
 
-def proxied(url: httpx.URL, headers: tuple[tuple[str, str], ...], timeline: Timeline) -> Route:
+def proxied(url: httpx.URL, headers: tuple[tuple[str, str], ...], attempt: Attempt) -> Route:
     """The request as sent through a proxy: to the name, which the proxy resolves."""
     given = {k.lower() for k, _ in headers}
     all_headers = [*headers, *((k, v) for k, v in DEFAULT_HEADERS if k.lower() not in given)]
-    return Route(url, all_headers, {"trace": timeline.trace})
+    return Route(url, all_headers, {"trace": attempt.trace})
 
 
 async def each_address(
-    addresses: list[str], timeline: Timeline, attempt: Callable[[str], Awaitable[T]]
+    addresses: list[str], attempt: Attempt, at_address: Callable[[str], Awaitable[T]]
 ) -> T:
-    """``attempt`` each address in turn while the previous one failed to connect
+    """``at_address`` each address in turn while the previous one failed to connect
     (refused, unreachable), as happy eyeballs would; the deadline still covers them all.
     Any other fault, or the last address's, is raised."""
     for index, ip in enumerate(addresses):
         try:
-            return await attempt(ip)
+            return await at_address(ip)
         except (httpx.ConnectError, OSError):
             # httpx wraps a failed connect in ConnectError; a raw socket raises OSError
-            if index + 1 < len(addresses) and timeline.current is Step.CONNECT:
+            if index + 1 < len(addresses) and attempt.clock.current is Step.CONNECT:
                 continue
             raise
         except asyncio.CancelledError:
             # httpcore closes a half-made connection on Exception but not on
             # cancellation (our deadline during the TLS handshake): close it here
-            await close_quietly(timeline.stream)
+            await close_quietly(attempt.stream)
             raise
     raise AssertionError("unreachable: the last address raises")
 
 
 async def _one_hop(
-    request: Request, url: httpx.URL, timeline: Timeline, net: Network, options: HopOptions
+    request: Request, url: httpx.URL, attempt: Attempt, net: Network, options: HopOptions
 ) -> Hop:
     """``request`` (its method, headers and body) sent to ``url``, each of its addresses
     in turn; the response read as ``options`` say."""
@@ -321,13 +319,11 @@ async def _one_hop(
         # through a proxy: it resolves the name, so there is no DNS phase of ours
         addresses = [url.host]
     else:
-        addresses = await resolve(url, timeline, net, options.ip_version, options.resolver)
+        addresses = await resolve(url, attempt, net, options.ip_version, options.resolver)
     http_version = options.http_version
 
-    async def attempt(ip: str) -> Hop:
-        via = (
-            route(url, ip, headers, timeline) if proxy is None else proxied(url, headers, timeline)
-        )
+    async def at_address(ip: str) -> Hop:
+        via = route(url, ip, headers, attempt) if proxy is None else proxied(url, headers, attempt)
         # the transport alone, not a Client: no cookie jar, auth flow or event hooks to
         # run for every probe (a thousand Set-Cookie headers cost nothing here)
         h2 = url.scheme == "https" and http_version is not HttpVersion.HTTP1
@@ -338,22 +334,22 @@ async def _one_hop(
             )
             response = await http.handle_async_request(req)
             response.request = req
-            timeline.protocol = _version(response)
-            timeline.status = response.status_code
-            if http_version is HttpVersion.HTTP2 and timeline.protocol != "HTTP/2":
+            attempt.protocol = _version(response)
+            attempt.status = response.status_code
+            if http_version is HttpVersion.HTTP2 and attempt.protocol != "HTTP/2":
                 await response.aclose()
                 raise ProbeFailure(
                     Reason.NETWORK_PROTOCOL,
-                    f"{url.host} does not offer HTTP/2 (ALPN chose {timeline.protocol}); "
+                    f"{url.host} does not offer HTTP/2 (ALPN chose {attempt.protocol}); "
                     'http_version is "2"',
                 )
             try:
-                timeline.begin(Step.BODY)
+                attempt.clock.begin(Step.BODY)
                 body, truncated = b"", False
                 # a redirect we will follow: its body is of no interest
                 if not (options.follow_redirects and response.status_code in REDIRECTS):
                     body, truncated = await read_body(response, options.max_body)
-                timeline.end(Step.BODY)
+                attempt.clock.end(Step.BODY)
                 return Hop(
                     status=response.status_code,
                     headers=tuple((k.lower(), v) for k, v in response.headers.multi_items()),
@@ -365,23 +361,21 @@ async def _one_hop(
             finally:
                 await response.aclose()
 
-    return await each_address(addresses, timeline, attempt)
+    return await each_address(addresses, attempt, at_address)
 
 
 def _keep_cookies(
     headers: tuple[tuple[str, str], ...],
     method: str,
     url: httpx.URL,
-    timeline: Timeline,
+    attempt: Attempt,
 ) -> None:
     """Cookies the response set, into the jar (domain and path rules of the standard
     library's cookie jar); their values are secrets in every output."""
     setters = [(k, v) for k, v in headers if k == "set-cookie"]
     if not setters:
         return
-    if timeline.jar is None:  # made on the first cookie: most probes never need one
-        timeline.jar = httpx.Cookies()
-    jar: httpx.Cookies = timeline.jar
+    jar = attempt.cookies()  # made on the first cookie: most probes never need one
     # httpx builds headers from str as ASCII only: a cookie in UTF-8 could neither be
     # stored nor sent back, so it is not kept (its value is still masked below)
     kept = [(k, v) for k, v in setters if v.isascii()]
@@ -390,7 +384,7 @@ def _keep_cookies(
     for _name, value in setters:
         cookie_value = value.split(";", 1)[0].partition("=")[2].strip()
         if cookie_value:
-            timeline.secrets.add(cookie_value)
+            attempt.secrets.add(cookie_value)
 
 
 def _version(response: httpx.Response) -> str:

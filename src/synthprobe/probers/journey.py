@@ -1,9 +1,10 @@
 """A user's path in one probe: the probe's own request, then its ``steps`` in order,
 each classified like a probe, values captured from one response used in the next.
 
-One deadline (the runner's) covers every step; the timeline sums each phase over the
+One deadline (the runner's) covers every step; the attempt sums each phase over the
 steps. ``details.steps`` lists what each step got; on a failure ``details.step`` names
-the step and the error starts with it (``feed: status 503, expected 2xx``).
+the step, and the runner starts the error with it, once (``feed: status 503, expected
+2xx``).
 
 Captured values are a server's data put into our requests: a value too long to keep, a
 URL that cannot be built from it, a scheme that is not http(s), a host name or a header
@@ -23,13 +24,13 @@ from urllib.parse import quote, unquote
 import httpx
 
 from synthprobe import patterns
-from synthprobe.classify import ProbeFailure, classify_exception
-from synthprobe.expect import Observation, check
+from synthprobe.classify import ProbeFailure
+from synthprobe.expect import Observation, Seen, judge
 from synthprobe.jsonpath import scalar_text
 from synthprobe.models import Capture, Journey, JourneyStep, ProbeSpec, Reason
+from synthprobe.probers.attempt import Attempt
 from synthprobe.probers.base import Network, ProbeOutcome
 from synthprobe.probers.exchange import Exchange, Request, exchange
-from synthprobe.timing import Timeline
 
 _PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 MAX_CAPTURE = 64 * 1024
@@ -99,24 +100,24 @@ def step_url(step: JourneyStep, values: dict[str, str]) -> str:
     except httpx.InvalidURL as exc:
         raise ProbeFailure(
             Reason.SERVER_ASSERTION,
-            f"{step.name}: the URL built from {used} is not a valid URL ({exc}): {_short(text)}",
+            f"the URL built from {used} is not a valid URL ({exc}): {_short(text)}",
         ) from None
     if url.scheme not in ("http", "https"):
         raise ProbeFailure(
             Reason.SERVER_ASSERTION,
-            f"{step.name}: captured URL is not http(s): {_short(text)} ({used})",
+            f"captured URL is not http(s): {_short(text)} ({used})",
         )
     # httpx keeps what a resolver would refuse (a space becomes %20): refuse it here
     host = url.raw_host.decode("ascii", errors="replace")
     if not _valid_host(host):
         raise ProbeFailure(
             Reason.SERVER_ASSERTION,
-            f"{step.name}: {used} put into the URL's host gives {unquote(host)!r}, not a host name",
+            f"{used} put into the URL's host gives {unquote(host)!r}, not a host name",
         )
     if url.port is not None and not 0 < url.port < 65536:
         raise ProbeFailure(
             Reason.SERVER_ASSERTION,
-            f"{step.name}: {used} put into the URL gives port {url.port}, not 1 to 65535",
+            f"{used} put into the URL gives port {url.port}, not 1 to 65535",
         )
     return text
 
@@ -135,13 +136,13 @@ def step_headers(step: JourneyStep, values: dict[str, str]) -> tuple[tuple[str, 
                 what = "a line break (CR/LF)" if bad.group() in "\r\n" else f"{bad.group()!r}"
                 raise ProbeFailure(
                     Reason.SERVER_ASSERTION,
-                    f"{step.name}: {used} put into header {key} holds {what}, which a header "
+                    f"{used} put into header {key} holds {what}, which a header "
                     f"value cannot carry: {_short(value)}",
                 )
             if not value.isascii():
                 raise ProbeFailure(
                     Reason.SERVER_ASSERTION,
-                    f"{step.name}: {used} put into header {key} is not ASCII, which HTTP "
+                    f"{used} put into header {key} is not ASCII, which HTTP "
                     f"header text must be: {_short(value)}",
                 )
             # what browsers do to a header value (Fetch: strip leading/trailing whitespace)
@@ -188,16 +189,16 @@ def capture(c: Capture, obs: Observation) -> str | None:
 class Walk:
     """The state of one attempt's journey."""
 
-    def __init__(self, spec: ProbeSpec, journey: Journey, timeline: Timeline) -> None:
+    def __init__(self, spec: ProbeSpec, journey: Journey, attempt: Attempt) -> None:
         self.spec = spec
         self.journey = journey
-        self.timeline = timeline
+        self.attempt = attempt
         self.values: dict[str, str] = {}
         self.steps: list[dict[str, Any]] = []
-        timeline.details["steps"] = self.steps
+        attempt.details["steps"] = self.steps
 
     def starting(self, name: str) -> float:
-        self.timeline.details["step"] = name
+        self.attempt.details["step"] = name
         return time.perf_counter()
 
     def finished(self, name: str, started: float, got: Exchange | None) -> float:
@@ -207,17 +208,17 @@ class Walk:
                 "name": name,
                 "status": got.observation.status if got else None,
                 "total_ms": round(elapsed * 1000, 3),
-                "http_version": self.timeline.protocol,
+                "http_version": self.attempt.protocol,
             }
         )
         return elapsed
 
-    def judge(
-        self, name: str, expect_of: JourneyStep | ProbeSpec, got: Exchange, elapsed: float
-    ) -> None:
-        failed = check(expect_of.expect, got.observation, elapsed)
+    def judge(self, expect_of: JourneyStep | ProbeSpec, got: Exchange, elapsed: float) -> None:
+        # the step is judged as it ends, by the one judge every kind's result goes
+        # through: a failed step ends the walk
+        failed = judge(expect_of.expect, Seen(got.observation), elapsed)
         if failed is not None:
-            raise ProbeFailure(failed.reason, f"{name}: {failed.error}", failed.details)
+            raise ProbeFailure(failed.reason, failed.error, failed.details)
         captures = self.journey.capture if isinstance(expect_of, ProbeSpec) else expect_of.capture
         for c in captures:
             source = f"{c.source}:{c.arg}" if c.arg else c.source
@@ -225,16 +226,16 @@ class Walk:
                 value = capture(c, got.observation)
             except ProbeFailure as exc:  # a regex out of budget
                 raise ProbeFailure(
-                    exc.classified.reason, f"{name}: capture {c.name} ({source}): {exc}"
+                    exc.classified.reason, f"capture {c.name} ({source}): {exc}"
                 ) from None
             if value is None:
                 raise ProbeFailure(
-                    Reason.SERVER_ASSERTION, f"{name}: capture {c.name} ({source}) found nothing"
+                    Reason.SERVER_ASSERTION, f"capture {c.name} ({source}) found nothing"
                 )
             if len(value) > MAX_CAPTURE:
                 raise ProbeFailure(
                     Reason.SERVER_ASSERTION,
-                    f"{name}: capture {c.name} ({source}) is {len(value):,} characters, over "
+                    f"capture {c.name} ({source}) is {len(value):,} characters, over "
                     f"the {MAX_CAPTURE:,} a captured value may hold",
                 )
             try:
@@ -242,34 +243,34 @@ class Walk:
             except UnicodeEncodeError:  # JSON may escape a lone surrogate ("\ud800")
                 raise ProbeFailure(
                     Reason.SERVER_ASSERTION,
-                    f"{name}: capture {c.name} ({source}) is not text (it holds a lone "
+                    f"capture {c.name} ({source}) is not text (it holds a lone "
                     f"surrogate): {_short(value)}",
                 ) from None
             self.values[c.name] = value
             if c.name in self.journey.mask:
-                self.timeline.secrets.add(value)
+                self.attempt.secrets.add(value)
 
 
 async def walk(
-    spec: ProbeSpec, first: Exchange, started: float, timeline: Timeline, net: Network
+    spec: ProbeSpec, first: Exchange, started: float, attempt: Attempt, net: Network
 ) -> ProbeOutcome:
     """The steps after the probe's own request (already made, ``first``)."""
     journey = spec.journey
     assert journey is not None
-    state = Walk(spec, journey, timeline)
-    state.judge(journey.main, spec, first, state.finished(journey.main, started, first))
+    state = Walk(spec, journey, attempt)
+    state.judge(spec, first, state.finished(journey.main, started, first))
     bytes_in, bytes_out = first.bytes_in, first.bytes_out
     for step in journey.steps:
         begun = state.starting(step.name)
         try:
             request = step_request(step, state.values)
-        except ProbeFailure:  # the captured data, already naming the step and capture
+        except ProbeFailure:  # the captured data, naming the capture
             state.finished(step.name, begun, None)
             raise
         try:
             got = await exchange(
                 request,
-                timeline,
+                attempt,
                 net,
                 follow_redirects=step.follow_redirects,
                 verify_tls=spec.verify_tls,
@@ -278,15 +279,13 @@ async def walk(
                 http_version=spec.http_version,
                 resolver=spec.resolver,
             )
-        except Exception as exc:
+        except Exception:
+            # the runner classifies it (a bug of ours stays one) and names the step
             state.finished(step.name, begun, None)
-            found = classify_exception(exc)
-            if found is None:
-                raise  # a bug of ours: never disguised as the step's fault
-            raise ProbeFailure(found.reason, f"{step.name}: {found.error}", found.details) from exc
+            raise
         elapsed = state.finished(step.name, begun, got)
         bytes_in += got.bytes_in
         bytes_out += got.bytes_out
-        state.judge(step.name, step, got, elapsed)
-    timeline.details.pop("step", None)
-    return ProbeOutcome(None, bytes_in, bytes_out, {})
+        state.judge(step, got, elapsed)
+    attempt.details.pop("step", None)
+    return ProbeOutcome(None, bytes_in, bytes_out)

@@ -83,7 +83,9 @@ class KindInfo:
     exchange timed by the kernel's clocks (probers/netstream.py): a busy event loop does
     not skew its timings, so the runner need not slow down for it."""
 
-    def load_prober(self) -> Prober:
+    def load_prober(self) -> Prober[Any]:
+        # Any: the options' type is the kind's own (its parser made them, its prober
+        # takes them); the registry holds every kind
         module, _, cls = self.prober.partition(":")
-        prober: Prober = getattr(importlib.import_module(module), cls)()
+        prober: Prober[Any] = getattr(importlib.import_module(module), cls)()
         return prober

@@ -66,7 +66,7 @@ class DashSegment:
     duration: float
     """Seconds."""
     position: int
-    """Moves when the stream advances: its ``$Number$``, or ``$Time$`` in a timeline."""
+    """Moves when the stream advances: its ``$Number$``, or ``$Time$`` in a attempt."""
     byterange: tuple[int, int] | None = None
     """(offset, length) of a SegmentList ``@mediaRange``."""
     ends_at: datetime | None = None
@@ -294,14 +294,14 @@ def _from_template(
     init = None
     if initialization:
         init = urljoin(ctx.base, _fill(initialization, ctx, None, None))
-    timeline = None
+    attempt = None
     for template in reversed(templates):
         found = _children(template, "SegmentTimeline")
         if found:
-            timeline = found[0]
+            attempt = found[0]
             break
-    if timeline is not None:
-        newest = _timeline_newest(ctx, timeline, timescale, start_number, offset)
+    if attempt is not None:
+        newest = _timeline_newest(ctx, attempt, timescale, start_number, offset)
         if newest is None:
             return init, None
         number, time, duration = newest
@@ -328,11 +328,11 @@ def _from_template(
 
 
 def _timeline_newest(
-    ctx: _Context, timeline: ET.Element, timescale: int, start_number: int, offset: int
+    ctx: _Context, attempt: ET.Element, timescale: int, start_number: int, offset: int
 ) -> tuple[int, int, int] | None:
     """(number, time, duration) of the last segment a SegmentTimeline lists, counting
     repeats arithmetically (an ``@r`` of 10^18 costs nothing)."""
-    entries = _children(timeline, "S")
+    entries = _children(attempt, "S")
     if len(entries) > MAX_TIMELINE_ENTRIES:
         raise NotAnMpd(
             f"SegmentTimeline has {len(entries):,} <S> elements, more than the cap of "

@@ -30,6 +30,7 @@ import httpx
 from synthprobe.classify import ProbeFailure, classify_exception
 from synthprobe.expect import status_matches
 from synthprobe.models import Failure, ProbeSpec, Reason
+from synthprobe.probers.attempt import Attempt
 from synthprobe.probers.base import DaemonThreads, Network, ProbeOutcome
 from synthprobe.probers.exchange import Exchange, Request, fetch
 from synthprobe.probers.live import REFRESH, VARIANTS, LiveSpec, Variant, integrity
@@ -52,7 +53,6 @@ from synthprobe.probers.live.playlist import (
     parse_playlist,
 )
 from synthprobe.steps import KindStep
-from synthprobe.timing import Timeline
 from synthprobe.units import format_size
 
 T = TypeVar("T")
@@ -124,35 +124,33 @@ class LiveProber:
     """Playlist or MPD, newest segment(s) of each variant followed, and (optionally)
     proof that the stream moves."""
 
-    def prepare(self, spec: ProbeSpec) -> None:
+    def prepare(self, spec: ProbeSpec[LiveSpec]) -> None:
         """Nothing to build."""
 
-    async def probe(self, spec: ProbeSpec, timeline: Timeline, net: Network) -> ProbeOutcome:
+    async def probe(
+        self, spec: ProbeSpec[LiveSpec], attempt: Attempt, net: Network
+    ) -> ProbeOutcome:
         live = spec.options
-        assert isinstance(live, LiveSpec)  # the kind's parser always sets it
-        # known on every result, failed ones too (the runner records timeline.details);
+        # known on every result, failed ones too (the runner records attempt.details);
         # the URL's guess until the body says
         path = httpx.URL(spec.url).path if spec.url.startswith("http") else spec.url
-        timeline.details["format"] = "dash" if path.lower().endswith(".mpd") else "hls"
-        first = await self._get(spec, spec.url, timeline, net, playlist=True)
+        attempt.details["format"] = "dash" if path.lower().endswith(".mpd") else "hls"
+        first = await self._get(spec, spec.url, attempt, net, playlist=True)
         if not status_matches(first.observation.status, spec.expect.status):
-            return ProbeOutcome(first.observation, first.bytes_in, 0, first.details)
+            attempt.details.update(first.details)
+            return ProbeOutcome(first.observation, first.bytes_in, 0)
         url = str(first.details.get("final_url", spec.url))
         body = first.observation.body
         dash = not body.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"#EXTM3U") and looks_like_mpd(
             dict(first.observation.headers).get("content-type"), body
         )
-        timeline.details["format"] = "dash" if dash else "hls"
+        attempt.details["format"] = "dash" if dash else "hls"
         if dash:
-            details, bytes_in = await self._dash(spec, live, first, url, timeline, net)
+            details, bytes_in = await self._dash(spec, live, first, url, attempt, net)
         else:
-            details, bytes_in = await self._hls(spec, live, first, url, timeline, net)
-        return ProbeOutcome(
-            first.observation,
-            bytes_in=bytes_in,
-            bytes_out=0,
-            details={"truncated": first.observation.truncated, **details},
-        )
+            details, bytes_in = await self._hls(spec, live, first, url, attempt, net)
+        attempt.details.update({"truncated": first.observation.truncated, **details})
+        return ProbeOutcome(first.observation, bytes_in=bytes_in, bytes_out=0)
 
     # --- HLS ---
 
@@ -162,13 +160,13 @@ class LiveProber:
         live: LiveSpec,
         first: Exchange,
         url: str,
-        timeline: Timeline,
+        attempt: Attempt,
         net: Network,
     ) -> tuple[dict[str, Any], int]:
         playlist = await self._read(spec, first, url)
         bytes_in = first.bytes_in
         if isinstance(playlist, MediaPlaylist):
-            track = await self._follow_hls(spec, live, url, playlist, timeline, net)
+            track = await self._follow_hls(spec, live, url, playlist, attempt, net)
             return track.details, bytes_in + track.bytes_in
         if live.variant is not Variant.ALL:
             [stream] = playlist.choose(live.variant)
@@ -176,16 +174,16 @@ class LiveProber:
                 "variant_url": stream.uri,
                 "variants": len(playlist.streams),
             }
-            track = await self._follow_hls(spec, live, stream.uri, None, timeline, net)
+            track = await self._follow_hls(spec, live, stream.uri, None, attempt, net)
             return {**details, **track.details}, bytes_in + track.bytes_in
 
-        def follow(stream: Stream, clock: Timeline) -> Awaitable[_Track]:
+        def follow(stream: Stream, clock: Attempt) -> Awaitable[_Track]:
             return self._follow_hls(spec, live, stream.uri, None, clock, net)
 
         entries = [
             _entry(s.uri, s.bandwidth, s.resolution, s.name, s.label) for s in playlist.streams
         ]
-        tracks = await _each_variant(timeline, list(playlist.streams), entries, follow)
+        tracks = await _each_variant(attempt, list(playlist.streams), entries, follow)
         return _summary(entries, tracks), bytes_in + sum(t.bytes_in for t in tracks)
 
     async def _follow_hls(
@@ -194,14 +192,14 @@ class LiveProber:
         live: LiveSpec,
         url: str,
         media: MediaPlaylist | None,
-        timeline: Timeline,
+        attempt: Attempt,
         net: Network,
     ) -> _Track:
         """One media playlist (fetched here unless given): its newest segments, its age,
         and with ``check_advancing`` its reload."""
         track = _Track()
         if media is None:
-            got = await self._get_ok(spec, url, timeline, net, "variant playlist", playlist=True)
+            got = await self._get_ok(spec, url, attempt, net, "variant playlist", playlist=True)
             track.bytes_in += got.bytes_in
             # relative segment URIs resolve against where the playlist was found, as
             # players do after a redirect
@@ -221,7 +219,7 @@ class LiveProber:
                 spec,
                 live,
                 track,
-                timeline,
+                attempt,
                 net,
                 segment.uri,
                 segment.duration,
@@ -248,12 +246,12 @@ class LiveProber:
             # segment a little late is not a stalled stream. The runner's deadline cuts
             # the wait (target durations are capped at integrity.MAX_TARGET_DURATION).
             for pause in (target, target / 2):
-                timeline.begin(REFRESH)
+                attempt.clock.begin(REFRESH)
                 await asyncio.sleep(pause)
-                timeline.end(REFRESH)
+                attempt.clock.end(REFRESH)
                 waited += pause
                 again = await self._get_ok(
-                    spec, url, timeline, net, "playlist refetch", playlist=True
+                    spec, url, attempt, net, "playlist refetch", playlist=True
                 )
                 track.bytes_in += again.bytes_in
                 reloaded = await self._read(spec, again, url)
@@ -282,7 +280,7 @@ class LiveProber:
         live: LiveSpec,
         first: Exchange,
         url: str,
-        timeline: Timeline,
+        attempt: Attempt,
         net: Network,
     ) -> tuple[dict[str, Any], int]:
         manifest = await self._read_mpd(spec, first, url)
@@ -295,12 +293,12 @@ class LiveProber:
         if live.variant is not Variant.ALL:
             [rep] = chosen
             details["representation"] = rep.id
-            track = await self._follow_dash(spec, live, rep, timeline, net)
+            track = await self._follow_dash(spec, live, rep, attempt, net)
             details.update(track.details)
             bytes_in += track.bytes_in
         else:
 
-            def follow(rep: Representation, clock: Timeline) -> Awaitable[_Track]:
+            def follow(rep: Representation, clock: Attempt) -> Awaitable[_Track]:
                 return self._follow_dash(spec, live, rep, clock, net)
 
             entries = [
@@ -313,11 +311,11 @@ class LiveProber:
                 )
                 for r in chosen
             ]
-            tracks = await _each_variant(timeline, list(chosen), entries, follow)
+            tracks = await _each_variant(attempt, list(chosen), entries, follow)
             details.update(_summary(entries, tracks))
             bytes_in += sum(t.bytes_in for t in tracks)
         if live.check_advancing:
-            moved, got = await self._mpd_moves_on(spec, url, manifest, chosen, timeline, net)
+            moved, got = await self._mpd_moves_on(spec, url, manifest, chosen, attempt, net)
             details.update(moved)
             bytes_in += got
         return details, bytes_in
@@ -327,7 +325,7 @@ class LiveProber:
         spec: ProbeSpec,
         live: LiveSpec,
         rep: Representation,
-        timeline: Timeline,
+        attempt: Attempt,
         net: Network,
     ) -> _Track:
         """One Representation: its init segment once, its newest segment, its age."""
@@ -341,7 +339,7 @@ class LiveProber:
         track.details["segment_number"] = newest.position
         if live.segments:
             if rep.init is not None:
-                got = await self._get_ok(spec, rep.init, timeline, net, "init segment")
+                got = await self._get_ok(spec, rep.init, attempt, net, "init segment")
                 track.bytes_in += got.bytes_in
                 if live.media_check:
                     check_media(got.observation.body[:4096], "init segment", rep.init)
@@ -349,7 +347,7 @@ class LiveProber:
                 spec,
                 live,
                 track,
-                timeline,
+                attempt,
                 net,
                 newest.url,
                 newest.duration,
@@ -373,7 +371,7 @@ class LiveProber:
         url: str,
         manifest: Manifest,
         chosen: tuple[Representation, ...],
-        timeline: Timeline,
+        attempt: Attempt,
         net: Network,
     ) -> tuple[dict[str, Any], int]:
         """Refetch the MPD after one segment duration (and once more half one later): it
@@ -384,11 +382,11 @@ class LiveProber:
         pause = min(max(duration, 0.1), float(integrity.MAX_TARGET_DURATION))
         waited, bytes_in = 0.0, 0
         for wait in (pause, pause / 2):
-            timeline.begin(REFRESH)
+            attempt.clock.begin(REFRESH)
             await asyncio.sleep(wait)
-            timeline.end(REFRESH)
+            attempt.clock.end(REFRESH)
             waited += wait
-            again = await self._get_ok(spec, url, timeline, net, "MPD refetch", playlist=True)
+            again = await self._get_ok(spec, url, attempt, net, "MPD refetch", playlist=True)
             bytes_in += again.bytes_in
             reloaded = await self._read_mpd(spec, again, url)
             _check_dynamic(reloaded, "MPD refetch")
@@ -424,7 +422,7 @@ class LiveProber:
         spec: ProbeSpec,
         live: LiveSpec,
         track: _Track,
-        timeline: Timeline,
+        attempt: Attempt,
         net: Network,
         url: str,
         duration: float,
@@ -435,10 +433,10 @@ class LiveProber:
         """Download one segment: it must be media, and arrive within ``realtime`` times
         its duration, timed by the exchange's own phases (the kernel's receive times,
         not our loop's: a busy loop never makes a stream look slow)."""
-        before = sum(timeline.durations.values())
+        before = sum(attempt.clock.durations.values())
         started = time.perf_counter()
-        got = await self._get_ok(spec, url, timeline, net, "segment", byterange)
-        took = sum(timeline.durations.values()) - before
+        got = await self._get_ok(spec, url, attempt, net, "segment", byterange)
+        took = sum(attempt.clock.durations.values()) - before
         if took <= 0:  # no phase was timed (a transport that emits no trace)
             took = time.perf_counter() - started
         track.bytes_in += got.bytes_in
@@ -469,7 +467,7 @@ class LiveProber:
     async def _get(
         spec: ProbeSpec,
         url: str,
-        timeline: Timeline,
+        attempt: Attempt,
         net: Network,
         headers: tuple[tuple[str, str], ...] = (),
         *,
@@ -477,14 +475,14 @@ class LiveProber:
     ) -> Exchange:
         request = Request("GET", url, spec.headers + headers)
         if playlist:
-            return await fetch(spec, request, timeline, net, max_body=_playlist_limit(spec))
-        return await fetch(spec, request, timeline, net)
+            return await fetch(spec, request, attempt, net, max_body=_playlist_limit(spec))
+        return await fetch(spec, request, attempt, net)
 
     async def _get_ok(
         self,
         spec: ProbeSpec,
         url: str,
-        timeline: Timeline,
+        attempt: Attempt,
         net: Network,
         what: str,
         byterange: tuple[int, int] | None = None,
@@ -496,7 +494,7 @@ class LiveProber:
         if byterange is not None:
             offset, length = byterange
             headers = (("Range", f"bytes={offset}-{offset + length - 1}"),)
-        got = await self._get(spec, url, timeline, net, headers, playlist=playlist)
+        got = await self._get(spec, url, attempt, net, headers, playlist=playlist)
         if not 200 <= got.observation.status < 300:
             raise ProbeFailure(
                 Reason.SERVER_STATUS, f"{what} {url}: status {got.observation.status}"
@@ -533,30 +531,29 @@ def _entry(
 
 
 async def _each_variant(
-    timeline: Timeline,
+    attempt: Attempt,
     items: list[T],
     entries: list[dict[str, Any]],
-    follow: Callable[[T, Timeline], Awaitable[_Track]],
+    follow: Callable[[T, Attempt], Awaitable[_Track]],
 ) -> list[_Track]:
     """Follow every variant at once within the probe's one deadline, each on a clock of
-    its own (a timeline records one exchange at a time); fail naming the first variant
+    its own (a clock times one exchange at a time); fail naming the first variant
     (in playlist order) that failed. ``details.variants`` is on the record even when the
     deadline cuts the probe."""
     shown = [{k: v for k, v in e.items() if not k.startswith("_")} for e in entries]
-    timeline.details["variants"] = shown
-    if timeline.jar is None:
-        timeline.jar = httpx.Cookies()  # shared: a cookie the CDN sets serves every variant
+    attempt.details["variants"] = shown
+    jar = attempt.cookies()  # shared: a cookie the CDN sets serves every variant
     tracks = [_Track() for _ in items]
     failures: list[tuple[int, ProbeFailure]] = []
 
     async def one(index: int, item: T) -> None:
-        clock = Timeline()
-        clock.jar, clock.secrets = timeline.jar, timeline.secrets
+        # its own clock and connection; the attempt's cookies and values to mask
+        own = Attempt(jar=jar, secrets=attempt.secrets)
         row = shown[index]
         try:
-            track = await follow(item, clock)
+            track = await follow(item, own)
         except asyncio.CancelledError:
-            step = clock.current
+            step = own.clock.current
             if step is not None:  # where the deadline found it
                 row["step"] = step.key if isinstance(step, KindStep) else step.value
             raise
@@ -571,7 +568,7 @@ async def _each_variant(
             if classified is None:
                 raise  # a bug of ours stays one
             error = classified.error
-            remote = clock.remote or clock.target
+            remote = own.remote or own.target
             if remote is not None and classified.failure in (Failure.NETWORK, Failure.TIMEOUT):
                 error = f"{error} ({remote[0]}:{remote[1]})"
             row.update(ok=False, reason=classified.reason.value, error=error)
@@ -581,9 +578,9 @@ async def _each_variant(
         figures = track.figures()
         row.update(ok=True, segment_ms=figures.get("segment_ms"), realtime=figures.get("realtime"))
 
-    timeline.begin(VARIANTS)
+    attempt.clock.begin(VARIANTS)
     await asyncio.gather(*(one(i, item) for i, item in enumerate(items)))
-    timeline.end(VARIANTS)
+    attempt.clock.end(VARIANTS)
     if failures:
         failures.sort(key=lambda f: f[0])
         index, exc = failures[0]

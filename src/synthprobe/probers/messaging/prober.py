@@ -21,8 +21,8 @@ import struct
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
+import httpcore
 import httpx
 from wsproto.frame_protocol import (
     LOCAL_ONLY_CLOSE_REASONS,
@@ -37,6 +37,7 @@ from wsproto.utilities import generate_accept_token
 from synthprobe.classify import ProbeFailure
 from synthprobe.models import ProbeSpec, Reason
 from synthprobe.patterns import search
+from synthprobe.probers.attempt import Attempt
 from synthprobe.probers.base import Network, ProbeOutcome
 from synthprobe.probers.exchange import (
     Route,
@@ -47,7 +48,6 @@ from synthprobe.probers.exchange import (
     route,
 )
 from synthprobe.probers.messaging import REPLY, MessagingSpec
-from synthprobe.timing import Timeline
 from synthprobe.units import format_size
 
 READ = 65536
@@ -189,46 +189,43 @@ def violation(exc: ParseFailed) -> str:
 class MessagingProber:
     """WebSocket round trip: connect, send ``messaging.send``, await ``messaging.expect``."""
 
-    def prepare(self, spec: ProbeSpec) -> None:
+    def prepare(self, spec: ProbeSpec[MessagingSpec]) -> None:
         """Nothing to build."""
 
-    async def probe(self, spec: ProbeSpec, timeline: Timeline, net: Network) -> ProbeOutcome:
+    async def probe(
+        self, spec: ProbeSpec[MessagingSpec], attempt: Attempt, net: Network
+    ) -> ProbeOutcome:
         options = spec.options
-        assert isinstance(options, MessagingSpec)  # the kind's parser requires the block
         url = httpx.URL(spec.url)
         # WebSockets go direct: most HTTP proxies do not pass an Upgrade through
-        addresses = await resolve(url, timeline, net, spec.ip_version, spec.resolver)
+        addresses = await resolve(url, attempt, net, spec.ip_version, spec.resolver)
 
-        async def attempt(ip: str) -> ProbeOutcome:
-            via = route(url, ip, spec.headers, timeline)
+        async def at_address(ip: str) -> ProbeOutcome:
+            via = route(url, ip, spec.headers, attempt)
             async with client(net, spec.verify_tls, tls=url.scheme == "wss") as http:
-                return await self._round_trip(options, via, http, timeline, spec.max_body)
+                return await self._round_trip(options, via, http, attempt, spec.max_body)
 
-        return await each_address(addresses, timeline, attempt)
+        return await each_address(addresses, attempt, at_address)
 
     async def _round_trip(
         self,
         m: MessagingSpec,
         via: Route,
         http: httpx.AsyncClient,
-        timeline: Timeline,
+        attempt: Attempt,
         cap: int,
     ) -> ProbeOutcome:
         seen = _Seen()
-        rtt = await self._exchange(m, via, http, timeline, seen, cap)
-        return ProbeOutcome(
-            observation=None,
-            bytes_in=seen.bytes_in,
-            bytes_out=len(m.send.encode()),
-            details={"rtt_ms": round(rtt * 1000, 3), "skipped": seen.skipped},
-        )
+        rtt = await self._exchange(m, via, http, attempt, seen, cap)
+        attempt.details.update(rtt_ms=round(rtt * 1000, 3), skipped=seen.skipped)
+        return ProbeOutcome(None, bytes_in=seen.bytes_in, bytes_out=len(m.send.encode()))
 
     async def _exchange(
         self,
         m: MessagingSpec,
         via: Route,
         http: httpx.AsyncClient,
-        timeline: Timeline,
+        attempt: Attempt,
         seen: _Seen,
         cap: int,
     ) -> float:
@@ -245,7 +242,7 @@ class MessagingProber:
         async with http.stream(
             "GET", str(via.url), headers=headers, extensions=via.extensions
         ) as response:
-            timeline.status = response.status_code
+            attempt.status = response.status_code
             if response.status_code != 101:
                 raise ProbeFailure(
                     Reason.SERVER_STATUS,
@@ -254,18 +251,18 @@ class MessagingProber:
             check_handshake(response.headers, key)
             stream = response.extensions["network_stream"]
             try:
-                return await _session(m, stream, timeline, seen, cap)
+                return await _session(m, stream, attempt, seen, cap)
             finally:
                 await close_quietly(stream)
 
 
 async def _session(
-    m: MessagingSpec, stream: Any, timeline: Timeline, seen: _Seen, cap: int
+    m: MessagingSpec, stream: httpcore.AsyncNetworkStream, attempt: Attempt, seen: _Seen, cap: int
 ) -> float:
     frames = _ServerFrames()
     sent_at = time.perf_counter()
     await stream.write(bytes(frames.send_data(m.send, fin=True)))
-    timeline.begin(REPLY)
+    attempt.clock.begin(REPLY)
     parts: list[str | bytes | bytearray] = []
     size = 0
     while True:
@@ -302,7 +299,7 @@ async def _session(
                 seen.bytes_in += len(text.encode())
                 if matches(text, m):
                     rtt = time.perf_counter() - sent_at
-                    timeline.end(REPLY)
+                    attempt.clock.end(REPLY)
                     return rtt
                 seen.skipped += 1
                 seen.last = text

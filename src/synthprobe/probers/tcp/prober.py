@@ -15,11 +15,11 @@ import httpx
 from synthprobe import patterns
 from synthprobe.classify import ProbeFailure
 from synthprobe.models import ProbeSpec, Reason
+from synthprobe.probers.attempt import Attempt, cert_not_after
 from synthprobe.probers.base import Network, ProbeOutcome
 from synthprobe.probers.exchange import each_address, resolve
 from synthprobe.probers.tcp import FIRST_BYTE, MORE, TcpSpec
 from synthprobe.steps import Step
-from synthprobe.timing import Timeline, cert_not_after
 
 QUIET = 0.5
 """Seconds without a new byte after which a reply that does not match yet is final: a
@@ -55,76 +55,75 @@ def _text(data: bytes) -> str:
 class TcpProber:
     """Connect, handshake, send ``tcp.send``, read until ``tcp.expect`` matches."""
 
-    def prepare(self, spec: ProbeSpec) -> None:
+    def prepare(self, spec: ProbeSpec[TcpSpec]) -> None:
         """Nothing to build."""
 
-    async def probe(self, spec: ProbeSpec, timeline: Timeline, net: Network) -> ProbeOutcome:
+    async def probe(self, spec: ProbeSpec[TcpSpec], attempt: Attempt, net: Network) -> ProbeOutcome:
         options = spec.options
-        assert isinstance(options, TcpSpec)  # the kind's parser always sets it
         url = httpx.URL(spec.url)
-        addresses = await resolve(url, timeline, net, spec.ip_version, spec.resolver)
+        addresses = await resolve(url, attempt, net, spec.ip_version, spec.resolver)
         port = url.port
         assert port is not None  # the kind's URL rule requires one
 
-        async def attempt(ip: str) -> ProbeOutcome:
-            timeline.target = (ip, port)
-            timeline.begin(Step.CONNECT)
+        async def at_address(ip: str) -> ProbeOutcome:
+            attempt.target = (ip, port)
+            attempt.clock.begin(Step.CONNECT)
             try:
                 reader, writer = await asyncio.open_connection(ip, port, limit=MAX_REPLY)
             except OSError:
-                timeline.fail(Step.CONNECT)
+                attempt.clock.fail(Step.CONNECT)
                 raise
-            timeline.end(Step.CONNECT)
+            attempt.clock.end(Step.CONNECT)
             try:
                 peer = writer.get_extra_info("peername")
                 if isinstance(peer, tuple):
-                    timeline.remote = (str(peer[0]), int(peer[1]))
+                    attempt.remote = (str(peer[0]), int(peer[1]))
                 if url.scheme == "tls":
-                    await self._handshake(writer, url.host, spec.verify_tls, timeline, net)
-                return await self._converse(options, reader, writer, timeline)
+                    await self._handshake(writer, url.host, spec.verify_tls, attempt, net)
+                return await self._converse(options, reader, writer, attempt)
             finally:
                 # abort, not close: never wait on a peer that stopped reading
                 writer.transport.abort()
 
-        return await each_address(addresses, timeline, attempt)
+        return await each_address(addresses, attempt, at_address)
 
     @staticmethod
     async def _handshake(
-        writer: asyncio.StreamWriter, host: str, verify: bool, timeline: Timeline, net: Network
+        writer: asyncio.StreamWriter, host: str, verify: bool, attempt: Attempt, net: Network
     ) -> None:
-        timeline.begin(Step.TLS)
+        attempt.clock.begin(Step.TLS)
         try:
             await writer.start_tls(net.ssl_context(verify), server_hostname=host)
         except (OSError, EOFError):
-            timeline.fail(Step.TLS)
+            attempt.clock.fail(Step.TLS)
             raise
-        timeline.end(Step.TLS)
-        timeline.cert_not_after = cert_not_after(writer)
+        attempt.clock.end(Step.TLS)
+        attempt.cert_not_after = cert_not_after(writer)
 
     @staticmethod
     async def _converse(
         options: TcpSpec,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        timeline: Timeline,
+        attempt: Attempt,
     ) -> ProbeOutcome:
         sent = b""
         if options.send is not None:
             sent = options.send.encode()
-            timeline.begin(Step.SEND)
+            attempt.clock.begin(Step.SEND)
             writer.write(sent)
             await writer.drain()
-            timeline.end(Step.SEND)
+            attempt.clock.end(Step.SEND)
         if options.expect is None and options.expect_regex is None:
-            return ProbeOutcome(None, 0, len(sent), {})
-        timeline.begin(FIRST_BYTE)
+            return ProbeOutcome(None, 0, len(sent))
+        attempt.clock.begin(FIRST_BYTE)
         reply = await reader.read(MAX_REPLY)
         if not reply:
-            timeline.fail(FIRST_BYTE)
+            attempt.clock.fail(FIRST_BYTE)
             raise ProbeFailure(Reason.NETWORK_CLOSED, "closed without any reply")
-        timeline.end(FIRST_BYTE)
-        timeline.details["reply"] = _text(reply[:SHOWN])
-        timeline.begin(MORE)
+        attempt.clock.end(FIRST_BYTE)
+        attempt.details["reply"] = _text(reply[:SHOWN])
+        attempt.clock.begin(MORE)
         while not matches(_text(reply), options):
             if len(reply) >= MAX_REPLY:
                 # our cap, not the server, ends the reply: say so (the server may still send)
@@ -146,8 +145,9 @@ class TcpProber:
                     f"({ended or 'then the server closed'})",
                 )
             reply += more
-            timeline.details["reply"] = _text(reply[:SHOWN])
-        timeline.end(MORE)
+            attempt.details["reply"] = _text(reply[:SHOWN])
+        attempt.clock.end(MORE)
         with contextlib.suppress(Exception):
             writer.write_eof()
-        return ProbeOutcome(None, len(reply), len(sent), {"reply_bytes": len(reply)})
+        attempt.details["reply_bytes"] = len(reply)
+        return ProbeOutcome(None, len(reply), len(sent))

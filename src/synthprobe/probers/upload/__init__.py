@@ -92,9 +92,8 @@ def _check_template(loc: Located, path: str, template: str) -> None:
     check_url(loc, path, fill_template(template, lambda _: "x"), ("http", "https"), "upload")
 
 
-def describe(options: Any, redactor: Redactor) -> dict[str, Any]:
+def describe(options: UploadSpec, redactor: Redactor) -> dict[str, Any]:
     """Every field, the size as people write it."""
-    assert isinstance(options, UploadSpec)
     return {
         "size": format_size(options.size),
         "field": options.field,
