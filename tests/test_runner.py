@@ -150,3 +150,25 @@ def test_which_probes_the_kernel_times(probe: str, expected: bool) -> None:
     # one decision for both the pacer's guard and whether a total is the sum of its steps
     [spec] = specs_from_yaml(f"probes:\n  - {probe}\n")
     assert kernel_timed(spec) is expected
+
+
+def test_a_run_freezes_what_it_starts_with_and_thaws_it_after() -> None:
+    """The collector skips what a run starts with while it runs, and gets it back after:
+    `probe watch` runs again and again in one process, and nothing may stay frozen."""
+    import gc
+
+    from synthprobe.demo import refused_port
+
+    holder, port = refused_port()
+    try:
+        specs = specs_from_yaml(
+            f"probes:\n  - name: refused\n    url: http://127.0.0.1:{port}/\n    timeout: 2s\n"
+        )
+        during: list[int] = []
+        runner = Runner(concurrency=1, location="test", redactor=Redactor(frozenset()))
+        for _ in range(2):  # as watch does: the same process, run after run
+            asyncio.run(runner.run(specs, lambda _r: during.append(gc.get_freeze_count())))
+            assert gc.get_freeze_count() == 0
+    finally:
+        holder.close()
+    assert len(during) == 2 and all(n > 0 for n in during)

@@ -203,6 +203,9 @@ class Runner:
                     group.create_task(worker(), name=f"worker-{n}")
         finally:
             heartbeat.cancel()
+            # back to the collector: `probe watch` runs again and again in one process,
+            # and what a run leaves behind must not stay frozen for good
+            gc.unfreeze()
         return [results[i] for i in sorted(results)]
 
     async def probe(self, spec: ProbeSpec) -> ProbeResult:
