@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from synthprobe.config import load_configs, load_sources
+from synthprobe.config.schema import MAX_PROBLEMS
 from synthprobe.errors import ConfigError
 from synthprobe.models import Failure, HttpVersion, JsonCheck
 from synthprobe.probers.live import LiveSpec, Variant
@@ -44,6 +45,45 @@ def test_invalid_config_message_is_pinned(path: Path) -> None:
 
 def test_there_are_enough_invalid_cases() -> None:
     assert len(INVALID) >= 20
+
+
+def test_a_generated_file_with_one_mistake_everywhere_is_reported_capped() -> None:
+    # 60 probes, each with a bad timeout and an unknown key: 120 problems
+    text = "probes:\n" + "".join(
+        f"  - {{name: p{i}, url: 'http://127.0.0.1/', timeout: never, colour: red}}\n"
+        for i in range(60)
+    )
+    with pytest.raises(ConfigError) as info:
+        load_sources([("gen.yaml", text.encode())], env={})
+    problems = info.value.problems
+    assert len(problems) == MAX_PROBLEMS + 1
+    assert problems[-1] == f"... and {120 - MAX_PROBLEMS} more problems"
+    # file order: probe by probe, line by line, both problems of each probe
+    assert problems[0].startswith("gen.yaml:2: probes[0].")
+    assert problems[1].startswith("gen.yaml:2: probes[0].")
+    assert {p.split(": ")[1] for p in problems[:2]} == {"probes[0].timeout", "probes[0].colour"}
+    assert problems[MAX_PROBLEMS - 1].startswith(f"gen.yaml:{2 + (MAX_PROBLEMS - 1) // 2}: ")
+
+
+@pytest.mark.parametrize(
+    ("block", "problems"),
+    [
+        pytest.param("{}", 0, id="nothing"),
+        pytest.param("{timeout: 0s}", 1, id="one"),
+        pytest.param("{timeout: 0s, retries: -1}", 2, id="two"),
+        pytest.param("{timeout: 0s, retries: -1, expect: {status: [999]}}", 3, id="three"),
+        pytest.param("{timeout: 0s, retries: -1, expect: {status: [999], json: 1}}", 4, id="four"),
+    ],
+)
+def test_every_problem_of_a_probe_is_reported(block: str, problems: int) -> None:
+    fields = block[1:-1]
+    text = f"probes:\n  - {{name: a, url: 'http://127.0.0.1/'{', ' if fields else ''}{fields}}}"
+    if not problems:
+        assert load(text).probes
+        return
+    with pytest.raises(ConfigError) as info:
+        load(text)
+    assert len(info.value.problems) == problems, info.value.problems
 
 
 def test_minimal_probe_gets_defaults() -> None:

@@ -48,6 +48,26 @@ class Problem(Exception):
         self.path = path
         self.message = message
 
+    @property
+    def all(self) -> list[Problem]:
+        """Every problem this one stands for (``Problems`` stands for several)."""
+        return [self]
+
+
+class Problems(Problem):
+    """Several problems of one block, raised together so that a reader reports every
+    problem of a probe; it is a ``Problem`` (its first), so callers need one ``except``."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        first = problems[0]
+        super().__init__(first.line, first.path, first.message)
+        # in file order, as a reader fixes them (stable: one line's problems keep theirs)
+        self._all = sorted((one for p in problems for one in p.all), key=lambda p: p.line)
+
+    @property
+    def all(self) -> list[Problem]:
+        return list(self._all)
+
 
 def fail(loc: Located, path: str, message: str) -> NoReturn:
     raise Problem(loc.line, path, message)

@@ -6,16 +6,21 @@ from __future__ import annotations
 import difflib
 import re
 import warnings
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, ParamSpec, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
-from synthprobe.config.nodes import Located, fail
+from synthprobe.config.nodes import Located, Problem, Problems, fail
 from synthprobe.config.variables import Expander
 from synthprobe.units import MAX_DEADLINE, parse_duration, parse_size
 
 TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 """An HTTP token: a method or a header name."""
+T = TypeVar("T")
+P = ParamSpec("P")
+ReadFn: TypeAlias = Callable[["Reader", Located, str], T]
+"""Reads one value at a place (the path names it in problems)."""
 
 
 def type_name(value: object) -> str:
@@ -34,16 +39,137 @@ def type_name(value: object) -> str:
     return type(value).__name__
 
 
-def mapping(loc: Located, path: str, allowed: set[str]) -> dict[str, Located]:
+def mapping(loc: Located, path: str, allowed: Collection[str]) -> dict[str, Located]:
+    """The mapping at ``loc``; every key it has that is not ``allowed`` is a problem."""
     if not isinstance(loc.value, dict):
         fail(loc, path, f"expected a mapping, got {type_name(loc.value)}")
     mapping: dict[str, Located] = loc.value
+    unknown = Collector()
     for key, sub in mapping.items():
         if key not in allowed:
             close = difflib.get_close_matches(key, sorted(allowed), n=1)
             hint = f' (did you mean "{close[0]}"?)' if close else ""
-            fail(sub, join(path, key), f"unknown key{hint}")
+            unknown.add(Problem(sub.line, join(path, key), f"unknown key{hint}"))
+    unknown.raise_any()
     return mapping
+
+
+class Collector:
+    """Problems gathered while reading on: one bad key does not hide the next."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(self, problem: Problem) -> None:
+        self.problems.extend(problem.all)
+
+    def take(self, read: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None:
+        """``read(...)``, or None with its problems kept."""
+        try:
+            return read(*args, **kwargs)
+        except Problem as p:
+            self.add(p)
+            return None
+
+    def raise_any(self) -> None:
+        if self.problems:
+            raise Problems(self.problems) if len(self.problems) > 1 else self.problems[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Field(Generic[T]):
+    """One key of a block: how its value is read, and where it goes.
+
+    A block's table of fields is the one place its keys are written: the allowed keys,
+    the read loop and (for a key left out) the dataclass's default all come from it."""
+
+    key: str
+    read: ReadFn[T]
+    attr: str | None = ""
+    """The dataclass field it fills: "" is the key's own name; None, a value the block's
+    reader combines itself (a cross-key rule)."""
+    required: bool = False
+
+    @property
+    def target(self) -> str | None:
+        return self.key if self.attr == "" else self.attr
+
+
+class Table:
+    """A block's fields, indexed: the one place the block's keys are written."""
+
+    __slots__ = ("_by_key", "_required", "_targets", "fields", "keys")
+
+    def __init__(self, *fields: Field[Any]) -> None:
+        self.fields = fields
+        self.keys = frozenset(f.key for f in fields)
+        self._by_key = {f.key: f for f in fields}
+        self._required = tuple(f for f in fields if f.required)
+        self._targets = {f.key: f.target for f in fields if f.target is not None}
+
+    def read(
+        self,
+        r: Reader,
+        loc: Located,
+        path: str,
+        *,
+        merge: Callable[[dict[str, Located]], dict[str, Located]] | None = None,
+    ) -> Block:
+        """Read every key present at ``loc`` (after ``merge``, which puts a probe's
+        defaults under it), keeping every problem: unknown keys, missing required keys,
+        bad values. Raises at once only when ``loc`` is not a mapping at all."""
+        if not isinstance(loc.value, dict):
+            fail(loc, path, f"expected a mapping, got {type_name(loc.value)}")
+        problems = Collector()
+        node: dict[str, Located] = loc.value
+        own = node
+        if not self.keys.issuperset(node):
+            problems.take(mapping, loc, path, self.keys)
+            own = {k: v for k, v in node.items() if k in self.keys}
+        given = merge(own) if merge is not None else own
+        values: dict[str, Any] = {}
+        for key, sub in given.items():
+            try:
+                values[key] = self._by_key[key].read(r, sub, join(path, key))
+            except Problem as p:
+                problems.add(p)
+        for f in self._required:
+            if f.key not in given:
+                problems.add(Problem(loc.line, path, f'missing required key "{f.key}"'))
+        return Block(self, loc, path, own, given, values, problems)
+
+
+@dataclass(slots=True)
+class Block:
+    """A block read through its table: what it said, what could be read, what could not."""
+
+    table: Table
+    loc: Located
+    path: str
+    own: dict[str, Located]
+    """The keys the block itself gives."""
+    given: dict[str, Located]
+    """``own`` with what was merged under it (a probe's defaults)."""
+    values: dict[str, Any]
+    """Read values by key, for the keys given and read without a problem."""
+    problems: Collector
+
+    def fields(self) -> dict[str, Any]:
+        """The values that fill dataclass fields, as keyword arguments."""
+        targets = self.table._targets
+        return {targets[k]: v for k, v in self.values.items() if k in targets}
+
+    def check(self, read: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None:
+        """A cross-key rule, run with its problem kept like any other."""
+        return self.problems.take(read, *args, **kwargs)
+
+    def add(self, loc: Located, path: str, message: str) -> None:
+        """A problem a cross-key rule found."""
+        self.problems.add(Problem(loc.line, path, message))
+
+    def done(self) -> None:
+        """Raise every problem found so far (one ``Problems``), if any."""
+        self.problems.raise_any()
 
 
 def join(path: str, key: str) -> str:
@@ -178,3 +304,23 @@ def check_url(
             idna.encode(host, uts46=True)
         except idna.IDNAError as exc:
             fail(loc, path, f"bad URL {url!r}: host {host!r} is not a valid name ({exc})")
+
+
+def integer(lo: int, hi: int) -> ReadFn[int]:
+    """A whole number from ``lo`` to ``hi``."""
+    return lambda r, loc, path: r.integer(loc, path, lo, hi)
+
+
+def choice(choices: Iterable[str], what: str) -> ReadFn[str]:
+    """One of ``choices`` (``what`` names them in the problem)."""
+    return lambda r, loc, path: r.choice(loc, path, choices, what)
+
+
+def scalar_text(r: Reader, loc: Located, path: str) -> str:
+    """Text, taking a number as written (``body_contains: 42``)."""
+    return r.text(loc, path, allow_scalar=True)
+
+
+def raw(r: Reader, loc: Located, path: str) -> Located:
+    """The node as it is, for a block's reader to combine with other keys."""
+    return loc

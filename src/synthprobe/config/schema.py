@@ -17,7 +17,22 @@ from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 from synthprobe.config.nodes import Located, Problem, fail, format_problem, parse_yaml, read_source
-from synthprobe.config.readers import TOKEN_RE, Reader, check_url, list_of, mapping, type_name
+from synthprobe.config.readers import (
+    TOKEN_RE,
+    Collector,
+    Field,
+    Reader,
+    ReadFn,
+    Table,
+    check_url,
+    choice,
+    integer,
+    list_of,
+    mapping,
+    raw,
+    scalar_text,
+    type_name,
+)
 from synthprobe.config.variables import VAR_NAME_RE, Expander
 from synthprobe.errors import ConfigError
 from synthprobe.jsonpath import parse_json_path
@@ -45,83 +60,14 @@ _STATUS_CLASS_RE = re.compile(r"^[1-5]xx$")
 
 BLOCKS = {info.block: name for name, info in KINDS.items() if info.block is not None}
 """Kind blocks (``live:``) -> the kind that owns each."""
-PROBE_KEYS = {
-    "name",
-    "kind",
-    "url",
-    "method",
-    "headers",
-    "timeout",
-    "retries",
-    "retry_on",
-    "tags",
-    "expect",
-    "follow_redirects",
-    "verify_tls",
-    "max_body",
-    "ip_version",
-    "http_version",
-    "resolver",
-    "alert",
-    "json",
-    "body",
-    "capture",
-    "mask",
-    "steps",
-    "step_name",
-    *BLOCKS,
-}
-JOURNEY_KEYS = {"capture", "mask", "steps", "step_name"}
-DEFAULT_KEYS = PROBE_KEYS - {"name", "url", "json", "body"} - JOURNEY_KEYS
-STEP_KEYS = {
-    "name",
-    "method",
-    "url",
-    "headers",
-    "json",
-    "body",
-    "expect",
-    "capture",
-    "follow_redirects",
-    "max_body",
-}
 _PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _CAPTURE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TOP_KEYS = {"version", "settings", "defaults", "probes"}
-SETTINGS_KEYS = {
-    "concurrency",
-    "output",
-    "location",
-    "junit",
-    "prom",
-    "public_vars",
-    "env_proxy",
-    "state",
-    "notify",
-    "status_url",
-    "maintenance",
-    "resolver",
-    "controls",
-}
-ALERT_KEYS = {"failure_threshold", "success_threshold", "remind_every", "send_resolved", "notify"}
-WINDOW_KEYS = {"start", "end", "every", "duration", "timezone", "only"}
-EXPECT_KEYS = {
-    "status",
-    "max_latency",
-    "body_contains",
-    "body_regex",
-    "headers",
-    "json",
-    "cert_min_days",
-    "answers",
-}
-ANSWER_KEYS = {"contains", "min", "matches"}
-JSON_CHECK_KEYS = {"path", "exists", "equals", "min_items", "max_items", "matches", "max_age"}
-MERGED_BLOCKS = ("headers", "expect", "alert", *BLOCKS)
-"""Blocks merged key by key under each probe; every other default is replaced whole."""
+MAX_PROBLEMS = 50
+"""Problems shown for one load: past this, a count (a generated file with one mistake
+repeated 100,000 times must not print 100,000 lines)."""
 _EXPECT = Expectation()
-_SPEC = ProbeSpec(name="", kind=DEFAULT_KIND, url="", method="GET")
-"""The dataclass's defaults: the one place they are written."""
+"""The dataclass's default, one object shared by every probe that sets no ``expect``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,9 +116,9 @@ def load_sources(
     secrets: set[str] = set()
     seen: dict[str, str] = {}
     files: list[str] = []
-    for name, raw in sources:
+    for name, data in sources:
         files.append(name)
-        root = parse_yaml(name, raw)
+        root = parse_yaml(name, data)
         expander = Expander(environ, frozenset(public))
         file_probes, file_settings, file_problems = _load_file(name, root, expander)
         problems.extend(file_problems)
@@ -190,7 +136,10 @@ def load_sources(
     if problems:
         # a bad value may have come from the environment: mask it in the message too
         mask = Redactor(secrets)
-        raise ConfigError([mask.text(p) for p in problems])
+        shown = [mask.text(p) for p in problems[:MAX_PROBLEMS]]
+        if len(problems) > MAX_PROBLEMS:
+            shown.append(f"... and {len(problems) - MAX_PROBLEMS} more problems")
+        raise ConfigError(shown)
     return LoadedConfig(tuple(probes), settings, frozenset(secrets), tuple(files))
 
 
@@ -203,7 +152,7 @@ def _load_file(
         try:
             return fn()
         except Problem as p:
-            problems.append(format_problem(name, p))
+            problems.extend(format_problem(name, one) for one in p.all)
             return None
 
     top = attempt(lambda: mapping(root, "", TOP_KEYS))
@@ -238,7 +187,7 @@ def _load_file(
         try:
             probes.append(_probe(reader, name, item, f"probes[{i}]", defaults, share))
         except Problem as p:
-            problems.append(format_problem(name, p))
+            problems.extend(format_problem(name, one) for one in p.all)
     return probes, settings, problems
 
 
@@ -279,30 +228,16 @@ def _public_vars(loc: Located) -> frozenset[str]:
 
 
 def _settings(r: Reader, loc: Located) -> dict[str, Any]:
-    m = mapping(loc, "settings", SETTINGS_KEYS)
-    out: dict[str, Any] = {}
-    if "concurrency" in m:
-        out["concurrency"] = r.integer(m["concurrency"], "settings.concurrency", 1, 100_000)
-    if "env_proxy" in m:
-        out["env_proxy"] = r.boolean(m["env_proxy"], "settings.env_proxy")
-    for key in ("output", "location", "junit", "prom", "state", "status_url"):
-        if key in m:
-            value = r.text(m[key], f"settings.{key}")
-            if not value:
-                fail(m[key], f"settings.{key}", "must not be empty")
-            out[key] = value
-    if "notify" in m:
-        out["notify"] = _notify_urls(r, m["notify"], "settings.notify")
-    if "resolver" in m:
-        out["resolver"] = _resolver(r, m["resolver"], "settings.resolver")
-    if "controls" in m:
-        out["controls"] = _controls(r, m["controls"], "settings.controls")
-    if "maintenance" in m:
-        windows = list_of(m["maintenance"], "settings.maintenance")
-        out["maintenance"] = tuple(
-            _window(r, w, f"settings.maintenance[{i}]") for i, w in enumerate(windows)
-        )
-    return out
+    block = SETTINGS_FIELDS.read(r, loc, "settings")
+    block.done()
+    return block.fields()
+
+
+def _nonempty(r: Reader, loc: Located, path: str) -> str:
+    value = r.text(loc, path)
+    if not value:
+        fail(loc, path, "must not be empty")
+    return value
 
 
 def _notify_urls(r: Reader, loc: Located, path: str) -> tuple[str, ...]:
@@ -329,74 +264,83 @@ def _notify_urls(r: Reader, loc: Located, path: str) -> tuple[str, ...]:
 
 
 def _alert(r: Reader, loc: Located, path: str) -> AlertRule:
-    m = mapping(loc, path, ALERT_KEYS)
-    base = AlertRule()
-
-    def count(key: str, default: int) -> int:
-        return r.integer(m[key], f"{path}.{key}", 1, 10_000) if key in m else default
-
-    return AlertRule(
-        failure_threshold=count("failure_threshold", base.failure_threshold),
-        success_threshold=count("success_threshold", base.success_threshold),
-        remind_every=r.duration(m["remind_every"], f"{path}.remind_every")
-        if "remind_every" in m
-        else None,
-        send_resolved=r.boolean(m["send_resolved"], f"{path}.send_resolved")
-        if "send_resolved" in m
-        else base.send_resolved,
-        notify=_notify_urls(r, m["notify"], f"{path}.notify") if "notify" in m else None,
-    )
+    block = ALERT_FIELDS.read(r, loc, path)
+    block.done()
+    return AlertRule(**block.fields())
 
 
-def _window(r: Reader, loc: Located, path: str) -> MaintenanceWindow:
-    m = mapping(loc, path, WINDOW_KEYS)
-    only = r.strings(m["only"], f"{path}.only") if "only" in m else ()
-    if "every" not in m:
-        for key in ("start", "end"):
-            if key not in m:
-                fail(loc, path, f'missing "{key}": a one-off window has start and end (ISO 8601)')
-        start, end = _instant(r, m["start"], f"{path}.start"), _instant(r, m["end"], f"{path}.end")
-        if end <= start:
-            fail(m["end"], f"{path}.end", "must be after start")
-        for key in ("duration", "timezone"):
-            if key in m:
-                fail(m[key], f"{path}.{key}", "only for a recurring window (with every)")
-        return MaintenanceWindow(start=start, end=end, only=only)
+def _windows(r: Reader, loc: Located, path: str) -> tuple[MaintenanceWindow, ...]:
+    return _each(list_of(loc, path), path, lambda item, where: _window(r, item, where))
+
+
+def _each(items: list[Located], path: str, read: Callable[[Located, str], T]) -> tuple[T, ...]:
+    """``read`` every item of a list, keeping every item's problems."""
+    problems = Collector()
+    out = [problems.take(read, item, f"{path}[{i}]") for i, item in enumerate(items)]
+    problems.raise_any()
+    return tuple(x for x in out if x is not None)
+
+
+def _weekdays(r: Reader, loc: Located, path: str) -> tuple[Weekday, ...]:
     days: list[Weekday] = []
-    for i, name in enumerate(r.strings(m["every"], f"{path}.every")):
+    for i, name in enumerate(r.strings(loc, path)):
         try:
             days.append(Weekday[name.strip().upper()])
         except KeyError:
-            item = m["every"].value[i] if isinstance(m["every"].value, list) else m["every"]
-            fail(
-                item, f"{path}.every[{i}]", f'unknown weekday "{name}": expected monday ... sunday'
-            )
+            item = loc.value[i] if isinstance(loc.value, list) else loc
+            fail(item, f"{path}[{i}]", f'unknown weekday "{name}": expected monday ... sunday')
+    return tuple(days)
+
+
+def _zone(r: Reader, loc: Located, path: str) -> str:
+    zone = r.text(loc, path)
+    if not _known_zone(zone):
+        fail(loc, path, f'unknown timezone "{zone}" (an IANA name such as Europe/Paris)')
+    return zone
+
+
+def _week_at_most(r: Reader, loc: Located, path: str) -> float:
+    duration = r.duration(loc, path)
+    if duration > 7 * 86400:
+        fail(loc, path, "must be at most 7 days")
+    return duration
+
+
+def _window(r: Reader, loc: Located, path: str) -> MaintenanceWindow:
+    """One-off (start and end, ISO 8601) or recurring (every, start as a time of day,
+    duration); the table reads each key, the two shapes are checked here."""
+    block = WINDOW_FIELDS.read(r, loc, path)
+    given, values = block.given, block.values
+    if "every" not in given:
+        for key in ("start", "end"):
+            if key not in given:
+                fail(loc, path, f'missing "{key}": a one-off window has start and end (ISO 8601)')
+        start = block.check(_instant, r, given["start"], f"{path}.start")
+        end = block.check(_instant, r, given["end"], f"{path}.end")
+        if start is not None and end is not None and end <= start:
+            block.add(given["end"], f"{path}.end", "must be after start")
+        for key in ("duration", "timezone"):
+            if key in given:
+                block.add(given[key], f"{path}.{key}", "only for a recurring window (with every)")
+        block.done()
+        return MaintenanceWindow(start=start, end=end, only=values.get("only", ()))
     for key in ("start", "duration"):
-        if key not in m:
+        if key not in given:
             fail(loc, path, f'missing "{key}": a recurring window has every, start and duration')
-    if "end" in m:
-        fail(m["end"], f"{path}.end", "a recurring window has a duration, not an end")
-    text = r.text(m["start"], f"{path}.start", allow_scalar=True)
+    if "end" in given:
+        block.add(given["end"], f"{path}.end", "a recurring window has a duration, not an end")
+    at = block.check(_time_of_day, r, given["start"], f"{path}.start")
+    block.done()
+    assert at is not None
+    return MaintenanceWindow(**block.fields(), at=at)
+
+
+def _time_of_day(r: Reader, loc: Located, path: str) -> tuple[int, int]:
+    text = r.text(loc, path, allow_scalar=True)
     hm = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", text.strip())
     if hm is None:
-        fail(m["start"], f"{path}.start", f"expected a time of day such as 03:00, got {text!r}")
-    zone = r.text(m["timezone"], f"{path}.timezone") if "timezone" in m else "UTC"
-    if not _known_zone(zone):
-        fail(
-            m["timezone"],
-            f"{path}.timezone",
-            f'unknown timezone "{zone}" (an IANA name such as Europe/Paris)',
-        )
-    duration = r.duration(m["duration"], f"{path}.duration")
-    if duration > 7 * 86400:
-        fail(m["duration"], f"{path}.duration", "must be at most 7 days")
-    return MaintenanceWindow(
-        every=tuple(days),
-        at=(int(hm.group(1)), int(hm.group(2))),
-        duration=duration,
-        timezone=zone,
-        only=only,
-    )
+        fail(loc, path, f"expected a time of day such as 03:00, got {text!r}")
+    return int(hm.group(1)), int(hm.group(2))
 
 
 def _instant(r: Reader, loc: Located, path: str) -> float:
@@ -452,103 +396,106 @@ def _probe(
     defaults: dict[str, Located],
     share: Sharer,
 ) -> ProbeSpec:
-    own, name = _named(r, item, path, PROBE_KEYS)
-    m = _merge(defaults, own)
-    kind = r.choice(m["kind"], f"{path}.kind", KINDS, "kind") if "kind" in m else DEFAULT_KIND
+    """Every key read through ``PROBE_FIELDS``; then the rules that tie keys together
+    (a kind's URL, its block, a journey). Every problem of the probe is raised together."""
+    block = PROBE_FIELDS.read(r, item, path, merge=lambda own: _merge(defaults, own))
+    own, m, v = block.own, block.given, block.values
+    kind = v.get("kind", DEFAULT_KIND) if "kind" in m else DEFAULT_KIND
+    if "kind" in m and "kind" not in v:  # an unknown kind: its rules would only add noise
+        block.done()  # raises: the kind's problem is among them
     info = KINDS[kind]
-    url = r.text(m["url"], f"{path}.url")
-    check_url(m["url"], f"{path}.url", url, info.schemes, kind, need_host=info.url_has_host)
-    if info.check_url is not None:
-        problem = info.check_url(urlsplit(url))
-        if problem:
-            fail(m["url"], f"{path}.url", f"bad URL {url!r}: {problem}")
-    method = info.default_method
-    if "method" in m:
-        method = r.text(m["method"], f"{path}.method").upper()
-        if not TOKEN_RE.match(method):
-            fail(m["method"], f"{path}.method", f"bad HTTP method {method!r}")
-    timeout = r.duration(m["timeout"], f"{path}.timeout") if "timeout" in m else _SPEC.timeout
-    retries = (
-        r.integer(m["retries"], f"{path}.retries", 0, 100) if "retries" in m else _SPEC.retries
-    )
-    retry_on = _SPEC.retry_on
-    if "retry_on" in m:
-        classes = [Failure(c) for c in _failure_names(r, m["retry_on"], f"{path}.retry_on")]
-        retry_on = frozenset(classes)
-    headers: tuple[tuple[str, str], ...] = ()
-    if "headers" in m:
-        headers = _headers(r, m["headers"], f"{path}.headers")
-    tags = r.strings(m["tags"], f"{path}.tags") if "tags" in m else ()
-    expect = _expect(r, m["expect"], f"{path}.expect") if "expect" in m else Expectation()
+    url = v.get("url")
+    if url is not None:
+        block.check(_check_probe_url, m["url"], f"{path}.url", url, kind)
+    expect: Expectation = v.get("expect", _EXPECT)
     if expect.answers is not None and "answers" not in info.expect_keys:
         where = m["expect"].value.get("answers", m["expect"])
         owners = ", ".join(n for n, i in KINDS.items() if "answers" in i.expect_keys)
-        fail(where, f"{path}.expect.answers", f"not for kind {kind} (only for {owners})")
-    follow = (
-        r.boolean(m["follow_redirects"], f"{path}.follow_redirects")
-        if ("follow_redirects" in m)
-        else _SPEC.follow_redirects
-    )
-    verify = (
-        r.boolean(m["verify_tls"], f"{path}.verify_tls") if "verify_tls" in m else _SPEC.verify_tls
-    )
-    max_body = r.size(m["max_body"], f"{path}.max_body") if "max_body" in m else _SPEC.max_body
-    ip_version = None
-    if "ip_version" in m:
-        loc = m["ip_version"]
-        text = str(loc.value).lower() if not isinstance(loc.value, bool) else ""
-        if text not in ("4", "6", "auto"):
-            fail(loc, f"{path}.ip_version", f"expected 4, 6 or auto, got {type_name(loc.value)}")
-        ip_version = None if text == "auto" else int(text)
-    http_version = _SPEC.http_version
+        block.add(where, f"{path}.expect.answers", f"not for kind {kind} (only for {owners})")
+    http_version = v.pop("http_version", HttpVersion.AUTO)
     if "http_version" in m:
         if "http_version" in own and not info.negotiates_http:
-            fail(own["http_version"], f"{path}.http_version", f"not for kind {kind}")
-        if info.negotiates_http:
-            http_version = _http_version(m["http_version"], f"{path}.http_version", url)
-    alert = _alert(r, m["alert"], f"{path}.alert") if "alert" in m else _SPEC.alert
-    body, json_body = _body(r, m, path)
-    if body is not None and not info.request_body:
-        key = "json" if json_body else "body"
-        fail(m[key], f"{path}.{key}", f"not for kind {kind}: it sends its own request body")
+            block.add(own["http_version"], f"{path}.http_version", f"not for kind {kind}")
+        elif not info.negotiates_http:
+            http_version = HttpVersion.AUTO  # a default meant for the HTTP kinds
+        elif http_version is HttpVersion.HTTP2 and url and urlsplit(url).scheme == "http":
+            block.add(
+                m["http_version"],
+                f"{path}.http_version",
+                "HTTP/2 needs an https:// URL (cleartext HTTP/2, h2c, is not spoken)",
+            )
+    body = block.check(_body, r, m, path)
+    if body is not None and body[0] is not None and not info.request_body:
+        key = "json" if body[1] else "body"
+        block.add(m[key], f"{path}.{key}", f"not for kind {kind}: it sends its own request body")
     journey = None
     if any(k in own for k in JOURNEY_KEYS):
         if not info.journeys:
             key = next(k for k in JOURNEY_KEYS if k in own)
-            fail(own[key], f"{path}.{key}", f"not for kind {kind}: steps are for HTTP requests")
-        journey = _journey(r, m, path, headers, follow, max_body, url, body)
-    resolver = _resolver(r, m["resolver"], f"{path}.resolver") if "resolver" in m else None
+            message = f"not for kind {kind}: steps are for HTTP requests"
+            block.add(own[key], f"{path}.{key}", message)
+        else:
+            journey = block.check(_journey, r, m, v, path, body)
     for key, owner in BLOCKS.items():
-        if key in m and owner != kind and key in own:
-            fail(m[key], f"{path}.{key}", f"only for kind {owner}, not {kind}")
+        if key in own and owner != kind:
+            block.add(m[key], f"{path}.{key}", f"only for kind {owner}, not {kind}")
     options = None
     if info.parse_block is not None:
         assert info.block is not None
-        options = info.parse_block(r, m.get(info.block), f"{path}.{info.block}", item)
+        parse, key = info.parse_block, info.block
+        options = block.check(parse, r, m.get(key), f"{path}.{key}", item)
+    block.done()
+    fields = block.fields()
+    for key in ("timeout", "headers", "tags"):  # equal values, one object
+        if key in fields:
+            fields[key] = share(fields[key])
+    assert body is not None
     return ProbeSpec(
-        name=name,
+        **fields,
         kind=kind,
-        url=url,
-        method=method,
-        timeout=share(timeout),
-        retries=retries,
-        retry_on=retry_on,
-        headers=share(headers),
-        tags=share(tags),
+        method=v.get("method", info.default_method),
         expect=share(expect),
-        follow_redirects=follow,
-        verify_tls=verify,
-        max_body=max_body,
-        ip_version=ip_version,
         http_version=http_version,
-        alert=alert,
-        body=body,
-        json_body=json_body,
+        body=body[0],
+        json_body=body[1],
         journey=journey,
-        resolver=resolver,
         options=options,
         source=f"{filename}:{item.line}",
     )
+
+
+def _check_probe_url(loc: Located, path: str, url: str, kind: str) -> None:
+    info = KINDS[kind]
+    check_url(loc, path, url, info.schemes, kind, need_host=info.url_has_host)
+    if info.check_url is not None:
+        problem = info.check_url(urlsplit(url))
+        if problem:
+            fail(loc, path, f"bad URL {url!r}: {problem}")
+
+
+def _name(r: Reader, loc: Located, path: str) -> str:
+    name = r.text(loc, path)
+    if not _NAME_RE.match(name):
+        fail(loc, path, f"bad name {name!r}: use letters, digits and . _ : / - (no spaces)")
+    return name
+
+
+def _method(r: Reader, loc: Located, path: str) -> str:
+    method = r.text(loc, path).upper()
+    if not TOKEN_RE.match(method):
+        fail(loc, path, f"bad HTTP method {method!r}")
+    return method
+
+
+def _ip_version(r: Reader, loc: Located, path: str) -> int | None:
+    text = str(loc.value).lower() if not isinstance(loc.value, bool) else ""
+    if text not in ("4", "6", "auto"):
+        fail(loc, path, f"expected 4, 6 or auto, got {type_name(loc.value)}")
+    return None if text == "auto" else int(text)
+
+
+def _retry_on(r: Reader, loc: Located, path: str) -> frozenset[Failure]:
+    return frozenset(Failure(c) for c in _failure_names(r, loc, path))
 
 
 def _body(r: Reader, m: dict[str, Located], path: str) -> tuple[str | None, bool]:
@@ -624,50 +571,45 @@ def _headers(r: Reader, loc: Located, path: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def _named(r: Reader, loc: Located, path: str, keys: set[str]) -> tuple[dict[str, Located], str]:
-    """A probe's or a step's mapping, with its required name and url, and its name."""
-    m = mapping(loc, path, keys)
-    for required in ("name", "url"):
-        if required not in m:
-            fail(loc, path, f'missing required key "{required}"')
-    name = r.text(m["name"], f"{path}.name")
-    if not _NAME_RE.match(name):
-        fail(
-            m["name"],
-            f"{path}.name",
-            f"bad name {name!r}: use letters, digits and . _ : / - (no spaces)",
-        )
-    return m, name
-
-
 def _journey(
     r: Reader,
     m: dict[str, Located],
+    v: dict[str, Any],
     path: str,
-    headers: tuple[tuple[str, str], ...],
-    follow: bool,
-    max_body: int,
-    url: str,
-    body: str | None,
+    body: tuple[str | None, bool] | None,
 ) -> Journey:
+    """The probe's request is the first step; ``steps`` follow, each using only what
+    an earlier step captures."""
+    headers: tuple[tuple[str, str], ...] = v.get("headers", ())
+    url: str = v.get("url", "")
     main = r.text(m["step_name"], f"{path}.step_name") if "step_name" in m else "main"
-    known: set[str] = set()
-    early = _uses(url, body, *(v for _, v in headers))
+    early = _uses(url, body[0] if body else None, *(value for _, value in headers))
     if early:
         where = m["url"] if _uses(url) else m.get("json") or m.get("body") or m["headers"]
         name = sorted(early)[0]
         fail(where, path, f"{{{{{name}}}}}: no earlier step captures {name}")
     capture = _captures(r, m["capture"], f"{path}.capture") if "capture" in m else ()
-    known |= {c.name for c in capture}
+    known = {c.name for c in capture}
+    inherited = _Inherited(
+        headers,
+        v.get("follow_redirects", True),
+        v.get("max_body", ProbeSpec.__dataclass_fields__["max_body"].default),
+    )
     steps: list[JourneyStep] = []
     names = {main}
-    for i, item in enumerate(list_of(m["steps"], f"{path}.steps") if "steps" in m else []):
-        step = _step(r, item, f"{path}.steps[{i}]", headers, follow, max_body, known)
+    items = list_of(m["steps"], f"{path}.steps") if "steps" in m else []
+    problems = Collector()
+    for i, item in enumerate(items):
+        at = f"{path}.steps[{i}]"
+        step = problems.take(_step, r, item, at, inherited, frozenset(known))
+        if step is None:
+            continue
         if step.name in names:
-            fail(item, f"{path}.steps[{i}].name", f'duplicate step name "{step.name}"')
+            problems.add(Problem(item.line, f"{at}.name", f'duplicate step name "{step.name}"'))
         names.add(step.name)
         known |= {c.name for c in step.capture}
         steps.append(step)
+    problems.raise_any()
     mask = r.strings(m["mask"], f"{path}.mask") if "mask" in m else ()
     for i, name in enumerate(mask):
         if name not in known:
@@ -676,52 +618,42 @@ def _journey(
     return Journey(main=main, capture=capture, steps=tuple(steps), mask=mask)
 
 
+@dataclass(frozen=True, slots=True)
+class _Inherited:
+    """What every step takes from its probe unless it says otherwise."""
+
+    headers: tuple[tuple[str, str], ...]
+    follow_redirects: bool
+    max_body: int
+
+
 def _step(
-    r: Reader,
-    loc: Located,
-    path: str,
-    probe_headers: tuple[tuple[str, str], ...],
-    follow: bool,
-    max_body: int,
-    known: set[str],
+    r: Reader, loc: Located, path: str, probe: _Inherited, known: frozenset[str]
 ) -> JourneyStep:
-    m, name = _named(r, loc, path, STEP_KEYS)
-    url = r.text(m["url"], f"{path}.url")
-    if not _uses(url) or not url.strip().startswith("{{"):
-        check_url(m["url"], f"{path}.url", _PLACEHOLDER_RE.sub("x", url), ("http", "https"), "step")
-    method = r.text(m["method"], f"{path}.method").upper() if "method" in m else "GET"
-    if not TOKEN_RE.match(method):
-        fail(m["method"], f"{path}.method", f"bad HTTP method {method!r}")
-    headers = dict(probe_headers)  # the probe's headers (defaults included) on every step
-    if "headers" in m:
-        own = _headers(r, m["headers"], f"{path}.headers")
-        lowered = {k.lower() for k, _ in own}
-        headers = {k: v for k, v in headers.items() if k.lower() not in lowered}
-        headers.update(own)
-    body, json_body = _body(r, m, path)
-    for key, text in (("url", url), ("headers", " ".join(headers.values())), ("body", body)):
+    block = STEP_FIELDS.read(r, loc, path)
+    m, v = block.given, block.values
+    url = v.get("url")
+    if url is not None and (not _uses(url) or not url.strip().startswith("{{")):
+        checked = _PLACEHOLDER_RE.sub("x", url)
+        block.check(check_url, m["url"], f"{path}.url", checked, ("http", "https"), "step")
+    headers = dict(probe.headers)  # the probe's headers (defaults included) on every step
+    own: tuple[tuple[str, str], ...] = v.get("headers", ())
+    lowered = {k.lower() for k, _ in own}
+    headers = {k: value for k, value in headers.items() if k.lower() not in lowered}
+    headers.update(own)
+    body = block.check(_body, r, m, path) or (None, False)
+    for key, text in (("url", url), ("headers", " ".join(headers.values())), ("body", body[0])):
         missing = sorted(_uses(text) - known)
         if missing:
             where = m.get(key) or m.get("json") or loc
-            fail(
-                where,
-                f"{path}.{key}",
-                f"{{{{{missing[0]}}}}}: no earlier step captures {missing[0]}",
-            )
-    return JourneyStep(
-        name=name,
-        method=method,
-        url=url,
-        headers=tuple(headers.items()),
-        body=body,
-        json_body=json_body,
-        expect=_expect(r, m["expect"], f"{path}.expect") if "expect" in m else Expectation(),
-        capture=_captures(r, m["capture"], f"{path}.capture") if "capture" in m else (),
-        follow_redirects=r.boolean(m["follow_redirects"], f"{path}.follow_redirects")
-        if "follow_redirects" in m
-        else follow,
-        max_body=r.size(m["max_body"], f"{path}.max_body") if "max_body" in m else max_body,
-    )
+            message = f"{{{{{missing[0]}}}}}: no earlier step captures {missing[0]}"
+            block.add(where, f"{path}.{key}", message)
+    block.done()
+    fields = block.fields()
+    fields.setdefault("method", "GET")
+    fields.setdefault("follow_redirects", probe.follow_redirects)
+    fields.setdefault("max_body", probe.max_body)
+    return JourneyStep(**fields, headers=tuple(headers.items()), body=body[0], json_body=body[1])
 
 
 def _controls(r: Reader, loc: Located, path: str) -> tuple[str, ...]:
@@ -776,16 +708,13 @@ def _resolver(r: Reader, loc: Located, path: str) -> tuple[str, int]:
     return address, number
 
 
-def _http_version(loc: Located, path: str, url: str) -> HttpVersion:
+def _http_version(r: Reader, loc: Located, path: str) -> HttpVersion:
     # YAML reads 1.1 and 2 as numbers: take them as written
     value = loc.value
     text = value if isinstance(value, str) else "" if isinstance(value, bool) else str(value)
     if text not in {v.value for v in HttpVersion}:
         fail(loc, path, f'expected auto, "1.1" or "2", got {type_name(value)}')
-    version = HttpVersion(text)
-    if version is HttpVersion.HTTP2 and urlsplit(url).scheme == "http":
-        fail(loc, path, "HTTP/2 needs an https:// URL (cleartext HTTP/2, h2c, is not spoken)")
-    return version
+    return HttpVersion(text)
 
 
 def _failure_names(r: Reader, loc: Located, path: str) -> list[str]:
@@ -822,87 +751,165 @@ def _status_list(r: Reader, loc: Located, path: str) -> tuple[int | str, ...]:
 
 
 def _expect(r: Reader, loc: Located, path: str) -> Expectation:
-    m = mapping(loc, path, EXPECT_KEYS)
-    status = _status_list(r, m["status"], f"{path}.status") if "status" in m else _EXPECT.status
-    max_latency = (
-        r.duration(m["max_latency"], f"{path}.max_latency") if "max_latency" in m else None
-    )
-    body_contains = (
-        r.text(m["body_contains"], f"{path}.body_contains", allow_scalar=True)
-        if "body_contains" in m
-        else None
-    )
-    body_regex = r.regex(m["body_regex"], f"{path}.body_regex") if "body_regex" in m else None
-    headers: list[tuple[str, str]] = []
-    if "headers" in m:
-        hm = mapping(m["headers"], f"{path}.headers", set(m["headers"].value or {}))
-        for key, sub in hm.items():
-            headers.append((key, r.regex(sub, f"{path}.headers.{key}")))
-    checks: list[JsonCheck] = []
-    if "json" in m:
-        for i, item in enumerate(list_of(m["json"], f"{path}.json")):
-            checks.append(_json_check(r, item, f"{path}.json[{i}]"))
-    cert_min_days = None
-    if "cert_min_days" in m:
-        cert_min_days = r.integer(m["cert_min_days"], f"{path}.cert_min_days", 0, 3650)
-    answers = _answers(r, m["answers"], f"{path}.answers") if "answers" in m else None
-    return Expectation(
-        status=status,
-        max_latency=max_latency,
-        body_contains=body_contains,
-        body_regex=body_regex,
-        headers=tuple(headers),
-        json=tuple(checks),
-        cert_min_days=cert_min_days,
-        answers=answers,
-    )
+    block = EXPECT_FIELDS.read(r, loc, path)
+    block.done()
+    return Expectation(**block.fields())
+
+
+def _expect_headers(r: Reader, loc: Located, path: str) -> tuple[tuple[str, str], ...]:
+    """Response headers, each a regex its value must match."""
+    hm = mapping(loc, path, set(loc.value or {}) if isinstance(loc.value, dict) else set())
+    return tuple((key, r.regex(sub, f"{path}.{key}")) for key, sub in hm.items())
+
+
+def _json_checks(r: Reader, loc: Located, path: str) -> tuple[JsonCheck, ...]:
+    return _each(list_of(loc, path), path, lambda item, where: _json_check(r, item, where))
 
 
 def _answers(r: Reader, loc: Located, path: str) -> AnswerCheck:
-    m = mapping(loc, path, ANSWER_KEYS)
-    if not m:
+    block = ANSWER_FIELDS.read(r, loc, path)
+    if not block.given:
         fail(loc, path, "nothing to check: add contains, min or matches")
-    return AnswerCheck(
-        contains=r.strings(m["contains"], f"{path}.contains") if "contains" in m else (),
-        min=r.integer(m["min"], f"{path}.min", 0, 10_000) if "min" in m else None,
-        matches=r.regex(m["matches"], f"{path}.matches") if "matches" in m else None,
-    )
+    block.done()
+    return AnswerCheck(**block.fields())
 
 
-def _json_check(r: Reader, loc: Located, path: str) -> JsonCheck:
-    m = mapping(loc, path, JSON_CHECK_KEYS)
-    if "path" not in m:
-        fail(loc, path, 'missing required key "path"')
-    json_path = r.text(m["path"], f"{path}.path")
+def _json_path(r: Reader, loc: Located, path: str) -> str:
+    json_path = r.text(loc, path)
     try:
         parse_json_path(json_path)
     except ValueError as exc:
-        fail(m["path"], f"{path}.path", str(exc))
-    if len(m) == 1:
+        fail(loc, path, str(exc))
+    return json_path
+
+
+def _single(r: Reader, loc: Located, path: str) -> Any:
+    value = loc.value
+    if isinstance(value, str):
+        return r.text(loc, path)
+    if isinstance(value, dict | list):
+        fail(loc, path, "compare with a single value (text, number, bool, null)")
+    return value
+
+
+def _json_check(r: Reader, loc: Located, path: str) -> JsonCheck:
+    block = JSON_CHECK_FIELDS.read(r, loc, path)
+    if set(block.given) == {"path"}:
         fail(
             loc,
             path,
             "nothing to check: add exists, equals, min_items, max_items, matches or max_age",
         )
-    equals = m.get("equals")
-    equals_value = None
-    if equals is not None:
-        equals_value = equals.value
-        if isinstance(equals_value, str):
-            equals_value = r.text(equals, f"{path}.equals")
-        elif isinstance(equals_value, dict | list):
-            fail(equals, f"{path}.equals", "compare with a single value (text, number, bool, null)")
-    return JsonCheck(
-        path=json_path,
-        exists=r.boolean(m["exists"], f"{path}.exists") if "exists" in m else None,
-        equals=equals_value,
-        has_equals=equals is not None,
-        min_items=r.integer(m["min_items"], f"{path}.min_items", 0, 10**9)
-        if "min_items" in m
-        else None,
-        max_items=r.integer(m["max_items"], f"{path}.max_items", 0, 10**9)
-        if "max_items" in m
-        else None,
-        matches=r.regex(m["matches"], f"{path}.matches") if "matches" in m else None,
-        max_age=r.duration(m["max_age"], f"{path}.max_age") if "max_age" in m else None,
-    )
+    block.done()
+    has_equals = "equals" in block.given
+    return JsonCheck(**block.fields(), has_equals=has_equals)
+
+
+# The tables: one per block, the one place its keys are written. The allowed keys,
+# the read loop and the defaults (the dataclass's) come from them.
+
+_duration: ReadFn[float] = Reader.duration
+_count = integer(1, 10_000)
+
+PROBE_FIELDS = Table(
+    Field("name", _name, required=True),
+    Field("kind", choice(KINDS, "kind"), attr=None),
+    Field("url", Reader.text, required=True),
+    Field("method", _method, attr=None),
+    Field("headers", _headers),
+    Field("timeout", _duration),
+    Field("retries", integer(0, 100)),
+    Field("retry_on", _retry_on),
+    Field("tags", Reader.strings),
+    Field("expect", _expect, attr=None),
+    Field("follow_redirects", Reader.boolean),
+    Field("verify_tls", Reader.boolean),
+    Field("max_body", Reader.size),
+    Field("ip_version", _ip_version),
+    Field("http_version", _http_version, attr=None),
+    Field("resolver", _resolver),
+    Field("alert", _alert),
+    Field("json", raw, attr=None),
+    Field("body", raw, attr=None),
+    Field("capture", raw, attr=None),
+    Field("mask", raw, attr=None),
+    Field("steps", raw, attr=None),
+    Field("step_name", raw, attr=None),
+    *(Field(block, raw, attr=None) for block in BLOCKS),
+)
+JOURNEY_KEYS = frozenset({"capture", "mask", "steps", "step_name"})
+STEP_FIELDS = Table(
+    Field("name", _name, required=True),
+    Field("url", Reader.text, required=True),
+    Field("method", _method),
+    Field("headers", _headers, attr=None),
+    Field("json", raw, attr=None),
+    Field("body", raw, attr=None),
+    Field("expect", _expect),
+    Field("capture", _captures),
+    Field("follow_redirects", Reader.boolean),
+    Field("max_body", Reader.size),
+)
+EXPECT_FIELDS = Table(
+    Field("status", _status_list),
+    Field("max_latency", _duration),
+    Field("body_contains", scalar_text),
+    Field("body_regex", Reader.regex),
+    Field("headers", _expect_headers),
+    Field("json", _json_checks),
+    Field("cert_min_days", integer(0, 3650)),
+    Field("answers", _answers),
+)
+JSON_CHECK_FIELDS = Table(
+    Field("path", _json_path, required=True),
+    Field("exists", Reader.boolean),
+    Field("equals", _single),
+    Field("min_items", integer(0, 10**9)),
+    Field("max_items", integer(0, 10**9)),
+    Field("matches", Reader.regex),
+    Field("max_age", _duration),
+)
+ANSWER_FIELDS = Table(
+    Field("contains", Reader.strings),
+    Field("min", integer(0, 10_000)),
+    Field("matches", Reader.regex),
+)
+ALERT_FIELDS = Table(
+    Field("failure_threshold", _count),
+    Field("success_threshold", _count),
+    Field("remind_every", _duration),
+    Field("send_resolved", Reader.boolean),
+    Field("notify", _notify_urls),
+)
+WINDOW_FIELDS = Table(
+    Field("start", raw, attr=None),  # an instant or a time of day: _window decides
+    Field("end", raw, attr=None),
+    Field("every", _weekdays),
+    Field("duration", _week_at_most),
+    Field("timezone", _zone),
+    Field("only", Reader.strings),
+)
+SETTINGS_FIELDS = Table(
+    Field("concurrency", integer(1, 100_000)),
+    Field("output", _nonempty),
+    Field("location", _nonempty),
+    Field("junit", _nonempty),
+    Field("prom", _nonempty),
+    Field("public_vars", raw, attr=None),  # read first, by _public_vars: it changes expansion
+    Field("env_proxy", Reader.boolean),
+    Field("state", _nonempty),
+    Field("notify", _notify_urls),
+    Field("status_url", _nonempty),
+    Field("maintenance", _windows),
+    Field("resolver", _resolver),
+    Field("controls", _controls),
+)
+
+PROBE_KEYS = PROBE_FIELDS.keys
+STEP_KEYS = STEP_FIELDS.keys
+EXPECT_KEYS = EXPECT_FIELDS.keys
+SETTINGS_KEYS = SETTINGS_FIELDS.keys
+DEFAULT_KEYS = PROBE_KEYS - {"name", "url", "json", "body"} - JOURNEY_KEYS
+"""What ``defaults:`` may set: everything a probe may, but what names one probe."""
+MERGED_BLOCKS = ("headers", "expect", "alert", *BLOCKS)
+"""Blocks merged key by key under each probe; every other default is replaced whole."""

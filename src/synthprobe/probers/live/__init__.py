@@ -10,12 +10,11 @@ import re
 from dataclasses import dataclass
 
 from synthprobe.config.nodes import Located, fail
-from synthprobe.config.readers import Reader, mapping, type_name
+from synthprobe.config.readers import Field, Reader, Table, integer, type_name
 from synthprobe.models import Reason
 from synthprobe.probers.kind import KindInfo
 from synthprobe.steps import KindStep
 
-LIVE_KEYS = {"check_advancing", "variant", "segments", "max_age", "realtime", "media_check"}
 MAX_REALTIME = 100.0
 """The largest ``realtime`` factor (a segment may take 100 times its duration)."""
 
@@ -48,29 +47,16 @@ class LiveSpec:
     """Each downloaded segment must start like media (TS, fMP4, AAC, WebVTT...)."""
 
 
+def _variant(r: Reader, loc: Located, path: str) -> Variant:
+    return Variant(r.choice(loc, path, [v.value for v in Variant], "variant"))
+
+
 def parse(r: Reader, loc: Located | None, path: str, probe: Located) -> LiveSpec:
-    base = LiveSpec()
     if loc is None:
-        return base
-    m = mapping(loc, path, LIVE_KEYS)
-    return LiveSpec(
-        check_advancing=r.boolean(m["check_advancing"], f"{path}.check_advancing")
-        if "check_advancing" in m
-        else base.check_advancing,
-        variant=Variant(
-            r.choice(m["variant"], f"{path}.variant", [v.value for v in Variant], "variant")
-        )
-        if "variant" in m
-        else base.variant,
-        segments=r.integer(m["segments"], f"{path}.segments", 0, 20)
-        if "segments" in m
-        else base.segments,
-        max_age=r.duration(m["max_age"], f"{path}.max_age") if "max_age" in m else None,
-        realtime=_ratio(r, m["realtime"], f"{path}.realtime") if "realtime" in m else base.realtime,
-        media_check=r.boolean(m["media_check"], f"{path}.media_check")
-        if "media_check" in m
-        else base.media_check,
-    )
+        return LiveSpec()
+    block = FIELDS.read(r, loc, path)
+    block.done()
+    return LiveSpec(**block.fields())
 
 
 def _ratio(r: Reader, loc: Located, path: str) -> float:
@@ -84,6 +70,16 @@ def _ratio(r: Reader, loc: Located, path: str) -> float:
     if not (math.isfinite(value) and 0 <= value <= MAX_REALTIME):
         fail(loc, path, f"must be between 0 and {MAX_REALTIME:g} (0: off), got {value}")
     return float(value)
+
+
+FIELDS = Table(
+    Field("check_advancing", Reader.boolean),
+    Field("variant", _variant),
+    Field("segments", integer(0, 20)),
+    Field("max_age", Reader.duration),
+    Field("realtime", _ratio),
+    Field("media_check", Reader.boolean),
+)
 
 
 REFRESH = KindStep(

@@ -6,12 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from synthprobe.config.nodes import Located, fail
-from synthprobe.config.readers import Reader, mapping
+from synthprobe.config.readers import Field, Reader, Table
 from synthprobe.models import Reason
 from synthprobe.probers.kind import KindInfo
 from synthprobe.steps import KindStep
-
-MESSAGING_KEYS = {"send", "expect", "expect_regex"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,22 +24,22 @@ class MessagingSpec:
     """A reply matching this regex passes."""
 
 
+FIELDS = Table(
+    Field("send", Reader.text, required=True),
+    Field("expect", Reader.text),
+    Field("expect_regex", Reader.regex),
+)
+
+
 def parse(r: Reader, loc: Located | None, path: str, probe: Located) -> MessagingSpec:
     if loc is None:
         probe_path = path.rpartition(".")[0]
         fail(probe, probe_path, 'missing required key "messaging" (with send and expect)')
-    m = mapping(loc, path, MESSAGING_KEYS)
-    if "send" not in m:
-        fail(loc, path, 'missing required key "send"')
-    if "expect" not in m and "expect_regex" not in m:
-        fail(loc, path, 'missing "expect" or "expect_regex": what reply passes?')
-    return MessagingSpec(
-        send=r.text(m["send"], f"{path}.send"),
-        expect=r.text(m["expect"], f"{path}.expect") if "expect" in m else None,
-        expect_regex=r.regex(m["expect_regex"], f"{path}.expect_regex")
-        if "expect_regex" in m
-        else None,
-    )
+    block = FIELDS.read(r, loc, path)
+    if "expect" not in block.given and "expect_regex" not in block.given:
+        block.add(loc, path, 'missing "expect" or "expect_regex": what reply passes?')
+    block.done()
+    return MessagingSpec(**block.fields())
 
 
 REPLY = KindStep("reply", Reason.TIMEOUT_READ, "no matching reply within {t}")

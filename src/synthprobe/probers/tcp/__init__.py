@@ -9,12 +9,10 @@ from dataclasses import dataclass
 from urllib.parse import SplitResult
 
 from synthprobe.config.nodes import Located, fail
-from synthprobe.config.readers import Reader, mapping
+from synthprobe.config.readers import Field, Reader, Table, scalar_text
 from synthprobe.models import Reason
 from synthprobe.probers.kind import KindInfo
 from synthprobe.steps import KindStep, Step
-
-TCP_KEYS = {"send", "expect", "expect_regex"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,20 +27,26 @@ class TcpSpec:
     """The reply must match this regex."""
 
 
+def _send(r: Reader, loc: Located, path: str) -> str:
+    send = r.text(loc, path, allow_scalar=True)
+    if send == "":
+        fail(loc, path, "must not be empty (leave it out for a connect check)")
+    return send
+
+
+FIELDS = Table(
+    Field("send", _send),
+    Field("expect", scalar_text),
+    Field("expect_regex", Reader.regex),
+)
+
+
 def parse(r: Reader, loc: Located | None, path: str, probe: Located) -> TcpSpec:
     if loc is None:
         return TcpSpec()
-    m = mapping(loc, path, TCP_KEYS)
-    send = r.text(m["send"], f"{path}.send", allow_scalar=True) if "send" in m else None
-    if send == "":
-        fail(m["send"], f"{path}.send", "must not be empty (leave it out for a connect check)")
-    return TcpSpec(
-        send=send,
-        expect=r.text(m["expect"], f"{path}.expect", allow_scalar=True) if "expect" in m else None,
-        expect_regex=r.regex(m["expect_regex"], f"{path}.expect_regex")
-        if "expect_regex" in m
-        else None,
-    )
+    block = FIELDS.read(r, loc, path)
+    block.done()
+    return TcpSpec(**block.fields())
 
 
 def check_url(parts: SplitResult) -> str | None:
