@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from synthprobe.config.nodes import Located
-from synthprobe.config.readers import Reader, mapping
+from synthprobe.config.readers import Field, Reader, Table
 from synthprobe.probers.kind import KindInfo
 
-DNS_KEYS = {"transport"}
 TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "SRV", "PTR", "CAA")
 """Record types a probe may ask for."""
 
@@ -79,14 +78,19 @@ def check_url(parts: SplitResult) -> str | None:
     return None
 
 
+def _transport(r: Reader, loc: Located, path: str) -> Transport:
+    return Transport(r.choice(loc, path, [t.value for t in Transport], "transport"))
+
+
+FIELDS = Table(Field("transport", _transport))
+
+
 def parse(r: Reader, loc: Located | None, path: str, probe: Located) -> DnsSpec:
     if loc is None:
         return DnsSpec()
-    m = mapping(loc, path, DNS_KEYS)
-    if "transport" not in m:
-        return DnsSpec()
-    choices = [t.value for t in Transport]
-    return DnsSpec(Transport(r.choice(m["transport"], f"{path}.transport", choices, "transport")))
+    block = FIELDS.read(r, loc, path)
+    block.done()
+    return DnsSpec(**block.fields())
 
 
 KINDS = (

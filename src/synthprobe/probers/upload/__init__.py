@@ -8,16 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from synthprobe.config.nodes import Located, fail
-from synthprobe.config.readers import TOKEN_RE, Reader, check_url, mapping
+from synthprobe.config.readers import TOKEN_RE, Field, Reader, Table, check_url
 from synthprobe.jsonpath import fill_template, parse_json_path, placeholders
 from synthprobe.models import Reason
 from synthprobe.probers.kind import KindInfo
 from synthprobe.redact import Redactor
 from synthprobe.steps import KindStep
 from synthprobe.units import format_size
-
-UPLOAD_KEYS = {"size", "field", "filename", "content_type", "verify_url", "cleanup"}
-CLEANUP_KEYS = {"method", "url"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,44 +39,59 @@ class UploadSpec:
     never changes the result."""
 
 
-def parse(r: Reader, loc: Located | None, path: str, probe: Located) -> UploadSpec:
-    base = UploadSpec()
-    if loc is None:
-        return base
-    m = mapping(loc, path, UPLOAD_KEYS)
-    size = r.size(m["size"], f"{path}.size") if "size" in m else base.size
+def _size(r: Reader, loc: Located, path: str) -> int:
+    size = r.size(loc, path)
     if size > 1024**3:
-        fail(m["size"], f"{path}.size", "must be at most 1GiB (the payload is held in memory)")
-    verify_url = None
-    if "verify_url" in m:
-        verify_url = r.text(m["verify_url"], f"{path}.verify_url")
-        _check_template(m["verify_url"], f"{path}.verify_url", verify_url)
-    cleanup_method, cleanup_url = base.cleanup_method, None
-    if "cleanup" in m:
-        sub = m["cleanup"]
-        if isinstance(sub.value, str):
-            cleanup_url = r.text(sub, f"{path}.cleanup")
-        else:
-            cm = mapping(sub, f"{path}.cleanup", CLEANUP_KEYS)
-            if "url" not in cm:
-                fail(sub, f"{path}.cleanup", 'missing required key "url"')
-            cleanup_url = r.text(cm["url"], f"{path}.cleanup.url")
-            if "method" in cm:
-                cleanup_method = r.text(cm["method"], f"{path}.cleanup.method").upper()
-                if not TOKEN_RE.match(cleanup_method):
-                    fail(cm["method"], f"{path}.cleanup.method", "bad HTTP method")
-        _check_template(sub, f"{path}.cleanup", cleanup_url)
-    return UploadSpec(
-        size=size,
-        field=r.text(m["field"], f"{path}.field") if "field" in m else base.field,
-        filename=r.text(m["filename"], f"{path}.filename") if "filename" in m else base.filename,
-        content_type=r.text(m["content_type"], f"{path}.content_type")
-        if "content_type" in m
-        else base.content_type,
-        verify_url=verify_url,
-        cleanup_method=cleanup_method,
-        cleanup_url=cleanup_url,
-    )
+        fail(loc, path, "must be at most 1GiB (the payload is held in memory)")
+    return size
+
+
+def _template(r: Reader, loc: Located, path: str) -> str:
+    url = r.text(loc, path)
+    _check_template(loc, path, url)
+    return url
+
+
+def _method(r: Reader, loc: Located, path: str) -> str:
+    method = r.text(loc, path).upper()
+    if not TOKEN_RE.match(method):
+        fail(loc, path, "bad HTTP method")
+    return method
+
+
+CLEANUP = Table(Field("url", _template, required=True), Field("method", _method))
+
+
+def _cleanup(r: Reader, loc: Located, path: str) -> tuple[str | None, str]:
+    """``cleanup: URL`` or ``cleanup: {url, method}``: (method or None, URL)."""
+    if isinstance(loc.value, str):
+        return None, _template(r, loc, path)
+    block = CLEANUP.read(r, loc, path)
+    block.done()
+    return block.values.get("method"), block.values["url"]
+
+
+FIELDS = Table(
+    Field("size", _size),
+    Field("field", Reader.text),
+    Field("filename", Reader.text),
+    Field("content_type", Reader.text),
+    Field("verify_url", _template),
+    Field("cleanup", _cleanup, attr=None),
+)
+
+
+def parse(r: Reader, loc: Located | None, path: str, probe: Located) -> UploadSpec:
+    if loc is None:
+        return UploadSpec()
+    block = FIELDS.read(r, loc, path)
+    block.done()
+    fields = block.fields()
+    if "cleanup" in block.values:
+        method, fields["cleanup_url"] = block.values["cleanup"]
+        if method is not None:
+            fields["cleanup_method"] = method
+    return UploadSpec(**fields)
 
 
 def _check_template(loc: Located, path: str, template: str) -> None:
