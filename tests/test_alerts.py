@@ -11,9 +11,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from synthprobe.alerts import Entry, Event, EventKind, State, apply, title
+from synthprobe.alerts import Entry, Event, apply, title
 from synthprobe.maintenance import inside
-from synthprobe.models import AlertRule, Failure, MaintenanceWindow, ProbeResult, Reason, Weekday
+from synthprobe.models import (
+    AlertRule,
+    EventKind,
+    Failure,
+    MaintenanceWindow,
+    ProbeResult,
+    Reason,
+    State,
+    Weekday,
+)
 from synthprobe.state import Pending, StateData, dumps, loads
 from synthprobe.units import format_utc
 
@@ -304,17 +313,22 @@ def test_a_result_whose_line_went_out_without_an_event_never_raises_one(tmp_path
     def alerting(run_id: str) -> Alerting:
         return Alerting(settings, specs, run_id, "eu-1", Redactor(), warnings.append)
 
+    def line(run: Alerting, measured: ProbeResult) -> ProbeResult | None:
+        standing = run.standing(measured, None)
+        return None if standing is None else measured.line(standing)
+
     a, b = alerting("run-a"), alerting("run-b")
-    line_b = b.annotate(result(False, 1))
+    line_b = line(b, result(False, 1))
     assert line_b is not None and line_b.event is None and b.finish([line_b]).events == []
-    line_a = a.annotate(result(False, 2))
-    assert line_a is not None and line_a.event is None and line_a.state == "pending"
+    line_a = line(a, result(False, 2))
+    assert line_a is not None and line_a.event is None and line_a.state is State.PENDING
     assert a.finish([line_a]).events == []
     state = json.loads((tmp_path / "r.state.json").read_text())["probes"]["feed-home"]["eu-1"]
     assert (state["state"], state["failures"]) == ("pending", 1)  # A's result: not applied
     c = alerting("run-c")
-    assert c.annotate(result(False, 3)) is None  # it may raise an event: it waits
-    [line_c] = c.settle()  # decided under the lock, with every other waiting line
-    assert line_c.event == "down"
+    assert line(c, result(False, 3)) is None  # it may raise an event: it waits
+    [(measured, standing)] = c.settle()  # decided under the lock, with every other waiting one
+    line_c = measured.line(standing)
+    assert line_c.event is EventKind.DOWN
     assert [e.kind for e in c.finish([line_c]).events] == [EventKind.DOWN]
     assert warnings == []

@@ -1,10 +1,10 @@
 """A run's results -> the state file, events, and one message per target.
 
-Not the runner's business nor the writers': ``app/run.py`` calls ``annotate`` as each
-result arrives (the JSON line then carries ``state``, ``since`` and ``event``) and
-``finish`` once the results are final.
+Not the runner's business nor the writers': the run's recorder (``app/recorder.py``)
+asks for each result's ``standing`` as it arrives (its JSON line then carries ``state``,
+``since`` and ``event``), and ``finish`` is called once the results are final.
 
-**An event is raised once, and its JSON line is the one that says so.** ``annotate``
+**An event is raised once, and its JSON line is the one that says so.** ``standing``
 first applies the result to this run's view of the state (read at the start, without
 the lock). When the view says it causes no event, the line goes out without one, and
 that result will never raise one later. When the view says it may cause one, the
@@ -36,9 +36,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from types import FrameType
 
-from synthprobe.alerts import Entry, Event, EventKind, State, apply, title
+from synthprobe.alerts import Entry, Event, apply, title
+from synthprobe.errors import OutputError
 from synthprobe.maintenance import in_maintenance
-from synthprobe.models import ProbeResult, ProbeSpec, Settings
+from synthprobe.models import (
+    NO_STANDING,
+    EventKind,
+    ProbeResult,
+    ProbeSpec,
+    Settings,
+    Standing,
+    State,
+    Vantage,
+    no_data,
+)
 from synthprobe.notify import DEFAULT_TIMEOUT, send, shown, target_id
 from synthprobe.redact import Redactor
 from synthprobe.state import Pending, StateData, StateFile, forget_gone
@@ -103,7 +114,7 @@ class Alerting:
         self._sending = False
         self._view = self.file.read() if self.file else StateData()
         self._raised: list[Event] = []
-        """Events this run raised (under the lock, in annotate)."""
+        """Events this run raised (under the lock, in settle)."""
         self._locked: set[tuple[str, str]] = set()
         """(probe, location) whose result settle applied under the lock."""
         self._waiting: list[ProbeResult] = []
@@ -128,21 +139,21 @@ class Alerting:
             return False
         return in_maintenance(spec, parse_utc(result.ts), self.settings.maintenance)
 
-    def annotate(self, result: ProbeResult) -> ProbeResult | None:
-        """The result with its state for its JSON line; None when it may raise an event:
-        its line then comes from ``settle``."""
+    def standing(self, result: ProbeResult, vantage: Vantage | None) -> Standing | None:
+        """What the state says of ``result`` for its JSON line; None when it may raise an
+        event: its standing then comes from ``settle``."""
         key = (result.probe, result.location)
         entry = self._view.entries.get(key, Entry())
         if self._maintained(result):
-            return replace(result, state=State.MAINTENANCE.value, since=entry.since or result.ts)
+            return Standing(State.MAINTENANCE, entry.since or result.ts)
         if self.file is None:
-            return result
-        if result.no_data:  # cut off, or our own bug: the state does not move
-            return replace(result, state=entry.state.value, since=entry.since)
+            return NO_STANDING
+        if no_data(result, vantage):  # cut off, or our own bug: the state does not move
+            return Standing(entry.state, entry.since)
         entry, event = apply(entry, result, self.specs[result.probe].alert)
         if event is None:
             self._view.entries[key] = entry
-            return replace(result, state=entry.state.value, since=entry.since)
+            return Standing(entry.state, entry.since)
         # it may raise an event: decided under the lock, where overlapping runs see each
         # other, so that only the run that raises it writes it in a line. Such results
         # wait for settle(), which takes the lock once for all of them: one lock per
@@ -150,35 +161,44 @@ class Alerting:
         self._waiting.append(result)
         return None
 
-    def settle(self) -> list[ProbeResult]:
-        """The waiting results, applied under one lock, as their JSON lines (with the
-        events this run raised). ``app/run.py`` calls it every ``SETTLE_EVERY`` seconds
-        while probing, and once at the end."""
+    def settle(self) -> list[tuple[ProbeResult, Standing]]:
+        """The waiting results, applied under one lock, with their standing (and the
+        events this run raised). The recorder calls it every ``SETTLE_EVERY`` seconds
+        while probing, and once at the end. When the lock cannot be had, the results
+        go out without their events, which the state, unmoved, raises next run."""
         waiting, self._waiting = self._waiting, []
         if not waiting or self.file is None:
             return []
-        lines: list[ProbeResult] = []
-        with self.file.update() as data:
-            for result in sorted(waiting, key=lambda r: parse_utc(r.ts)):
-                key = (result.probe, result.location)
-                entry, event = apply(
-                    data.entries.get(key, Entry()), result, self.specs[result.probe].alert
-                )
-                if event is not None:
-                    entry = self._queue(data, entry, event)
-                    self._raised.append(event)
-                data.entries[key] = _settled(entry)
-                self._locked.add(key)
-                lines.append(
-                    replace(
-                        result,
-                        state=entry.state.value,
-                        since=entry.since,
-                        event=event.kind.value if event else None,
+        settled: list[tuple[ProbeResult, Standing]] = []
+        try:
+            with self.file.update() as data:
+                for result in sorted(waiting, key=lambda r: parse_utc(r.ts)):
+                    key = (result.probe, result.location)
+                    entry, event = apply(
+                        data.entries.get(key, Entry()), result, self.specs[result.probe].alert
                     )
-                )
+                    if event is not None:
+                        entry = self._queue(data, entry, event)
+                        self._raised.append(event)
+                    data.entries[key] = _settled(entry)
+                    self._locked.add(key)
+                    kind = event.kind if event else None
+                    settled.append((result, Standing(entry.state, entry.since, kind)))
+        except OutputError as exc:
+            # the lines matter more than their events: losing a result is not an option
+            self.warn(
+                f"{exc}: {len(waiting)} results written without their events "
+                "(the next run that can lock the state raises them)"
+            )
+            return [(r, self._unsettled(r)) for r in waiting]
         self._view = data  # fresher than the run's first view, and the only one kept
-        return lines
+        return settled
+
+    def _unsettled(self, result: ProbeResult) -> Standing:
+        """The state the result moves the probe to, as the run saw it: no event."""
+        entry = self._view.entries.get((result.probe, result.location), Entry())
+        entry, _event = apply(entry, result, self.specs[result.probe].alert)
+        return Standing(entry.state, entry.since)
 
     def _queue(self, data: StateData, entry: Entry, event: Event) -> Entry:
         """Put ``event`` in the state's undelivered events for the probe's targets;
@@ -229,7 +249,7 @@ class Alerting:
                 moved.append(result)
                 key = (result.probe, result.location)
                 if key in self._locked:
-                    continue  # applied by annotate, under the lock
+                    continue  # applied by settle, under the lock
                 entry, event = apply(
                     data.entries.get(key, Entry()), result, self.specs[result.probe].alert
                 )

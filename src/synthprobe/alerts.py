@@ -9,25 +9,10 @@ the same states and events, whichever run applies them.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, replace
 
-from synthprobe.models import AlertRule, ProbeResult
+from synthprobe.models import AlertRule, EventKind, ProbeResult, State
 from synthprobe.units import format_span, parse_utc
-
-
-class State(enum.StrEnum):
-    UP = "up"
-    PENDING = "pending"
-    DOWN = "down"
-    MAINTENANCE = "maintenance"
-    """Only on results: inside a window the entry itself does not move."""
-
-
-class EventKind(enum.StrEnum):
-    DOWN = "down"
-    UP = "up"
-    REMINDER = "reminder"
 
 
 @dataclass(frozen=True, slots=True)

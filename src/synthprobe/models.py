@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Generic
 
 
@@ -26,6 +26,42 @@ class Failure(enum.StrEnum):
 
 TARGET_FAILURES = (Failure.DNS, Failure.NETWORK, Failure.SERVER, Failure.TIMEOUT)
 """The classes a target can cause: what reports count and ``retry_on`` may name."""
+
+
+class State(enum.StrEnum):
+    """A probe's state at one location, as the state file keeps it."""
+
+    UP = "up"
+    PENDING = "pending"
+    DOWN = "down"
+    MAINTENANCE = "maintenance"
+    """Only on results: inside a window the entry itself does not move."""
+
+
+class EventKind(enum.StrEnum):
+    DOWN = "down"
+    UP = "up"
+    REMINDER = "reminder"
+
+
+class Vantage(enum.StrEnum):
+    """What the controls said of this machine, on the failures they judge."""
+
+    DOWN = "down"
+    """Every control failed too: this machine looked cut off."""
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """What the run's state says of one result: the probe's state after it, since when,
+    and the event it raised. ``Standing()``: the run keeps no state."""
+
+    state: State | None = None
+    since: str | None = None
+    event: EventKind | None = None
+
+
+NO_STANDING = Standing()
 
 
 class Reason(enum.StrEnum):
@@ -413,13 +449,13 @@ class ProbeResult:
     """The probe's tags."""
     details: dict[str, Any]
     """Kind-specific figures (throughput, truncated, remote_ip, ...)."""
-    state: str | None = None
-    """``up``, ``pending``, ``down`` or ``maintenance`` after this result; None without state."""
+    state: State | None = None
+    """The probe's state after this result; None without state."""
     since: str | None = None
     """When that state began (UTC ISO 8601)."""
-    event: str | None = None
-    """``down``, ``up`` or ``reminder`` when this result caused one."""
-    vantage: str | None = None
+    event: EventKind | None = None
+    """The event this result caused, if any."""
+    vantage: Vantage | None = None
     """``down`` when every control failed too: this machine, not the target, looked cut
     off (only dns, network and timeout failures are marked)."""
 
@@ -427,9 +463,27 @@ class ProbeResult:
     def no_data(self) -> bool:
         """Says nothing about the target: this machine was cut off (``vantage``), or
         synthprobe failed (``internal``). Moves no state, counts neither up nor down."""
-        return self.vantage == "down" or self.failure is Failure.INTERNAL
+        return no_data(self, self.vantage)
+
+    def line(self, standing: Standing, vantage: Vantage | None = None) -> ProbeResult:
+        """The result as its JSON line says it, with what the run decided about it:
+        the one place a measured result gains its state, event and vantage."""
+        if standing.state is None and vantage is None:
+            return self
+        return replace(
+            self,
+            state=standing.state,
+            since=standing.since,
+            event=standing.event,
+            vantage=vantage,
+        )
 
     @property
     def latency_ms(self) -> float | None:
         """Total time of the last attempt."""
         return self.timings_ms.get(Phase.TOTAL.value)
+
+
+def no_data(result: ProbeResult, vantage: Vantage | None) -> bool:
+    """Whether ``result``, with the controls' ``vantage``, says nothing about its target."""
+    return vantage is Vantage.DOWN or result.failure is Failure.INTERNAL

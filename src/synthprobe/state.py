@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TextIO
 
-from synthprobe.alerts import Entry, Event, EventKind, State
+from synthprobe.alerts import Entry, Event
 from synthprobe.errors import OutputError
+from synthprobe.models import EventKind, State
 from synthprobe.units import format_utc, parse_utc
 
 VERSION = 1

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from synthprobe.models import Expectation, Failure, ProbeResult, ProbeSpec, Reason
-from synthprobe.probers.dns import DnsSpec
-from synthprobe.probers.tcp import TcpSpec
+from synthprobe.models import Expectation, Failure, ProbeResult, ProbeSpec, Reason, Vantage
+from synthprobe.probers import DEFAULT_KIND, KINDS
 
 CONTROL_TIMEOUT = 5.0
 JUDGED = frozenset({Failure.DNS, Failure.NETWORK, Failure.TIMEOUT})
@@ -22,23 +21,25 @@ _ANY_STATUS: tuple[int | str, ...] = ("1xx", "2xx", "3xx", "4xx", "5xx")
 
 
 def control_spec(index: int, control: str) -> ProbeSpec:
-    """``https://...``, ``dns:NAME`` or ``tcp:HOST:PORT`` as a probe (the config checked
-    the form). Any HTTP status passes: a control only has to answer."""
+    """``https://...``, or a kind's own form (``dns:NAME``, ``tcp:HOST:PORT``) as a probe
+    (the config checked the form). Any HTTP status passes: a control only has to answer."""
     base = ProbeSpec(
         name=f"control-{index + 1}",
-        kind="http",
+        kind=DEFAULT_KIND,
         url=control,
-        method="GET",
+        method=KINDS[DEFAULT_KIND].default_method,
         timeout=CONTROL_TIMEOUT,
         follow_redirects=False,
         expect=Expectation(status=_ANY_STATUS),
         source="settings.controls",
     )
-    if control.startswith("dns:"):
-        return replace(base, kind="dns", url=f"{control}?type=A", method="QUERY", options=DnsSpec())
-    if control.startswith("tcp:"):
-        url = f"tcp://{control[4:]}"
-        return replace(base, kind="tcp", url=url, method="TCP", options=TcpSpec())
+    for info in KINDS.values():
+        form = info.control
+        if form is not None and control.startswith(form.prefix):
+            url, options = form.spec(control.removeprefix(form.prefix))
+            return replace(
+                base, kind=info.name, url=url, method=info.default_method, options=options
+            )
     return base
 
 
@@ -70,4 +71,4 @@ def judge(controls: list[ProbeResult]) -> Verdict:
 
 
 def marked(result: ProbeResult) -> bool:
-    return result.vantage == "down"
+    return result.vantage is Vantage.DOWN

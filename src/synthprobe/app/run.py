@@ -23,6 +23,7 @@ from synthprobe.app import (
     Streams,
     stdout_gone,
 )
+from synthprobe.app.recorder import Recorder
 from synthprobe.config import LoadedConfig, load_configs
 from synthprobe.errors import SynthprobeError, UsageError
 from synthprobe.maintenance import selected
@@ -31,6 +32,9 @@ from synthprobe.redact import Redactor, printable
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from synthprobe.output.jsonl import JsonlWriter
+    from synthprobe.runner import Runner
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,45 +101,75 @@ def _override(spec: ProbeSpec, opts: RunOptions, settings: Settings) -> ProbeSpe
     return dataclasses.replace(spec, **changes) if changes else spec
 
 
-def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = None) -> int:
-    """``probe run``: probe, write JSON lines as each probe ends, report, return the exit code."""
-    from synthprobe.output.files import check_writable, write_atomic
-    from synthprobe.output.jsonl import JsonlWriter
-    from synthprobe.probers.base import Network, env_proxies
-    from synthprobe.runner import Runner, default_location
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a run will do, decided before anything is sent: the settings (CLI over
+    config), the probes, where results go, and the run's identity."""
 
-    loaded = loaded or load_configs(opts.configs)
-    settings = Settings.layered(opts.settings_layer(), loaded.settings)
-    runnable = [_override(s, opts, settings) for s in select(loaded.probes, opts.only)]
-    output, junit, prom = settings.output, settings.junit, settings.prom
-    location = settings.location or default_location()
-    # open every output before probing: a bad path fails now, with nothing sent
-    writer = JsonlWriter(stream=io.stdout_bytes) if output == "-" else JsonlWriter(output)
-    for report_path in (junit, prom):
-        if report_path:
-            check_writable(report_path)
-    to_err = output == "-"  # stdout carries the JSON lines: the people's view goes aside
-    redactor = Redactor(loaded.secrets)
+    settings: Settings
+    specs: list[ProbeSpec]
+    """The selected probes, with the CLI's overrides, in config order."""
+    location: str
+    redactor: Redactor
+    to_err: bool
+    """stdout carries the JSON lines: the people's view goes to stderr."""
 
-    def new_runner(concurrency: int, run_id: str | None = None) -> Runner:
-        # one per process: a worker builds its own (with the run's id) after fork
+    def runner(self, concurrency: int, run_id: str | None = None) -> Runner:
+        """One per process: a worker builds its own (with the run's id) after fork."""
+        from synthprobe.probers.base import Network, env_proxies
+        from synthprobe.runner import Runner
+
         return Runner(
             concurrency=concurrency,
-            location=location,
-            redactor=redactor,
-            network=Network(proxies=env_proxies() if settings.env_proxy else None),
+            location=self.location,
+            redactor=self.redactor,
+            network=Network(proxies=env_proxies() if self.settings.env_proxy else None),
             run_id=run_id,
         )
 
-    runner = new_runner(settings.concurrency)
+
+def make_plan(opts: RunOptions, loaded: LoadedConfig) -> Plan:
+    from synthprobe.runner import default_location
+
+    settings = Settings.layered(opts.settings_layer(), loaded.settings)
+    return Plan(
+        settings=settings,
+        specs=[_override(s, opts, settings) for s in select(loaded.probes, opts.only)],
+        location=settings.location or default_location(),
+        redactor=Redactor(loaded.secrets),
+        to_err=settings.output == "-",
+    )
+
+
+def open_outputs(plan: Plan, io: Streams) -> JsonlWriter:
+    """Every output opened or checked before probing: a bad path fails now, with
+    nothing sent."""
+    from synthprobe.output.files import check_writable
+    from synthprobe.output.jsonl import JsonlWriter
+
+    output = plan.settings.output
+    writer = JsonlWriter(stream=io.stdout_bytes) if output == "-" else JsonlWriter(output)
+    for report_path in (plan.settings.junit, plan.settings.prom):
+        if report_path:
+            check_writable(report_path)
+    return writer
+
+
+def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = None) -> int:
+    """``probe run``: probe, write JSON lines as each probe ends, report, return the exit code."""
+    loaded = loaded or load_configs(opts.configs)
+    plan = make_plan(opts, loaded)
+    settings = plan.settings
+    writer = open_outputs(plan, io)
+    runner = plan.runner(settings.concurrency)
     alerting = Alerting(
         settings,
         # every probe of the config, not only those --only chose: a target named by an
         # unselected probe is still configured (its pending events are not "gone")
         loaded.probes,
         runner.run_id,
-        location,
-        redactor,
+        plan.location,
+        plan.redactor,
         lambda msg: warn(io, msg),
     )
     if opts.format is RunFormat.CHANGES and not alerting.enabled:
@@ -147,82 +181,83 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
             + (" (--no-state)" if opts.no_state else " (results go to stdout)"),
             hint="drop --no-state, or give --state PATH",
         )
-    finished: list[ProbeResult] = []
-    held: list[ProbeResult] = []
-    """With controls, failures the vantage check may mark wait for its verdict."""
-
-    def write(line: ProbeResult | None) -> None:
-        if line is not None:
-            writer.write(line)
-            finished.append(line)
-
-    def record(result: ProbeResult) -> None:
-        if settings.controls and result.failure in vantage.JUDGED:
-            held.append(result)
-            return
-        write(alerting.annotate(result))
-
-    def probing() -> Awaitable[Any]:
-        if opts.workers <= 1 or len(runnable) <= 1:
-            return _settling(runner.run(runnable, record), alerting, write)
-        from synthprobe.workers import run_in_workers
-
-        def child(shard: Sequence[ProbeSpec], share: int, send: Callable[..., None]) -> None:
-            mine = new_runner(share, runner.run_id)
-            with asyncio.Runner(loop_factory=event_loop_factory()) as worker_loop:
-                worker_loop.run(_run_interruptible(lambda: mine.run(shard, send)))
-
-        return _settling(
-            run_in_workers(runnable, opts.workers, settings.concurrency, child, record),
-            alerting,
-            write,
-        )
-
+    recorder = Recorder(writer, alerting, controls=bool(settings.controls))
     verdict: vantage.Verdict | None = None
     try:
-        with asyncio.Runner(loop_factory=event_loop_factory()) as loop_runner:
-            interrupted = loop_runner.run(_run_interruptible(probing))
-            if held and not interrupted:
-                verdict = loop_runner.run(_check_controls(runner, settings.controls))
-        for result in held:
-            if verdict is not None and verdict.down:
-                result = dataclasses.replace(result, vantage="down")
-            write(alerting.annotate(result))
-        for line in alerting.settle():  # what still waits for its event
-            write(line)
+        with asyncio.Runner(loop_factory=event_loop_factory()) as loop:
+            interrupted = loop.run(
+                _run_interruptible(
+                    lambda: _settling(_probing(plan, runner, recorder, opts), recorder)
+                )
+            )
+            if recorder.held and not interrupted:
+                verdict = loop.run(_check_controls(runner, settings.controls))
+        recorder.judged(verdict)
     finally:
         writer.close()
         if writer.lost_reader:
             stdout_gone()
-    order = {s.name: i for i, s in enumerate(runnable)}
-    results = sorted(finished, key=lambda r: order[r.probe])
-    done = alerting.finish(finished)
+    results = recorder.lines(plan.specs)
+    done = alerting.finish(results)
+    _reports(plan, opts.format, io, results, runner.run_id, done.events, verdict)
+    if interrupted:
+        output = settings.output
+        where = "stdout" if output == "-" else output
+        io.err.print(
+            f"[red]interrupted[/] by {interrupted}: {len(results)} of {len(plan.specs)} probes "
+            f"finished; their results are in {where}",
+            highlight=False,
+        )
+        return EXIT_INTERRUPTED
+    return exit_code(results)
+
+
+def _probing(plan: Plan, runner: Runner, recorder: Recorder, opts: RunOptions) -> Awaitable[Any]:
+    """The run itself: in this process, or sharded over ``--workers`` processes."""
+    if opts.workers <= 1 or len(plan.specs) <= 1:
+        return runner.run(plan.specs, recorder.record)
+    from synthprobe.workers import run_in_workers
+
+    def child(shard: Sequence[ProbeSpec], share: int, send: Callable[..., None]) -> None:
+        mine = plan.runner(share, runner.run_id)
+        with asyncio.Runner(loop_factory=event_loop_factory()) as worker_loop:
+            worker_loop.run(_run_interruptible(lambda: mine.run(shard, send)))
+
+    return run_in_workers(
+        plan.specs, opts.workers, plan.settings.concurrency, child, recorder.record
+    )
+
+
+def _reports(
+    plan: Plan,
+    fmt: RunFormat,
+    io: Streams,
+    results: list[ProbeResult],
+    run_id: str,
+    events: list[Event],
+    verdict: vantage.Verdict | None,
+) -> None:
+    """The people's view, then the report files."""
+    from synthprobe.output.files import write_atomic
+
     try:
-        _report(results, opts.format, io, to_err, runner.run_id, location, done.events)
+        _report(results, fmt, io, plan.to_err, run_id, plan.location, events)
         if verdict is not None and verdict.down:
-            _say_cut_off(io, to_err, redactor, verdict, results)
+            _say_cut_off(io, plan.to_err, plan.redactor, verdict, results)
     except BrokenPipeError:  # `probe run | head -1`: the reader has what it wanted
         stdout_gone()
+    junit, prom = plan.settings.junit, plan.settings.prom
     if junit:
         from synthprobe.output.junit import junit_xml
 
-        write_atomic(junit, junit_xml(results, runner.run_id, location))
+        write_atomic(junit, junit_xml(results, run_id, plan.location))
     if prom:
         import time
 
         from synthprobe.output.prom import prom_text
 
         vantage_up = None if verdict is None else not verdict.down
-        write_atomic(prom, prom_text(results, time.time(), location, vantage_up).encode())
-    if interrupted:
-        where = "stdout" if output == "-" else output
-        io.err.print(
-            f"[red]interrupted[/] by {interrupted}: {len(results)} of {len(runnable)} probes "
-            f"finished; their results are in {where}",
-            highlight=False,
-        )
-        return EXIT_INTERRUPTED
-    return exit_code(results)
+        write_atomic(prom, prom_text(results, time.time(), plan.location, vantage_up).encode())
 
 
 def exit_code(results: Sequence[ProbeResult]) -> int:
@@ -255,9 +290,7 @@ def _say_cut_off(
     )
 
 
-async def _settling(
-    probing: Awaitable[Any], alerting: Alerting, write: Callable[[ProbeResult], None]
-) -> Any:
+async def _settling(probing: Awaitable[Any], recorder: Recorder) -> Any:
     """``probing``, while every ``SETTLE_EVERY`` seconds the lines that wait for their
     event are decided under the state's lock, all at once, and written."""
     from synthprobe.alerting import SETTLE_EVERY
@@ -265,8 +298,7 @@ async def _settling(
     async def settle() -> None:
         while True:
             await asyncio.sleep(SETTLE_EVERY)
-            for line in alerting.settle():
-                write(line)
+            recorder.settle()
 
     settler = asyncio.create_task(settle(), name="settle-events")
     try:
@@ -275,7 +307,7 @@ async def _settling(
         settler.cancel()
 
 
-async def _check_controls(runner: Any, controls: Sequence[str]) -> vantage.Verdict:
+async def _check_controls(runner: Runner, controls: Sequence[str]) -> vantage.Verdict:
     """Probe every control at once, with the run's own machinery."""
     specs = [vantage.control_spec(i, c) for i, c in enumerate(controls)]
     results = await runner.run(specs, lambda _result: None)

@@ -20,12 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from synthprobe.alerts import Event, EventKind, State, event_for
+from synthprobe.alerts import Event, event_for
 from synthprobe.app import EXIT_OK, Streams
 from synthprobe.app.run import event_loop_factory, select, warn
 from synthprobe.config import load_configs
 from synthprobe.errors import UsageError
-from synthprobe.models import Failure, ProbeResult, ProbeSpec, Settings
+from synthprobe.models import EventKind, Failure, ProbeResult, ProbeSpec, Settings, State
 from synthprobe.output.watch import Row
 from synthprobe.redact import Redactor
 from synthprobe.units import format_utc, parse_utc

@@ -670,18 +670,16 @@ def _controls(r: Reader, loc: Located, path: str) -> tuple[str, ...]:
 def _control_problem(control: str) -> str | None:
     if any(c.isspace() for c in control):
         return "contains white space"
-    if control.startswith("dns:"):
-        name = control[4:]
-        ok = bool(name) and "/" not in name and "?" not in name
-        return None if ok else "expected dns:NAME"
-    if control.startswith("tcp:"):
-        host, _, port = control[4:].rpartition(":")
-        ok = bool(host.strip("[]")) and port.isdigit() and 1 <= int(port) <= 65535
-        return None if ok else "expected tcp:HOST:PORT"
+    forms = [info.control for info in KINDS.values() if info.control is not None]
+    for form in forms:
+        if control.startswith(form.prefix):
+            return (
+                None if form.check(control.removeprefix(form.prefix)) else f"expected {form.usage}"
+            )
     parts = urlsplit(control)
     if parts.scheme in ("http", "https") and parts.hostname:
         return None
-    return "expected an http(s) URL, dns:NAME or tcp:HOST:PORT"
+    return f"expected an http(s) URL, {' or '.join(sorted(f.usage for f in forms))}"
 
 
 def _resolver(r: Reader, loc: Located, path: str) -> tuple[str, int]:

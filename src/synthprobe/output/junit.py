@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from synthprobe.models import Failure, ProbeResult
+from synthprobe.models import Failure, ProbeResult, Vantage
 
 
 def junit_xml(results: list[ProbeResult], run_id: str, location: str) -> bytes:
     """The report as bytes: a ``testsuites`` root with one ``testsuite``."""
-    skipped = sum(r.vantage == "down" for r in results)
+    skipped = sum(r.vantage is Vantage.DOWN for r in results)
     # our own bug is a JUnit <error> (the test could not run), never a <failure>
     errors = sum(r.failure is Failure.INTERNAL for r in results)
     failures = sum(not r.ok for r in results) - skipped - errors
@@ -43,7 +43,7 @@ def junit_xml(results: list[ProbeResult], run_id: str, location: str) -> bytes:
             name=r.probe,
             time=f"{(r.latency_ms or 0.0) / 1000:.3f}",
         )
-        if r.vantage == "down":
+        if r.vantage is Vantage.DOWN:
             ET.SubElement(case, "skipped", message=f"vantage down: {r.reason}: {r.error}")
         elif r.failure is Failure.INTERNAL:
             error = ET.SubElement(case, "error", message=r.error or "", type=r.reason or "")

@@ -36,6 +36,21 @@ UrlCheck = Callable[["SplitResult"], str | None]
 """A kind's own rule for its URLs beyond the scheme: the problem, or None."""
 
 
+@dataclass(frozen=True, slots=True)
+class ControlForm:
+    """How a kind serves as a vantage control (``settings.controls``): ``dns:NAME``,
+    ``tcp:HOST:PORT``. An http(s) URL is a control of the default kind."""
+
+    prefix: str
+    """``dns:``: what a control of this kind starts with."""
+    usage: str
+    """``dns:NAME``: the form, for a problem's message."""
+    check: Callable[[str], bool]
+    """Whether the rest after the prefix is well formed."""
+    spec: Callable[[str], tuple[str, Any]]
+    """The rest -> (the probe's URL, its options)."""
+
+
 def describe_fields(options: Any, redactor: Redactor) -> dict[str, Any]:
     """Every field of an options dataclass that is set, strings masked."""
     return {
@@ -78,6 +93,8 @@ class KindInfo:
     """Takes ``steps``, ``capture`` and ``mask`` (a user's path after its own request)."""
     request_body: bool = False
     """Takes ``json:`` or ``body:`` for its own request."""
+    control: ControlForm | None = None
+    """How a control of this kind is written and probed; None: not a control kind."""
     kernel_timed: bool = False
     """A probe of this kind (without ``steps`` or its own ``resolver``) is one HTTP
     exchange timed by the kernel's clocks (probers/netstream.py): a busy event loop does

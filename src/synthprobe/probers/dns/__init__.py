@@ -12,7 +12,7 @@ from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from synthprobe.config.nodes import Located
 from synthprobe.config.readers import Field, Reader, Table
-from synthprobe.probers.kind import KindInfo
+from synthprobe.probers.kind import ControlForm, KindInfo
 
 TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "SRV", "PTR", "CAA")
 """Record types a probe may ask for."""
@@ -93,6 +93,14 @@ def parse(r: Reader, loc: Located | None, path: str, probe: Located) -> DnsSpec:
     return DnsSpec(**block.fields())
 
 
+CONTROL = ControlForm(
+    prefix="dns:",
+    usage="dns:NAME",
+    check=lambda name: bool(name) and "/" not in name and "?" not in name,
+    # the system's resolver, an A question: any answer, even NXDOMAIN, is a network
+    spec=lambda name: (f"dns:{name}?type=A", DnsSpec()),
+)
+
 KINDS = (
     KindInfo(
         name="dns",
@@ -105,5 +113,6 @@ KINDS = (
         check_url=check_url,
         url_has_host=False,
         expect_keys=frozenset({"answers"}),
+        control=CONTROL,
     ),
 )

@@ -11,7 +11,7 @@ from urllib.parse import SplitResult
 from synthprobe.config.nodes import Located, fail
 from synthprobe.config.readers import Field, Reader, Table, scalar_text
 from synthprobe.models import Reason
-from synthprobe.probers.kind import KindInfo
+from synthprobe.probers.kind import ControlForm, KindInfo
 from synthprobe.steps import KindStep, Step
 
 
@@ -63,6 +63,19 @@ FIRST_BYTE = KindStep("first_byte", Reason.TIMEOUT_READ, "no reply within {t}", 
 MORE = KindStep("more", Reason.SERVER_REPLY, "reply still not matching after {t}")
 """A reply came but does not match yet: waiting for more of it."""
 
+
+def _control_ok(hostport: str) -> bool:
+    host, _, port = hostport.rpartition(":")
+    return bool(host.strip("[]")) and port.isdigit() and 1 <= int(port) <= 65535
+
+
+CONTROL = ControlForm(
+    prefix="tcp:",
+    usage="tcp:HOST:PORT",
+    check=_control_ok,
+    spec=lambda hostport: (f"tcp://{hostport}", TcpSpec()),  # a connect: it only has to answer
+)
+
 KINDS = (
     KindInfo(
         name="tcp",
@@ -74,5 +87,6 @@ KINDS = (
         steps=(FIRST_BYTE, MORE),
         negotiates_http=False,
         check_url=check_url,
+        control=CONTROL,
     ),
 )
