@@ -17,6 +17,8 @@ from synthprobe.units import MAX_DEADLINE, parse_duration, parse_size
 
 TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 """An HTTP token: a method or a header name."""
+_SPACE_RE = re.compile(r"\s")
+"""What ``str.isspace`` calls white space (the same table), found without a Python loop."""
 T = TypeVar("T")
 P = ParamSpec("P")
 ReadFn: TypeAlias = Callable[["Reader", Located, str], T]
@@ -93,6 +95,14 @@ class Field(Generic[T]):
     @property
     def target(self) -> str | None:
         return self.key if self.attr == "" else self.attr
+
+
+def each(items: list[Located], path: str, read: Callable[[Located, str], T]) -> tuple[T, ...]:
+    """``read`` every item of a list, keeping every item's problems."""
+    problems = Collector()
+    out = [problems.take(read, item, f"{path}[{i}]") for i, item in enumerate(items)]
+    problems.raise_any()
+    return tuple(x for x in out if x is not None)
 
 
 class Table:
@@ -292,7 +302,7 @@ def check_url(
         )
     if need_host and not parts.hostname:
         fail(loc, path, f"bad URL {url!r}: no host")
-    if any(c.isspace() for c in url):
+    if _SPACE_RE.search(url):
         fail(loc, path, f"bad URL {url!r}: contains white space")
     host = parts.hostname or ""
     if not host.isascii():

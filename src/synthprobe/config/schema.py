@@ -1,13 +1,14 @@
 """The probe schema: what a config may say, read into frozen ``ProbeSpec``s.
 
 Every problem is reported as ``FILE:LINE: FIELD: message``, and every problem of a
-file is reported, not just the first. Kinds read their own blocks (``upload:``,
-``live:``...) through their ``KindInfo``: nothing here knows a kind by name.
+file is reported, not just the first (up to ``MAX_PROBLEMS``). Here: files, defaults,
+probes and journey steps; ``settings.py`` and ``expectations.py`` read the blocks they
+name. Kinds read their own blocks (``upload:``, ``live:``...) through their
+``KindInfo``: nothing here knows a kind by name.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import re
@@ -16,13 +17,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
+from synthprobe.config.expectations import EXPECT_FIELDS, read_expect
 from synthprobe.config.nodes import Located, Problem, fail, format_problem, parse_yaml, read_source
 from synthprobe.config.readers import (
     TOKEN_RE,
     Collector,
     Field,
     Reader,
-    ReadFn,
     Table,
     check_url,
     choice,
@@ -30,42 +31,40 @@ from synthprobe.config.readers import (
     list_of,
     mapping,
     raw,
-    scalar_text,
     type_name,
 )
+from synthprobe.config.settings import SETTINGS_FIELDS, read_alert, read_resolver, read_settings
 from synthprobe.config.variables import VAR_NAME_RE, Expander
 from synthprobe.errors import ConfigError
 from synthprobe.jsonpath import parse_json_path
 from synthprobe.models import (
     TARGET_FAILURES,
-    AlertRule,
-    AnswerCheck,
     Capture,
     Expectation,
     Failure,
     HttpVersion,
     Journey,
     JourneyStep,
-    JsonCheck,
-    MaintenanceWindow,
     ProbeSpec,
-    Weekday,
 )
 from synthprobe.probers import DEFAULT_KIND, KINDS
 from synthprobe.redact import Redactor
-from synthprobe.units import parse_utc
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
-_STATUS_CLASS_RE = re.compile(r"^[1-5]xx$")
 
 BLOCKS = {info.block: name for name, info in KINDS.items() if info.block is not None}
 """Kind blocks (``live:``) -> the kind that owns each."""
+
 _PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
 _CAPTURE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
 TOP_KEYS = {"version", "settings", "defaults", "probes"}
+
 MAX_PROBLEMS = 50
 """Problems shown for one load: past this, a count (a generated file with one mistake
 repeated 100,000 times must not print 100,000 lines)."""
+
 _EXPECT = Expectation()
 """The dataclass's default, one object shared by every probe that sets no ``expect``."""
 
@@ -168,7 +167,7 @@ def _load_file(
     reader = Reader(expander)
     settings: dict[str, Any] = {}
     if settings_loc is not None:
-        settings = attempt(lambda: _settings(reader, settings_loc)) or {}
+        settings = attempt(lambda: read_settings(reader, settings_loc)) or {}
     defaults: dict[str, Located] = {}
     if "defaults" in top:
         defaults = attempt(lambda: mapping(top["defaults"], "defaults", DEFAULT_KEYS)) or {}
@@ -192,6 +191,7 @@ def _load_file(
 
 
 _SPENT = Located(None, 0)
+
 T = TypeVar("T")
 
 
@@ -225,144 +225,6 @@ def _public_vars(loc: Located) -> frozenset[str]:
             fail(item, f"settings.public_vars[{i}]", "expected a variable name")
         out.add(item.value)
     return frozenset(out)
-
-
-def _settings(r: Reader, loc: Located) -> dict[str, Any]:
-    block = SETTINGS_FIELDS.read(r, loc, "settings")
-    block.done()
-    return block.fields()
-
-
-def _nonempty(r: Reader, loc: Located, path: str) -> str:
-    value = r.text(loc, path)
-    if not value:
-        fail(loc, path, "must not be empty")
-    return value
-
-
-def _notify_urls(r: Reader, loc: Located, path: str) -> tuple[str, ...]:
-    """Apprise URLs (``json://``, ``mailto://``, ``slack://``...), each loaded by Apprise
-    itself now: a URL it cannot use (an unknown scheme, a malformed address) is a config
-    error with Apprise's own reason, not a warning at the first outage."""
-    from synthprobe.notify import load
-
-    urls = r.strings(loc, path)
-    for i, url in enumerate(urls):
-        item = loc.value[i] if isinstance(loc.value, list) else loc
-        scheme, sep, rest = url.partition("://")
-        if not sep or not scheme or not rest or any(c.isspace() for c in url):
-            fail(
-                item,
-                f"{path}[{i}]",
-                "expected an Apprise URL such as json://host/path or mailto://...",
-            )
-        loaded = load(url)
-        if loaded.plugin is None:
-            # the reason is Apprise's; load_configs masks ${VAR} secrets in it
-            fail(item, f"{path}[{i}]", f"Apprise cannot use {loaded.shown}: {loaded.problem}")
-    return urls
-
-
-def _alert(r: Reader, loc: Located, path: str) -> AlertRule:
-    block = ALERT_FIELDS.read(r, loc, path)
-    block.done()
-    return AlertRule(**block.fields())
-
-
-def _windows(r: Reader, loc: Located, path: str) -> tuple[MaintenanceWindow, ...]:
-    return _each(list_of(loc, path), path, lambda item, where: _window(r, item, where))
-
-
-def _each(items: list[Located], path: str, read: Callable[[Located, str], T]) -> tuple[T, ...]:
-    """``read`` every item of a list, keeping every item's problems."""
-    problems = Collector()
-    out = [problems.take(read, item, f"{path}[{i}]") for i, item in enumerate(items)]
-    problems.raise_any()
-    return tuple(x for x in out if x is not None)
-
-
-def _weekdays(r: Reader, loc: Located, path: str) -> tuple[Weekday, ...]:
-    days: list[Weekday] = []
-    for i, name in enumerate(r.strings(loc, path)):
-        try:
-            days.append(Weekday[name.strip().upper()])
-        except KeyError:
-            item = loc.value[i] if isinstance(loc.value, list) else loc
-            fail(item, f"{path}[{i}]", f'unknown weekday "{name}": expected monday ... sunday')
-    return tuple(days)
-
-
-def _zone(r: Reader, loc: Located, path: str) -> str:
-    zone = r.text(loc, path)
-    if not _known_zone(zone):
-        fail(loc, path, f'unknown timezone "{zone}" (an IANA name such as Europe/Paris)')
-    return zone
-
-
-def _week_at_most(r: Reader, loc: Located, path: str) -> float:
-    duration = r.duration(loc, path)
-    if duration > 7 * 86400:
-        fail(loc, path, "must be at most 7 days")
-    return duration
-
-
-def _window(r: Reader, loc: Located, path: str) -> MaintenanceWindow:
-    """One-off (start and end, ISO 8601) or recurring (every, start as a time of day,
-    duration); the table reads each key, the two shapes are checked here."""
-    block = WINDOW_FIELDS.read(r, loc, path)
-    given, values = block.given, block.values
-    if "every" not in given:
-        for key in ("start", "end"):
-            if key not in given:
-                fail(loc, path, f'missing "{key}": a one-off window has start and end (ISO 8601)')
-        start = block.check(_instant, r, given["start"], f"{path}.start")
-        end = block.check(_instant, r, given["end"], f"{path}.end")
-        if start is not None and end is not None and end <= start:
-            block.add(given["end"], f"{path}.end", "must be after start")
-        for key in ("duration", "timezone"):
-            if key in given:
-                block.add(given[key], f"{path}.{key}", "only for a recurring window (with every)")
-        block.done()
-        return MaintenanceWindow(start=start, end=end, only=values.get("only", ()))
-    for key in ("start", "duration"):
-        if key not in given:
-            fail(loc, path, f'missing "{key}": a recurring window has every, start and duration')
-    if "end" in given:
-        block.add(given["end"], f"{path}.end", "a recurring window has a duration, not an end")
-    at = block.check(_time_of_day, r, given["start"], f"{path}.start")
-    block.done()
-    assert at is not None
-    return MaintenanceWindow(**block.fields(), at=at)
-
-
-def _time_of_day(r: Reader, loc: Located, path: str) -> tuple[int, int]:
-    text = r.text(loc, path, allow_scalar=True)
-    hm = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", text.strip())
-    if hm is None:
-        fail(loc, path, f"expected a time of day such as 03:00, got {text!r}")
-    return int(hm.group(1)), int(hm.group(2))
-
-
-def _instant(r: Reader, loc: Located, path: str) -> float:
-    value = loc.value
-    if not isinstance(value, str):
-        # YAML reads an unquoted 2026-12-01T02:00:00Z as a datetime: take it as written
-        value = value.isoformat() if hasattr(value, "isoformat") else value
-    text = r.text(Located(value, loc.line), path)
-    try:
-        return parse_utc(text)
-    except ValueError:
-        fail(loc, path, f"expected a time such as 2026-12-01T02:00:00Z, got {text!r}")
-
-
-def _known_zone(name: str) -> bool:
-    import zoneinfo
-
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
 
 
 def _merge(defaults: dict[str, Located], probe: dict[str, Located]) -> dict[str, Located]:
@@ -656,56 +518,6 @@ def _step(
     return JourneyStep(**fields, headers=tuple(headers.items()), body=body[0], json_body=body[1])
 
 
-def _controls(r: Reader, loc: Located, path: str) -> tuple[str, ...]:
-    """``https://...`` (or http), ``dns:NAME`` or ``tcp:HOST:PORT``."""
-    controls = r.strings(loc, path)
-    for i, control in enumerate(controls):
-        item = loc.value[i] if isinstance(loc.value, list) else loc
-        problem = _control_problem(control)
-        if problem:
-            fail(item, f"{path}[{i}]", f"bad control {control!r}: {problem}")
-    return controls
-
-
-def _control_problem(control: str) -> str | None:
-    if any(c.isspace() for c in control):
-        return "contains white space"
-    forms = [info.control for info in KINDS.values() if info.control is not None]
-    for form in forms:
-        if control.startswith(form.prefix):
-            return (
-                None if form.check(control.removeprefix(form.prefix)) else f"expected {form.usage}"
-            )
-    parts = urlsplit(control)
-    if parts.scheme in ("http", "https") and parts.hostname:
-        return None
-    return f"expected an http(s) URL, {' or '.join(sorted(f.usage for f in forms))}"
-
-
-def _resolver(r: Reader, loc: Located, path: str) -> tuple[str, int]:
-    """``ADDRESS[:PORT]`` (``[v6]:PORT`` for IPv6): a DNS server by address, not by name
-    (a name would need a resolver of its own)."""
-    text = r.text(loc, path, allow_scalar=True).strip()
-    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(\d+))?|([0-9.]+)(?::(\d+))?|([0-9A-Fa-f:]+)", text)
-    address = port = None
-    if m:
-        address = m.group(1) or m.group(3) or m.group(5)
-        port = m.group(2) or m.group(4)
-    try:
-        ipaddress.ip_address(address or "")
-    except ValueError:
-        fail(
-            loc,
-            path,
-            f"bad resolver {text!r}: an IP address with an optional port, e.g. 127.0.0.1:5353",
-        )
-    number = int(port) if port else 53
-    if not 1 <= number <= 65535:
-        fail(loc, path, f"bad resolver {text!r}: port must be 1 to 65535")
-    assert address is not None
-    return address, number
-
-
 def _http_version(r: Reader, loc: Located, path: str) -> HttpVersion:
     # YAML reads 1.1 and 2 as numbers: take them as written
     value = loc.value
@@ -728,105 +540,26 @@ def _failure_names(r: Reader, loc: Located, path: str) -> list[str]:
     return list(names)
 
 
-def _status_list(r: Reader, loc: Located, path: str) -> tuple[int | str, ...]:
-    items = list_of(loc, path) if isinstance(loc.value, list) else [loc]
-    out: list[int | str] = []
-    for i, item in enumerate(items):
-        value, sub = item.value, f"{path}[{i}]" if isinstance(loc.value, list) else path
-        if isinstance(value, str):
-            value = r.text(item, sub).strip()
-            if _STATUS_CLASS_RE.match(value.lower()):
-                out.append(value.lower())
-                continue
-            if value.isdigit():
-                value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
-            fail(item, sub, f"bad status {item.value!r}: use a code like 200 or a class like 2xx")
-        out.append(value)
-    if not out:
-        fail(loc, path, "the list is empty: no status could pass")
-    return tuple(out)
-
-
-def _expect(r: Reader, loc: Located, path: str) -> Expectation:
-    block = EXPECT_FIELDS.read(r, loc, path)
-    block.done()
-    return Expectation(**block.fields())
-
-
-def _expect_headers(r: Reader, loc: Located, path: str) -> tuple[tuple[str, str], ...]:
-    """Response headers, each a regex its value must match."""
-    hm = mapping(loc, path, set(loc.value or {}) if isinstance(loc.value, dict) else set())
-    return tuple((key, r.regex(sub, f"{path}.{key}")) for key, sub in hm.items())
-
-
-def _json_checks(r: Reader, loc: Located, path: str) -> tuple[JsonCheck, ...]:
-    return _each(list_of(loc, path), path, lambda item, where: _json_check(r, item, where))
-
-
-def _answers(r: Reader, loc: Located, path: str) -> AnswerCheck:
-    block = ANSWER_FIELDS.read(r, loc, path)
-    if not block.given:
-        fail(loc, path, "nothing to check: add contains, min or matches")
-    block.done()
-    return AnswerCheck(**block.fields())
-
-
-def _json_path(r: Reader, loc: Located, path: str) -> str:
-    json_path = r.text(loc, path)
-    try:
-        parse_json_path(json_path)
-    except ValueError as exc:
-        fail(loc, path, str(exc))
-    return json_path
-
-
-def _single(r: Reader, loc: Located, path: str) -> Any:
-    value = loc.value
-    if isinstance(value, str):
-        return r.text(loc, path)
-    if isinstance(value, dict | list):
-        fail(loc, path, "compare with a single value (text, number, bool, null)")
-    return value
-
-
-def _json_check(r: Reader, loc: Located, path: str) -> JsonCheck:
-    block = JSON_CHECK_FIELDS.read(r, loc, path)
-    if set(block.given) == {"path"}:
-        fail(
-            loc,
-            path,
-            "nothing to check: add exists, equals, min_items, max_items, matches or max_age",
-        )
-    block.done()
-    has_equals = "equals" in block.given
-    return JsonCheck(**block.fields(), has_equals=has_equals)
-
-
 # The tables: one per block, the one place its keys are written. The allowed keys,
 # the read loop and the defaults (the dataclass's) come from them.
-
-_duration: ReadFn[float] = Reader.duration
-_count = integer(1, 10_000)
-
 PROBE_FIELDS = Table(
     Field("name", _name, required=True),
     Field("kind", choice(KINDS, "kind"), attr=None),
     Field("url", Reader.text, required=True),
     Field("method", _method, attr=None),
     Field("headers", _headers),
-    Field("timeout", _duration),
+    Field("timeout", Reader.duration),
     Field("retries", integer(0, 100)),
     Field("retry_on", _retry_on),
     Field("tags", Reader.strings),
-    Field("expect", _expect, attr=None),
+    Field("expect", read_expect, attr=None),
     Field("follow_redirects", Reader.boolean),
     Field("verify_tls", Reader.boolean),
     Field("max_body", Reader.size),
     Field("ip_version", _ip_version),
     Field("http_version", _http_version, attr=None),
-    Field("resolver", _resolver),
-    Field("alert", _alert),
+    Field("resolver", read_resolver),
+    Field("alert", read_alert),
     Field("json", raw, attr=None),
     Field("body", raw, attr=None),
     Field("capture", raw, attr=None),
@@ -835,7 +568,9 @@ PROBE_FIELDS = Table(
     Field("step_name", raw, attr=None),
     *(Field(block, raw, attr=None) for block in BLOCKS),
 )
+
 JOURNEY_KEYS = frozenset({"capture", "mask", "steps", "step_name"})
+
 STEP_FIELDS = Table(
     Field("name", _name, required=True),
     Field("url", Reader.text, required=True),
@@ -843,64 +578,10 @@ STEP_FIELDS = Table(
     Field("headers", _headers, attr=None),
     Field("json", raw, attr=None),
     Field("body", raw, attr=None),
-    Field("expect", _expect),
+    Field("expect", read_expect),
     Field("capture", _captures),
     Field("follow_redirects", Reader.boolean),
     Field("max_body", Reader.size),
-)
-EXPECT_FIELDS = Table(
-    Field("status", _status_list),
-    Field("max_latency", _duration),
-    Field("body_contains", scalar_text),
-    Field("body_regex", Reader.regex),
-    Field("headers", _expect_headers),
-    Field("json", _json_checks),
-    Field("cert_min_days", integer(0, 3650)),
-    Field("answers", _answers),
-)
-JSON_CHECK_FIELDS = Table(
-    Field("path", _json_path, required=True),
-    Field("exists", Reader.boolean),
-    Field("equals", _single),
-    Field("min_items", integer(0, 10**9)),
-    Field("max_items", integer(0, 10**9)),
-    Field("matches", Reader.regex),
-    Field("max_age", _duration),
-)
-ANSWER_FIELDS = Table(
-    Field("contains", Reader.strings),
-    Field("min", integer(0, 10_000)),
-    Field("matches", Reader.regex),
-)
-ALERT_FIELDS = Table(
-    Field("failure_threshold", _count),
-    Field("success_threshold", _count),
-    Field("remind_every", _duration),
-    Field("send_resolved", Reader.boolean),
-    Field("notify", _notify_urls),
-)
-WINDOW_FIELDS = Table(
-    Field("start", raw, attr=None),  # an instant or a time of day: _window decides
-    Field("end", raw, attr=None),
-    Field("every", _weekdays),
-    Field("duration", _week_at_most),
-    Field("timezone", _zone),
-    Field("only", Reader.strings),
-)
-SETTINGS_FIELDS = Table(
-    Field("concurrency", integer(1, 100_000)),
-    Field("output", _nonempty),
-    Field("location", _nonempty),
-    Field("junit", _nonempty),
-    Field("prom", _nonempty),
-    Field("public_vars", raw, attr=None),  # read first, by _public_vars: it changes expansion
-    Field("env_proxy", Reader.boolean),
-    Field("state", _nonempty),
-    Field("notify", _notify_urls),
-    Field("status_url", _nonempty),
-    Field("maintenance", _windows),
-    Field("resolver", _resolver),
-    Field("controls", _controls),
 )
 
 PROBE_KEYS = PROBE_FIELDS.keys

@@ -1,0 +1,126 @@
+"""The ``expect:`` block: statuses, latency, body, headers, JSON checks, certificate
+and DNS answers. One table per block (``config/readers.py``)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from synthprobe.config.nodes import Located, fail
+from synthprobe.config.readers import (
+    Field,
+    Reader,
+    Table,
+    each,
+    integer,
+    list_of,
+    mapping,
+    scalar_text,
+)
+from synthprobe.jsonpath import parse_json_path
+from synthprobe.models import AnswerCheck, Expectation, JsonCheck
+
+_STATUS_CLASS_RE = re.compile(r"^[1-5]xx$")
+
+
+def _status_list(r: Reader, loc: Located, path: str) -> tuple[int | str, ...]:
+    items = list_of(loc, path) if isinstance(loc.value, list) else [loc]
+    out: list[int | str] = []
+    for i, item in enumerate(items):
+        value, sub = item.value, f"{path}[{i}]" if isinstance(loc.value, list) else path
+        if isinstance(value, str):
+            value = r.text(item, sub).strip()
+            if _STATUS_CLASS_RE.match(value.lower()):
+                out.append(value.lower())
+                continue
+            if value.isdigit():
+                value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
+            fail(item, sub, f"bad status {item.value!r}: use a code like 200 or a class like 2xx")
+        out.append(value)
+    if not out:
+        fail(loc, path, "the list is empty: no status could pass")
+    return tuple(out)
+
+
+def read_expect(r: Reader, loc: Located, path: str) -> Expectation:
+    block = EXPECT_FIELDS.read(r, loc, path)
+    block.done()
+    return Expectation(**block.fields())
+
+
+def _expect_headers(r: Reader, loc: Located, path: str) -> tuple[tuple[str, str], ...]:
+    """Response headers, each a regex its value must match."""
+    hm = mapping(loc, path, set(loc.value or {}) if isinstance(loc.value, dict) else set())
+    return tuple((key, r.regex(sub, f"{path}.{key}")) for key, sub in hm.items())
+
+
+def _json_checks(r: Reader, loc: Located, path: str) -> tuple[JsonCheck, ...]:
+    return each(list_of(loc, path), path, lambda item, where: _json_check(r, item, where))
+
+
+def _answers(r: Reader, loc: Located, path: str) -> AnswerCheck:
+    block = ANSWER_FIELDS.read(r, loc, path)
+    if not block.given:
+        fail(loc, path, "nothing to check: add contains, min or matches")
+    block.done()
+    return AnswerCheck(**block.fields())
+
+
+def _json_path(r: Reader, loc: Located, path: str) -> str:
+    json_path = r.text(loc, path)
+    try:
+        parse_json_path(json_path)
+    except ValueError as exc:
+        fail(loc, path, str(exc))
+    return json_path
+
+
+def _single(r: Reader, loc: Located, path: str) -> Any:
+    value = loc.value
+    if isinstance(value, str):
+        return r.text(loc, path)
+    if isinstance(value, dict | list):
+        fail(loc, path, "compare with a single value (text, number, bool, null)")
+    return value
+
+
+def _json_check(r: Reader, loc: Located, path: str) -> JsonCheck:
+    block = JSON_CHECK_FIELDS.read(r, loc, path)
+    if set(block.given) == {"path"}:
+        fail(
+            loc,
+            path,
+            "nothing to check: add exists, equals, min_items, max_items, matches or max_age",
+        )
+    block.done()
+    has_equals = "equals" in block.given
+    return JsonCheck(**block.fields(), has_equals=has_equals)
+
+
+EXPECT_FIELDS = Table(
+    Field("status", _status_list),
+    Field("max_latency", Reader.duration),
+    Field("body_contains", scalar_text),
+    Field("body_regex", Reader.regex),
+    Field("headers", _expect_headers),
+    Field("json", _json_checks),
+    Field("cert_min_days", integer(0, 3650)),
+    Field("answers", _answers),
+)
+
+JSON_CHECK_FIELDS = Table(
+    Field("path", _json_path, required=True),
+    Field("exists", Reader.boolean),
+    Field("equals", _single),
+    Field("min_items", integer(0, 10**9)),
+    Field("max_items", integer(0, 10**9)),
+    Field("matches", Reader.regex),
+    Field("max_age", Reader.duration),
+)
+
+ANSWER_FIELDS = Table(
+    Field("contains", Reader.strings),
+    Field("min", integer(0, 10_000)),
+    Field("matches", Reader.regex),
+)
