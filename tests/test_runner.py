@@ -152,23 +152,44 @@ def test_which_probes_the_kernel_times(probe: str, expected: bool) -> None:
     assert kernel_timed(spec) is expected
 
 
-def test_a_run_freezes_what_it_starts_with_and_thaws_it_after() -> None:
-    """The collector skips what a run starts with while it runs, and gets it back after:
-    `probe watch` runs again and again in one process, and nothing may stay frozen."""
+def test_what_one_run_froze_is_collected_by_the_next_once_garbage() -> None:
+    """The collector skips what a run starts with while it runs. `probe watch` runs
+    again and again in one process: what one run froze and then let go must be
+    collected when the next run starts, not stay frozen for good."""
     import gc
+    import weakref
 
     from synthprobe.demo import refused_port
+
+    class Cycle:
+        me: object = None
+
+    def cycle() -> Cycle:
+        made = Cycle()
+        made.me = made  # only the cycle collector frees it
+        return made
 
     holder, port = refused_port()
     try:
         specs = specs_from_yaml(
             f"probes:\n  - name: refused\n    url: http://127.0.0.1:{port}/\n    timeout: 2s\n"
         )
-        during: list[int] = []
+        kept = [cycle()]  # alive when the first run starts: frozen with the rest
+        gone = weakref.ref(kept[0])
+        frozen: list[int] = []
+        seen: list[bool] = []
+
+        def on_result(_result: object) -> None:
+            frozen.append(gc.get_freeze_count())
+            seen.append(gone() is not None)
+
         runner = Runner(concurrency=1, location="test", redactor=Redactor(frozenset()))
-        for _ in range(2):  # as watch does: the same process, run after run
-            asyncio.run(runner.run(specs, lambda _r: during.append(gc.get_freeze_count())))
-            assert gc.get_freeze_count() == 0
+        asyncio.run(runner.run(specs, on_result))
+        kept.clear()  # garbage now, but frozen: no collection would look at it
+        gc.collect()
+        assert gone() is not None
+        asyncio.run(runner.run(specs, on_result))  # as watch does: run after run
     finally:
         holder.close()
-    assert len(during) == 2 and all(n > 0 for n in during)
+    assert len(frozen) == 2 and all(n > 0 for n in frozen)
+    assert seen == [True, False]  # collected as the second run began
