@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from synthprobe.config import load_sources
-from synthprobe.config.schema import EXPECT_KEYS, PROBE_KEYS, SETTINGS_KEYS
+from synthprobe.config.schema import EXPECT_KEYS, PROBE_KEYS, SETTINGS_KEYS, STEP_KEYS
 from synthprobe.models import Failure, Reason
 from synthprobe.probers import KINDS
 
@@ -97,12 +97,164 @@ def test_every_reason_is_in_the_reason_table(doc: str) -> None:
     assert listed - known == set(), f"{doc} lists reasons the code does not know"
 
 
-def test_reference_lists_every_kind_and_every_config_key() -> None:
-    text = (ROOT / "docs" / "reference.md").read_text()
-    for kind in KINDS:
-        assert f"`{kind}`" in text, kind
-    for key in sorted(PROBE_KEYS | EXPECT_KEYS | SETTINGS_KEYS):
-        assert f"`{key}`" in text, f"config key {key} is not in docs/reference.md"
+# Documented names, extracted and compared as sets with what the code defines (as
+# sqlite-utils' test_docs.py does for its commands): a key, option or exit code added to
+# one side only fails here, naming it.
+
+TICKED = re.compile(r"`([^`]+)`")
+
+
+def _table(doc: str, heading: str) -> list[list[str]]:
+    """The cells of the first Markdown table under ``heading`` (a line starting with it)."""
+    lines = (ROOT / doc).read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(heading))
+    rows: list[list[str]] = []
+    for line in lines[start + 1 :]:
+        if line.startswith("|"):
+            if not line.startswith("|---"):
+                rows.append([c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]])
+        elif rows or line.startswith("#"):
+            break
+    assert len(rows) > 1, f"no table under {heading!r} in {doc}"
+    return rows[1:]  # without the header row
+
+
+def _first_column(doc: str, heading: str) -> set[str]:
+    return {name for row in _table(doc, heading) for name in TICKED.findall(row[0])}
+
+
+def _outside_parentheses(text: str) -> str:
+    depth, kept = 0, []
+    for c in text:
+        depth += c == "("
+        if not depth:
+            kept.append(c)
+        depth -= c == ")" and depth > 0
+    return "".join(kept)
+
+
+def _kind_block_keys() -> dict[str, frozenset[str]]:
+    import importlib
+
+    out = {}
+    for info in KINDS.values():
+        if info.block is not None:
+            module = importlib.import_module(info.prober.split(":")[0].rsplit(".", 1)[0])
+            out[info.block] = module.FIELDS.keys
+    return out
+
+
+def _steps_keys() -> set[str]:
+    [row] = [r for r in _table("docs/reference.md", "### Probe keys") if r[0] == "`steps`"]
+    return set(TICKED.findall(row[3].split(":", 1)[1]))
+
+
+def _json_check_keys() -> set[str]:
+    [row] = [r for r in _table("docs/reference.md", "### `expect`") if r[0] == "`json`"]
+    inner = re.search(r"\{([^}]*)\}", row[1])
+    assert inner is not None
+    return {k.strip() for k in inner.group(1).split(",")}
+
+
+def _documented_keys() -> list[tuple[str, set[str], frozenset[str]]]:
+    from synthprobe.config import expectations, settings
+
+    ref = "docs/reference.md"
+    rows = [
+        ("probe", _first_column(ref, "### Probe keys"), PROBE_KEYS),
+        ("settings", _first_column(ref, "### Settings"), SETTINGS_KEYS),
+        ("alert", _first_column(ref, "### `alert`"), settings.ALERT_FIELDS.keys),
+        ("expect", _first_column(ref, "### `expect`"), EXPECT_KEYS),
+        ("expect.json", _json_check_keys(), expectations.JSON_CHECK_FIELDS.keys),
+        ("steps", _steps_keys(), STEP_KEYS),
+    ]
+    blocks = {r[0].strip("`"): r[1] for r in _table(ref, "### Kind blocks")}
+    for block, keys in _kind_block_keys().items():
+        ticked = set(TICKED.findall(_outside_parentheses(blocks.get(block, ""))))
+        rows.append((f"kind block {block}", ticked, keys))
+    return rows
+
+
+KEY_TABLES = _documented_keys()
+
+
+@pytest.mark.parametrize(
+    ("documented", "defined"), [r[1:] for r in KEY_TABLES], ids=[r[0] for r in KEY_TABLES]
+)
+def test_reference_documents_exactly_the_config_keys(
+    documented: set[str], defined: frozenset[str]
+) -> None:
+    assert sorted(defined - documented) == [], "keys missing from docs/reference.md"
+    assert sorted(documented - defined) == [], "documented keys the config does not know"
+
+
+def test_reference_documents_exactly_the_kinds() -> None:
+    [row] = [r for r in _table("docs/reference.md", "### Probe keys") if r[0] == "`kind`"]
+    assert set(TICKED.findall(row[1])) == set(KINDS)
+
+
+def _cli() -> dict[str, list[list[str]]]:
+    """Each command -> its options, each as the list of its spellings."""
+    import typer.main
+
+    from synthprobe.cli import app
+
+    group = typer.main.get_command(app)
+    commands = group.commands  # type: ignore[attr-defined]  # a group (typer's own click)
+    return {
+        name: [p.opts + p.secondary_opts for p in command.params if p.param_type_name == "option"]
+        for name, command in commands.items()
+    }
+
+
+CLI = _cli()
+OPTION = re.compile(r"(?<![\w-])(--?[a-z][a-z-]*)")
+
+
+def test_readme_documents_exactly_the_commands() -> None:
+    documented = {
+        TICKED.findall(row[0])[0].split()[1] for row in _table("README.md", "## Commands")
+    }
+    assert documented == set(CLI)
+
+
+def _readme_options() -> dict[str, set[str]]:
+    out = {}
+    for row in _table("README.md", "## Commands"):
+        command = TICKED.findall(row[0])[0]
+        out[command.split()[1]] = set(OPTION.findall(command))
+    # `probe run` has its own table of options
+    out["run"] = {
+        o for row in _table("README.md", "`probe run` options") for o in OPTION.findall(row[0])
+    }
+    return out
+
+
+README_OPTIONS = _readme_options()
+
+
+@pytest.mark.parametrize("command", sorted(CLI))
+def test_readme_documents_exactly_each_commands_options(command: str) -> None:
+    documented = README_OPTIONS[command] - {"-"}
+    spellings = CLI[command]
+    undocumented = [s[0] for s in spellings if not documented & set(s)]
+    unknown = documented - {o for s in spellings for o in s}
+    assert undocumented == [], f"probe {command}: options missing from README"
+    assert sorted(unknown) == [], f"probe {command}: README names options it does not have"
+
+
+def test_exit_codes_are_one_set_in_code_help_and_reference() -> None:
+    from typer.testing import CliRunner
+
+    from synthprobe import app as app_package
+    from synthprobe.cli import app
+
+    in_code = {v for k, v in vars(app_package).items() if k.startswith("EXIT_")}
+    table = {int(row[0]) for row in _table("docs/reference.md", "## Exit codes")}
+    help_text = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200"}).output
+    listed = " ".join(help_text.split("Exit:", 1)[1].split())
+    in_help = {int(n) for n in re.findall(r"(?:^|, )(\d+) ", listed)}
+    assert in_code == table == in_help, (in_code, table, in_help)
 
 
 def test_repository_cites_only_files_a_clone_has() -> None:
