@@ -97,6 +97,7 @@ def lines(tmp_path: Path) -> list[dict[str, Any]]:
     return results(tmp_path / "r.jsonl")
 
 
+@pytest.mark.slow
 def test_one_down_one_still_down_one_up_across_runs(
     tmp_path: Path, site: DemoPlatform, receiver: Receiver
 ) -> None:
@@ -435,6 +436,7 @@ def silent_listener() -> Iterator[int]:
         yield port
 
 
+@pytest.mark.slow
 def test_a_hung_target_costs_a_bounded_wait_and_keeps_the_event(
     tmp_path: Path, refused_url: str
 ) -> None:
@@ -455,6 +457,7 @@ probes:
     assert pending["lease"] is None  # released: the next run sends it
 
 
+@pytest.mark.slow
 def test_sigterm_while_sending_leaves_the_event_pending(tmp_path: Path, refused_url: str) -> None:
     with silent_listener() as port:
         cfg = config(

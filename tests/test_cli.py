@@ -459,6 +459,7 @@ def test_loading_configs_imports_no_prober_and_no_network_stack() -> None:
 
 
 @pytest.mark.parametrize("workers", ["1", "3"], ids=["one-process", "three-workers"])
+@pytest.mark.slow
 def test_2000_probes_under_load_all_recorded_and_classified(
     tmp_path: Path, platform: DemoPlatform, refused_url: str, workers: str
 ) -> None:

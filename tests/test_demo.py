@@ -19,6 +19,7 @@ from .conftest import run_specs, specs_from_yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_demo_shows_every_failure_class(tmp_path: Path) -> None:
     out = tmp_path / "demo.jsonl"
     result = subprocess.run(
@@ -89,6 +90,7 @@ def test_example_config_passes_against_demo_serve(tmp_path: Path) -> None:
     assert server.returncode == 0  # SIGTERM is a clean stop for --serve
 
 
+@pytest.mark.slow
 def test_demo_shows_a_live_ladder_with_one_slow_rendition_and_live_dash(tmp_path: Path) -> None:
     """`make demo`'s live ladder: every rendition checked, the slow one named; DASH live."""
     out = tmp_path / "demo.jsonl"
@@ -141,6 +143,7 @@ def test_probe_list_shows_the_live_options(tmp_path: Path) -> None:
         pytest.param("slow", "server.live_slow", "viewers would buffer", id="slow"),
     ],
 )
+@pytest.mark.slow
 def test_the_demo_ladder_breaks_one_rendition_on_demand(
     platform: DemoPlatform, mode: str, reason: str, words: str
 ) -> None:

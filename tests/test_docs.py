@@ -298,6 +298,7 @@ def _free_base_port() -> int:
     pytest.skip("no three free ports in a row on 127.0.0.1")
 
 
+@pytest.mark.slow
 def test_readme_demo_block_runs_as_written(tmp_path: Path) -> None:
     """The demo block, each line run as written (8787 moved to a free port, whose
     variables the demo's own `try:` line gives), and each comment's claim checked."""

@@ -124,6 +124,7 @@ def test_every_hostile_server_in_one_run(
     assert "expired" in (results["expired-cert"].error or "")
 
 
+@pytest.mark.slow
 def test_gzip_bomb_memory_is_bounded(platform: DemoPlatform, tmp_path: Path) -> None:
     """1 GiB of zeros as ~1 MB of gzip, through the real CLI: peak RSS stays small."""
     url = f"{platform.base_url}/fault/gzip-bomb?size={1024**3}"

@@ -390,6 +390,7 @@ REPLIES = st.one_of(
 )
 
 
+@pytest.mark.slow
 def test_random_and_mutated_dns_answers_are_always_classified() -> None:
     server = DnsServer()
     with server.running():
@@ -600,6 +601,7 @@ TCP_REPLIES = st.one_of(
 )
 
 
+@pytest.mark.slow
 def test_random_tcp_replies_are_always_classified() -> None:
     reply_to_send: list[bytes] = [b""]
 

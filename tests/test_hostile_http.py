@@ -382,6 +382,7 @@ def _upload(base: str, cleanup: str) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 def test_a_hanging_cleanup_neither_fails_nor_delays_the_probe(uploads: str, refused: int) -> None:
     results = run_timed(
         {

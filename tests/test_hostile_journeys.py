@@ -271,6 +271,7 @@ def _nxdomain(query: bytes) -> bytes:
     return response.to_wire()
 
 
+@pytest.mark.slow
 def test_random_captured_values_are_always_classified(app: str) -> None:
     port = app.rsplit(":", 1)[1]
     templates = [

@@ -445,6 +445,7 @@ def _config(tmp_path: Path, probes: list[dict[str, Any]]) -> Path:
     return config
 
 
+@pytest.mark.slow
 def test_ten_megabyte_playlist_fails_fast_in_bounded_memory(
     server: PlaylistServer, tmp_path: Path
 ) -> None:
@@ -490,6 +491,7 @@ def test_ten_megabyte_playlist_fails_fast_in_bounded_memory(
     assert got["healthy"]["ok"], got["healthy"]["error"]
 
 
+@pytest.mark.slow
 def test_sigterm_during_parse_heavy_live_probes_exits_130_and_keeps_lines(
     server: PlaylistServer, tmp_path: Path
 ) -> None:
@@ -581,6 +583,7 @@ def test_static_mpd_is_live_ended(server: PlaylistServer) -> None:
     assert wall < TIMEOUT + 1
 
 
+@pytest.mark.slow
 def test_deadline_during_every_variant_says_which_were_pending(server: PlaylistServer) -> None:
     server.routes["/all/master.m3u8"] = _constant(
         b'#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1,NAME="quick"\n/ok/index.m3u8\n'

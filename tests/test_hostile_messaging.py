@@ -424,6 +424,7 @@ def test_hostile_websocket_server(
         ),
     ],
 )
+@pytest.mark.slow
 def test_replies_are_matched_within_budget(
     ws_server: tuple[WsServer, int],
     path: str,
@@ -613,6 +614,7 @@ def _classified(result: ProbeResult) -> None:
 
 @settings(max_examples=100, deadline=None, derandomize=True)
 @given(raw=_frames())
+@pytest.mark.slow
 def test_any_bytes_after_the_upgrade_are_classified(
     ws_server: tuple[WsServer, int], raw: bytes
 ) -> None:
@@ -621,6 +623,7 @@ def test_any_bytes_after_the_upgrade_are_classified(
 
 @settings(max_examples=100, deadline=None, derandomize=True)
 @given(raw=_answers())
+@pytest.mark.slow
 def test_any_answer_to_the_upgrade_is_classified(
     ws_server: tuple[WsServer, int], raw: bytes
 ) -> None:

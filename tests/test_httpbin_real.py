@@ -129,6 +129,7 @@ def test_a_redirect_loop_says_where_it_loops(platform_url: str) -> None:
     ],
     ids=["status-418", "delay", "drip", "stream", "range", "response-headers", "anything"],
 )
+@pytest.mark.slow
 def test_what_already_works_keeps_working(
     httpbin: Any, path: str, fields: dict[str, Any], reason: str | None
 ) -> None:

@@ -134,6 +134,7 @@ def test_videos_that_do_not_play_fail_the_video_step(app: DemoPlatform) -> None:
     assert r.error == "video: status 404, expected 206"
 
 
+@pytest.mark.slow
 def test_one_deadline_covers_every_step(app: DemoPlatform) -> None:
     slow = f"""      - name: slow
         url: {app.base_url}/fault/slow-headers?delay=30

@@ -38,6 +38,7 @@ def test_the_four_product_kinds_and_http_are_registered() -> None:
     assert {"http", "feed", "upload", "live", "messaging"} <= set(KINDS)
 
 
+@pytest.mark.slow
 def test_every_module_imports_first_in_a_fresh_interpreter() -> None:
     # the registry, the config and the kinds import one another: whichever a program
     # (or a test) imports first must work, not only the order `probe run` happens to use

@@ -15,6 +15,8 @@ from synthprobe.probers.base import Network
 from .conftest import probe_once
 from .realprograms import HlsServer
 
+pytestmark = pytest.mark.slow  # real programs started per module: seconds each
+
 
 def live(url: str, **options: object) -> ProbeResult:
     return probe_once(url, kind="live", timeout="5s", live=options)

@@ -37,6 +37,8 @@ from synthprobe.models import Failure, ProbeResult
 from .conftest import run_specs, specs_from_yaml
 from .realprograms import FFMPEG, need, segments_in, stop, wait_until
 
+pytestmark = pytest.mark.slow  # real programs started per module: seconds each
+
 FFPROBE = shutil.which("ffprobe")
 TIMEOUT = 5.0
 SLOW_FACTOR = 2.0

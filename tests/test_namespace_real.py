@@ -121,6 +121,7 @@ def test_a_cut_off_machine_exits_3_and_marks_its_failures(tmp_path: Path) -> Non
     assert data["outages"] == [] and all(p["runs"] == 0 for p in data["probes"])
 
 
+@pytest.mark.slow
 def test_a_live_control_means_the_platform_is_down(tmp_path: Path) -> None:
     config = CUT_OFF.replace('"http://127.1.2.3/"', '"http://127.0.0.1:8000/"')
     done = in_namespace(tmp_path, config, nameserver="127.1.0.53", serve_http=True)

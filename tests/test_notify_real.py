@@ -368,6 +368,7 @@ probes:
 
 
 @pytest.mark.parametrize("change", ["url-fixed", "target-added"])
+@pytest.mark.slow
 def test_an_outage_reaches_a_target_configured_later_once(
     tmp_path: Path, switch: Switch, change: str
 ) -> None:

@@ -11,6 +11,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from synthprobe.demo import DemoPlatform
@@ -126,6 +127,7 @@ def test_hung_resolver_is_dns_timeout_and_does_not_hold_up_exit(tmp_path: Path) 
     assert (record["failure"], record["reason"]) == ("dns", "dns.timeout")
 
 
+@pytest.mark.slow
 def test_sigterm_with_hung_resolver_exits_within_2s(tmp_path: Path) -> None:
     config = config_with(
         tmp_path, ['  - {name: slow-dns, url: "http://api.example.invalid/", timeout: 30s}']
@@ -146,6 +148,7 @@ def test_sigterm_with_hung_resolver_exits_within_2s(tmp_path: Path) -> None:
     assert "Traceback" not in stderr
 
 
+@pytest.mark.slow
 def test_5000_probes_one_line_each_bounded_memory(tmp_path: Path, platform: DemoPlatform) -> None:
     lines = [f'  - {{name: p{i}, url: "{platform.base_url}/healthz"}}' for i in range(5000)]
     config = config_with(tmp_path, lines)

@@ -120,6 +120,7 @@ def tmux_ok() -> None:
         pytest.skip("tmux is not installed (`make test` installs Debian's tmux as root)")
 
 
+@pytest.mark.slow
 def test_watch_in_a_real_terminal(
     tmux_ok: None, switch: Switch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -161,6 +162,7 @@ def test_until_up_exits_0_on_its_own_in_a_terminal(
         term.kill()
 
 
+@pytest.mark.slow
 def test_without_a_terminal_one_line_per_change(switch: Switch, tmp_path: Path) -> None:
     config = _config(tmp_path, switch)
     out = tmp_path / "w.jsonl"
