@@ -8,10 +8,12 @@ VmHWM only grows, so the last reading before exit holds the peak.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, AnyStr
 
 from .commands import probe_cmd
 
@@ -60,3 +62,21 @@ def probe_url_watching_peak(url: str, tmp_path: Path, seconds: float) -> tuple[d
     [record] = [json.loads(line) for line in out.read_text().splitlines()]
     assert peak > 0, "could not read /proc/PID/status"
     return record, peak
+
+
+def sigterm_when(
+    proc: subprocess.Popen[AnyStr], ready: Callable[[], bool], *, wait: float = 20, exit: float = 10
+) -> tuple[AnyStr, float]:
+    """Once ``ready()`` (or after ``wait`` seconds, bounded), SIGTERM ``proc``; return its
+    stderr and the seconds it took to exit. The process is killed whatever happens."""
+    try:
+        until = time.monotonic() + wait
+        while time.monotonic() < until and not ready():
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        _, stderr = proc.communicate(timeout=exit)
+        return stderr, time.monotonic() - sent
+    finally:
+        proc.kill()
+        proc.wait()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import signal
 import socket
 import struct
 import subprocess
@@ -27,7 +26,7 @@ from synthprobe.models import ProbeResult
 
 from .commands import results
 from .conftest import run_specs, specs_from_yaml
-from .procwatch import wait_watching_peak
+from .procwatch import sigterm_when, wait_watching_peak
 from .sockets import accepting
 
 Reply = Callable[[bytes], bytes | None]
@@ -567,19 +566,8 @@ def test_sigterm_during_a_regex_heavy_tcp_probe_exits_130_and_keeps_lines(
             stderr=subprocess.PIPE,
             text=True,
         )
-        try:
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and not (
-                out.exists() and out.read_text().count("\n") >= 1
-            ):
-                time.sleep(0.05)
-            proc.send_signal(signal.SIGTERM)
-            sent = time.monotonic()
-            _, stderr = proc.communicate(timeout=10)
-            assert time.monotonic() - sent < 5
-        finally:
-            proc.kill()
-            proc.wait()
+        stderr, took = sigterm_when(proc, lambda: out.exists() and out.read_text().count("\n") >= 1)
+    assert took < 5
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert [r["probe"] for r in results(out)] == ["quick"]

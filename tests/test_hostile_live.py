@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
-import signal
 import subprocess
 import threading
 import time
@@ -27,7 +26,7 @@ from synthprobe.probers.live.playlist import MAX_SEGMENTS
 
 from .commands import probe_cmd, results
 from .conftest import run_specs, specs_from_yaml
-from .procwatch import wait_watching_peak
+from .procwatch import sigterm_when, wait_watching_peak
 
 Route = Callable[[int], bytes]
 """A playlist path's body for its n-th request (0 first)."""
@@ -517,22 +516,16 @@ def test_sigterm_during_parse_heavy_live_probes_exits_130_and_keeps_lines(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    try:
-        until = time.monotonic() + 20
-        # every heavy probe has its playlist: eight parses are queued for two threads
-        while time.monotonic() < until and not (
+    # ready when every heavy probe has its playlist: eight parses queued for two threads
+    stderr, took = sigterm_when(
+        proc,
+        lambda: (
             out.exists()
             and "quick" in out.read_text()
             and server.hits.get("/heavy/index.m3u8", 0) >= 8
-        ):
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        sent = time.monotonic()
-        _, stderr = proc.communicate(timeout=15)
-        took = time.monotonic() - sent
-    finally:
-        proc.kill()
-        proc.wait()
+        ),
+        exit=15,
+    )
     assert proc.returncode == 130, stderr
     assert took < 5
     assert b"Traceback" not in stderr

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import signal
 import socket
 import struct
 import subprocess
@@ -31,7 +30,7 @@ from synthprobe.probers.messaging.prober import check_handshake
 
 from .commands import probe_cmd
 from .conftest import run_specs, specs_from_yaml
-from .procwatch import wait_watching_peak
+from .procwatch import sigterm_when, wait_watching_peak
 from .sockets import accepting
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -517,17 +516,8 @@ def test_sigterm_ends_a_run_busy_matching_replies(
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
-        waited = time.monotonic() + 20
-        while time.monotonic() < waited and not (out.exists() and out.read_text().count("\n")):
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        sent = time.monotonic()
-        _, stderr = proc.communicate(timeout=10)
-        assert time.monotonic() - sent < 5
-    finally:
-        proc.kill()
-        proc.wait()
+    stderr, took = sigterm_when(proc, lambda: out.exists() and out.read_text().count("\n") > 0)
+    assert took < 5
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert [r["probe"] for r in map(json.loads, out.read_text().splitlines())] == ["quick"]
