@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from synthprobe.models import Failure, Reason
+from synthprobe.models import Failure, Reason, State, Vantage
 from synthprobe.output.files import write_atomic
 from synthprobe.output.jsonl import JsonlWriter
 from synthprobe.output.junit import junit_xml
@@ -76,6 +76,8 @@ text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]),
     total=st.none() | st.floats(0, 1e6, allow_nan=False),
     millis=st.integers(0, 4_102_444_799_999),
     details=st.dictionaries(text, st.integers() | text | st.booleans(), max_size=4),
+    state=st.none() | st.sampled_from(list(State)),
+    vantage=st.none() | st.sampled_from(list(Vantage)),
 )
 def test_jsonl_round_trip(
     name: str,
@@ -86,6 +88,8 @@ def test_jsonl_round_trip(
     total: float | None,
     millis: int,
     details: dict[str, object],
+    state: State | None,
+    vantage: Vantage | None,
 ) -> None:
     """What the writer encodes, the report's reader (record.decode) reads back the same:
     the two halves of schema 1 cannot drift apart."""
@@ -103,6 +107,9 @@ def test_jsonl_round_trip(
         ts=format_utc(millis / 1000),
         timings_ms={**dict.fromkeys(PHASES), "total": total},
         details=details,
+        state=state,
+        since=None if state is None else format_utc(millis / 1000),
+        vantage=vantage,
     )
     data = encode(r)
     assert data.endswith(b"\n") and data.count(b"\n") == 1  # one line whatever the text
@@ -111,7 +118,10 @@ def test_jsonl_round_trip(
     assert line.failure == r.failure and line.reason == (r.reason.value if r.reason else None)
     assert round(line.ts * 1000) == millis
     assert line.latency_ms == total if total is not None else math.isnan(line.latency_ms)
-    assert line.no_data == (r.failure is Failure.INTERNAL)
+    assert line.no_data == (r.failure is Failure.INTERNAL or vantage is Vantage.DOWN)
+    assert line.maintenance == (state is State.MAINTENANCE)
+    raw = json.loads(data)
+    assert (raw.get("state"), raw.get("vantage")) == (state, vantage)  # enums as their words
 
 
 def test_writer_appends_whole_lines(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import json
 import math
 from typing import Any, NamedTuple
 
-from synthprobe.models import Failure, ProbeResult
+from synthprobe.models import Failure, ProbeResult, State, Vantage
 from synthprobe.units import parse_utc
 
 SCHEMA = 1
@@ -125,6 +125,6 @@ def decode(line: bytes) -> Line:
         failure,
         latency,
         reason if isinstance(reason, str) else None,
-        rec.get("state") == "maintenance",
-        rec.get("vantage") == "down" or failure is Failure.INTERNAL,
+        rec.get("state") == State.MAINTENANCE,
+        rec.get("vantage") == Vantage.DOWN or failure is Failure.INTERNAL,
     )
