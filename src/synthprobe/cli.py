@@ -22,7 +22,9 @@ from synthprobe.models import ListFormat, RunFormat  # noqa: E402
 
 class _Command(typer.core.TyperCommand):
     """Help as people write it: ``probe run [OPTIONS] CONFIG...``, and an argument shown
-    by its name (typer 0.29 prints ``{CONFIG}...`` and ``CONFIG <list[str]>``)."""
+    by its name (typer 0.29 prints ``{CONFIG}...`` and ``CONFIG <list[str]>``).
+    ``ctx`` is ``Any``: its type is in typer's private ``typer._click``, and the public
+    ``typer.Context`` is narrower than the methods overridden here."""
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
