@@ -291,7 +291,7 @@ def _probe(
         key = "json" if body[1] else "body"
         block.add(m[key], f"{path}.{key}", f"not for kind {kind}: it sends its own request body")
     journey = None
-    if any(k in own for k in JOURNEY_KEYS):
+    if not JOURNEY_KEYS.isdisjoint(own):
         if not info.journeys:
             key = next(k for k in JOURNEY_KEYS if k in own)
             message = f"not for kind {kind}: steps are for HTTP requests"
