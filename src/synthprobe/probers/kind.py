@@ -79,7 +79,8 @@ class KindInfo:
     describe_block: BlockDescriber = describe_fields
     """How ``probe list`` shows the options."""
     steps: tuple[KindStep, ...] = ()
-    """Timeline steps the kind adds, each with what a deadline cutting it means."""
+    """Steps the kind adds to an attempt's clock, each with what a deadline cutting it
+    means."""
     negotiates_http: bool = True
     """Speaks HTTP through ``probers/exchange.py``: ``http_version`` applies, and every
     result records ``details.http_version``."""
