@@ -326,6 +326,14 @@ def choice(choices: Iterable[str], what: str) -> ReadFn[str]:
     return lambda r, loc, path: r.choice(loc, path, choices, what)
 
 
+def http_method(r: Reader, loc: Located, path: str) -> str:
+    """An HTTP method, upper-cased: a token (no spaces, no header injection)."""
+    method = r.text(loc, path).upper()
+    if not TOKEN_RE.match(method):
+        fail(loc, path, f"bad HTTP method {method!r}")
+    return method
+
+
 def scalar_text(r: Reader, loc: Located, path: str) -> str:
     """Text, taking a number as written (``body_contains: 42``)."""
     return r.text(loc, path, allow_scalar=True)

@@ -27,6 +27,7 @@ from synthprobe.config.readers import (
     Table,
     check_url,
     choice,
+    http_method,
     integer,
     list_of,
     mapping,
@@ -342,13 +343,6 @@ def _name(r: Reader, loc: Located, path: str) -> str:
     return name
 
 
-def _method(r: Reader, loc: Located, path: str) -> str:
-    method = r.text(loc, path).upper()
-    if not TOKEN_RE.match(method):
-        fail(loc, path, f"bad HTTP method {method!r}")
-    return method
-
-
 def _ip_version(r: Reader, loc: Located, path: str) -> int | None:
     text = str(loc.value).lower() if not isinstance(loc.value, bool) else ""
     if text not in ("4", "6", "auto"):
@@ -546,7 +540,7 @@ PROBE_FIELDS = Table(
     Field("name", _name, required=True),
     Field("kind", choice(KINDS, "kind"), attr=None),
     Field("url", Reader.text, required=True),
-    Field("method", _method, attr=None),
+    Field("method", http_method, attr=None),
     Field("headers", _headers),
     Field("timeout", Reader.duration),
     Field("retries", integer(0, 100)),
@@ -574,7 +568,7 @@ JOURNEY_KEYS = frozenset({"capture", "mask", "steps", "step_name"})
 STEP_FIELDS = Table(
     Field("name", _name, required=True),
     Field("url", Reader.text, required=True),
-    Field("method", _method),
+    Field("method", http_method),
     Field("headers", _headers, attr=None),
     Field("json", raw, attr=None),
     Field("body", raw, attr=None),

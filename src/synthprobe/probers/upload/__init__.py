@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from synthprobe.config.nodes import Located, fail
-from synthprobe.config.readers import TOKEN_RE, Field, Reader, Table, check_url
+from synthprobe.config.readers import Field, Reader, Table, check_url, http_method
 from synthprobe.jsonpath import fill_template, parse_json_path, placeholders
 from synthprobe.models import Reason
 from synthprobe.probers.kind import KindInfo
@@ -52,14 +52,7 @@ def _template(r: Reader, loc: Located, path: str) -> str:
     return url
 
 
-def _method(r: Reader, loc: Located, path: str) -> str:
-    method = r.text(loc, path).upper()
-    if not TOKEN_RE.match(method):
-        fail(loc, path, "bad HTTP method")
-    return method
-
-
-CLEANUP = Table(Field("url", _template, required=True), Field("method", _method))
+CLEANUP = Table(Field("url", _template, required=True), Field("method", http_method))
 
 
 def _cleanup(r: Reader, loc: Located, path: str) -> tuple[str | None, str]:
