@@ -186,6 +186,12 @@ def join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
+def item_of(loc: Located, i: int) -> Located:
+    """The node of the ``i``-th value of a text-or-list (``Reader.strings``): a problem
+    with one item is reported at that item's line."""
+    return loc.value[i] if isinstance(loc.value, list) else loc
+
+
 def list_of(loc: Located, path: str) -> list[Located]:
     if isinstance(loc.value, list):
         return loc.value

@@ -29,6 +29,7 @@ from synthprobe.config.readers import (
     choice,
     http_method,
     integer,
+    item_of,
     list_of,
     mapping,
     raw,
@@ -469,7 +470,7 @@ def _journey(
     mask = r.strings(m["mask"], f"{path}.mask") if "mask" in m else ()
     for i, name in enumerate(mask):
         if name not in known:
-            item = m["mask"].value[i] if isinstance(m["mask"].value, list) else m["mask"]
+            item = item_of(m["mask"], i)
             fail(item, f"{path}.mask[{i}]", f"no step captures {name}")
     return Journey(main=main, capture=capture, steps=tuple(steps), mask=mask)
 
@@ -525,7 +526,7 @@ def _failure_names(r: Reader, loc: Located, path: str) -> list[str]:
     names = r.strings(loc, path)
     for i, value in enumerate(names):
         if value not in {f.value for f in TARGET_FAILURES}:  # a bug is never retried
-            item = loc.value[i] if isinstance(loc.value, list) else loc
+            item = item_of(loc, i)
             fail(
                 item,
                 f"{path}[{i}]",

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from synthprobe.config.nodes import Located, fail
-from synthprobe.config.readers import Field, Reader, Table, each, integer, list_of, raw
+from synthprobe.config.readers import Field, Reader, Table, each, integer, item_of, list_of, raw
 from synthprobe.models import AlertRule, MaintenanceWindow, Weekday
 from synthprobe.probers import KINDS
 from synthprobe.units import parse_utc
@@ -36,7 +36,7 @@ def _notify_urls(r: Reader, loc: Located, path: str) -> tuple[str, ...]:
 
     urls = r.strings(loc, path)
     for i, url in enumerate(urls):
-        item = loc.value[i] if isinstance(loc.value, list) else loc
+        item = item_of(loc, i)
         scheme, sep, rest = url.partition("://")
         if not sep or not scheme or not rest or any(c.isspace() for c in url):
             fail(
@@ -67,7 +67,7 @@ def _weekdays(r: Reader, loc: Located, path: str) -> tuple[Weekday, ...]:
         try:
             days.append(Weekday[name.strip().upper()])
         except KeyError:
-            item = loc.value[i] if isinstance(loc.value, list) else loc
+            item = item_of(loc, i)
             fail(item, f"{path}[{i}]", f'unknown weekday "{name}": expected monday ... sunday')
     return tuple(days)
 
@@ -149,7 +149,7 @@ def _controls(r: Reader, loc: Located, path: str) -> tuple[str, ...]:
     """``https://...`` (or http), ``dns:NAME`` or ``tcp:HOST:PORT``."""
     controls = r.strings(loc, path)
     for i, control in enumerate(controls):
-        item = loc.value[i] if isinstance(loc.value, list) else loc
+        item = item_of(loc, i)
         problem = _control_problem(control)
         if problem:
             fail(item, f"{path}[{i}]", f"bad control {control!r}: {problem}")
