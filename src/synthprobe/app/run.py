@@ -104,7 +104,7 @@ def _override(spec: ProbeSpec, opts: RunOptions, settings: Settings) -> ProbeSpe
 @dataclass(frozen=True, slots=True)
 class Plan:
     """What a run will do, decided before anything is sent: the settings (CLI over
-    config), the probes, where results go, and the run's identity."""
+    config, where results go among them), the probes, and where it probes from."""
 
     settings: Settings
     specs: list[ProbeSpec]
