@@ -136,6 +136,43 @@ def test_writer_appends_whole_lines(tmp_path: Path) -> None:
     assert [json.loads(x)["probe"] for x in lines[1:]] == [f"p{i}" for i in range(5)]
 
 
+OURS = encode(result(name="earlier"))
+TAILS = [
+    pytest.param(b"", b"", id="empty-file"),
+    pytest.param(OURS, OURS, id="whole-lines"),
+    pytest.param(OURS + OURS[:300], OURS, id="ours-torn-mid-line-is-cut"),
+    pytest.param(OURS + OURS[:3], OURS, id="ours-torn-after-3-bytes-is-cut"),
+    pytest.param(OURS[:200], b"", id="only-a-torn-line-is-cut"),
+    pytest.param(OURS + OURS[:-1], OURS + OURS, id="ours-whole-but-the-newline-is-ended"),
+    pytest.param(b"notes\nno newline", b"notes\nno newline\n", id="other-text-is-kept"),
+    pytest.param(b'{"a": 1}', b'{"a": 1}\n', id="other-json-is-kept"),
+]
+
+
+@pytest.mark.parametrize(("before", "kept"), TAILS)
+def test_a_torn_tail_never_swallows_the_next_line(
+    tmp_path: Path, before: bytes, kept: bytes
+) -> None:
+    """A writer killed mid-line (the kernel stops a write between pages on SIGKILL)
+    leaves a fragment; the next line must not run into it, and nothing but a fragment
+    of our own may be cut."""
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(before)
+    writer = JsonlWriter(str(path))
+    writer.write(result(name="next"))
+    writer.write(result(name="after"))
+    writer.close()
+    assert path.read_bytes() == kept + encode(result(name="next")) + encode(result(name="after"))
+
+
+def test_a_long_foreign_tail_is_ended_not_read_to_the_start(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    text = b"x" * (5 * 1024 * 1024)  # no newline within the 4 MiB looked at
+    path.write_bytes(text)
+    JsonlWriter(str(path)).write(result())
+    assert path.read_bytes() == text + b"\n" + encode(result())
+
+
 def test_writer_to_stream() -> None:
     stream = io.BytesIO()
     JsonlWriter(stream=stream).write(result())

@@ -15,9 +15,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from synthprobe.demo import DemoPlatform
+from synthprobe.output.jsonl import JsonlWriter
 
 from .commands import probe_cmd
 from .procwatch import wait_watching_peak
+from .results import make_result
 
 
 def config_with(tmp_path: Path, lines: list[str], name: str = "c.yaml") -> Path:
@@ -48,11 +50,55 @@ def test_sigkill_loses_at_most_the_line_being_written(
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)  # mid-run, while lines are being appended
     proc.wait(10)
-    data = out.read_bytes()
-    assert data.endswith(b"\n"), "a torn last line"
-    records = [json.loads(line) for line in data.splitlines()]
-    assert 0 < len(records) < 420
-    assert len({r["probe"] for r in records}) == len(records)
+    # the kernel may have cut the line being written (a write stops between pages when
+    # the process is killed); the next run's writer cuts that fragment before its line
+    JsonlWriter(str(out)).write(make_result("next-run"))
+    records = [json.loads(line) for line in out.read_bytes().splitlines()]
+    assert records[-1]["probe"] == "next-run"
+    killed = records[:-1]
+    assert 0 < len(killed) < 420
+    assert len({r["probe"] for r in killed}) == len(killed)
+
+
+TEARING_WRITER = """
+import sys
+from synthprobe.output.jsonl import JsonlWriter
+from tests.results import make_result
+writer = JsonlWriter(sys.argv[1])
+big = make_result("big", details={"pad": "x" * (4 * 1024 * 1024)})
+for _ in range(200):  # bounded: killed long before
+    writer.write(big)
+"""
+
+
+def test_a_line_the_kernel_tore_on_sigkill_is_cut_by_the_next_writer(tmp_path: Path) -> None:
+    """Lines of 4 MiB: SIGKILL lands inside a write, which Linux stops between pages,
+    leaving a torn line (the reason the writer mends the tail). The next writer's line
+    starts a line of its own and every line parses."""
+    import sys
+
+    out = tmp_path / "r.jsonl"
+    root = Path(__file__).resolve().parent.parent
+    torn = 0
+    for _ in range(5):  # bounded; a kill almost always lands mid-write
+        out.unlink(missing_ok=True)
+        proc = subprocess.Popen([sys.executable, "-c", TEARING_WRITER, str(out)], cwd=root)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (out.exists() and out.stat().st_size > 9e6):
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        data = out.read_bytes()
+        if data.endswith(b"\n"):
+            continue  # the kill fell between two writes: try again
+        torn += 1
+        JsonlWriter(str(out)).write(make_result("next-run"))
+        lines = out.read_bytes().splitlines()
+        records = [json.loads(line) for line in lines]
+        assert records[-1]["probe"] == "next-run"
+        assert all(r["probe"] == "big" for r in records[:-1]) and len(records) >= 3
+        break
+    assert torn, "no kill tore a line in 5 tries: the premise of this test did not hold"
 
 
 def test_four_overlapping_runs_append_1200_whole_lines(
