@@ -166,3 +166,22 @@ def test_the_demo_ladder_breaks_one_rendition_on_demand(
     assert words in result.error
     [healthy] = run_specs(specs_from_yaml(f"probes:\n  - {json.dumps(probe)}\n"))
     assert healthy.ok, healthy.error
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [(b"\xb2", b"404"), (b"%C2%B2", b"404"), (b"503", b"503")],
+    ids=["latin-1-superscript-two", "percent-encoded", "ascii"],
+)
+def test_a_fault_path_with_odd_digits_is_not_found_not_a_crash(
+    platform: DemoPlatform, raw: bytes, status: bytes
+) -> None:
+    """The demo platform takes any client's bytes. Byte 0xB2 is "²" in the request
+    line's Latin-1, a digit to ``str.isdigit`` that ``int`` refuses: it once crashed the
+    handler (no answer at all)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", platform.port), timeout=5) as sock:
+        sock.sendall(b"GET /fault/" + raw + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = sock.recv(200)
+    assert answer.startswith(b"HTTP/1.1 " + status), answer

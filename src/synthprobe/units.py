@@ -24,6 +24,12 @@ _SIZE_UNITS = {
 }
 
 
+def is_whole_number(text: str) -> bool:
+    """ASCII digits and nothing else: ``str.isdigit`` also says yes to "²", which
+    ``int`` refuses (a traceback where a clear message was due)."""
+    return text.isascii() and text.isdigit()
+
+
 MAX_DEADLINE = 86400.0
 """The longest deadline a probe may have (24h), from a config or from ``--timeout``."""
 

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from synthprobe.demo.http import REASONS, HttpRequest, float_arg, head, int_arg, respond
+from synthprobe.units import is_whole_number
 
 Handler = Callable[[HttpRequest, asyncio.StreamWriter], Awaitable[None]]
 
@@ -180,7 +181,7 @@ def handler_for(mode: str) -> Handler | None:
     """The handler of ``/fault/MODE`` (``status/CODE`` and bare codes included)."""
     if mode.startswith("status/"):
         mode = mode[len("status/") :]
-    if mode.isdigit():
+    if is_whole_number(mode):
         return status(int(mode))
     fault = FAULTS.get(mode)
     return fault.handler if fault else None

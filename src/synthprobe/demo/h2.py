@@ -20,6 +20,7 @@ import h2.events
 import h2.exceptions
 
 from synthprobe.demo.http import HttpRequest
+from synthprobe.units import is_whole_number
 
 
 def throwaway_tls() -> ssl.SSLContext:
@@ -47,7 +48,7 @@ def feed_body(limit: int) -> bytes:
 def _answer(req: HttpRequest) -> tuple[int, bytes]:
     if req.path in ("/v1/feed", "/v1/feed/trending"):
         limit = req.query.get("limit", "10")
-        return 200, feed_body(int(limit) if limit.isdigit() else 10)
+        return 200, feed_body(int(limit) if is_whole_number(limit) else 10)
     if req.path == "/healthz":
         return 200, b"ok\n"
     return 404, b'{"error": "not found over HTTP/2"}'

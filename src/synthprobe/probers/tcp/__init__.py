@@ -13,6 +13,7 @@ from synthprobe.config.readers import Field, Reader, Table, scalar_text
 from synthprobe.models import Reason
 from synthprobe.probers.kind import ControlForm, KindInfo
 from synthprobe.steps import KindStep, Step
+from synthprobe.units import is_whole_number
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,7 @@ MORE = KindStep("more", Reason.SERVER_REPLY, "reply still not matching after {t}
 
 def _control_ok(hostport: str) -> bool:
     host, _, port = hostport.rpartition(":")
-    return bool(host.strip("[]")) and port.isdigit() and 1 <= int(port) <= 65535
+    return bool(host.strip("[]")) and is_whole_number(port) and 1 <= int(port) <= 65535
 
 
 CONTROL = ControlForm(
