@@ -164,3 +164,85 @@ def test_cli_on_mutations_exits_0_or_2_with_one_line_errors(tmp_path: Path) -> N
         if result.returncode == 2:
             lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
             assert lines and all(str(path) in line for line in lines), result.stderr
+
+
+ODD_VALUES = [
+    "²",  # a digit to str.isdigit, not to int
+    "٣٠٠",  # Arabic-Indic digits: int takes them
+    "1²",
+    "-0",
+    "1e400",
+    "99999999999999999999999",
+    "NaN",
+    "\u200b",
+    "tcp:x:²",
+    "dns:",
+    "${NOPE}",
+    -1,
+    1e400,
+    True,
+    None,
+    [],
+    {},
+    ["²", "٣"],
+    [{"a": "²"}],
+]
+
+
+def _odd_configs() -> list[tuple[str, dict[str, object]]]:
+    """Every key of every table (settings, probe, expect, alert, JSON check, kind
+    blocks), each given each odd value: the tables say which keys exist."""
+    from synthprobe.config import expectations, settings
+    from synthprobe.config.schema import PROBE_FIELDS
+    from synthprobe.probers import KINDS
+
+    probe = {"name": "a", "url": "http://127.0.0.1/"}
+    out: list[tuple[str, dict[str, object]]] = []
+    for key in sorted(settings.SETTINGS_FIELDS.keys):
+        out.append((f"settings.{key}", {"settings": {key: None}, "probes": [probe]}))
+    for key in sorted(PROBE_FIELDS.keys):
+        out.append((key, {"probes": [{**probe, key: None}]}))
+    for key in sorted(expectations.EXPECT_FIELDS.keys):
+        out.append((f"expect.{key}", {"probes": [{**probe, "expect": {key: None}}]}))
+    for key in sorted(expectations.JSON_CHECK_FIELDS.keys - {"path"}):
+        check = {"path": "a", key: None}
+        out.append((f"expect.json.{key}", {"probes": [{**probe, "expect": {"json": [check]}}]}))
+    for key in sorted(settings.ALERT_FIELDS.keys):
+        out.append((f"alert.{key}", {"probes": [{**probe, "alert": {key: None}}]}))
+    for key in sorted(settings.WINDOW_FIELDS.keys):
+        window = {"every": ["sunday"], "start": "03:00", "duration": "1h", key: None}
+        out.append(
+            (f"maintenance.{key}", {"settings": {"maintenance": [window]}, "probes": [probe]})
+        )
+    for name, info in KINDS.items():
+        if info.block is None:
+            continue
+        import importlib
+
+        table = importlib.import_module(f"synthprobe.probers.{name}").FIELDS
+        url = {"tcp": "tcp://127.0.0.1:1", "dns": "dns:x.invalid", "messaging": "ws://127.0.0.1/"}
+        kind_probe = {**probe, "kind": name, "url": url.get(name, probe["url"])}
+        for key in sorted(table.keys):
+            out.append((f"{name}.{key}", {"probes": [{**kind_probe, name: {key: None}}]}))
+    return out
+
+
+ODD = _odd_configs()
+
+
+def _place(doc: object, value: object) -> object:
+    """``doc`` with its one None (the key under test) replaced by ``value``."""
+    if isinstance(doc, dict):
+        return {k: value if v is None else _place(v, value) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_place(v, value) for v in doc]
+    return doc
+
+
+@pytest.mark.parametrize(("where", "doc"), ODD, ids=[o[0] for o in ODD])
+def test_every_key_takes_every_odd_value_cleanly(where: str, doc: dict[str, object]) -> None:
+    """No value of any key ends in anything but a config or ConfigError lines."""
+    import json
+
+    for value in ODD_VALUES:
+        check(json.dumps(_place(doc, value)).encode())

@@ -19,28 +19,32 @@ from synthprobe.config.readers import (
 )
 from synthprobe.jsonpath import parse_json_path
 from synthprobe.models import AnswerCheck, Expectation, JsonCheck
+from synthprobe.units import is_whole_number
 
 _STATUS_CLASS_RE = re.compile(r"^[1-5]xx$")
 
 
 def _status_list(r: Reader, loc: Located, path: str) -> tuple[int | str, ...]:
-    items = list_of(loc, path) if isinstance(loc.value, list) else [loc]
-    out: list[int | str] = []
-    for i, item in enumerate(items):
-        value, sub = item.value, f"{path}[{i}]" if isinstance(loc.value, list) else path
-        if isinstance(value, str):
-            value = r.text(item, sub).strip()
-            if _STATUS_CLASS_RE.match(value.lower()):
-                out.append(value.lower())
-                continue
-            if value.isdigit():
-                value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
-            fail(item, sub, f"bad status {item.value!r}: use a code like 200 or a class like 2xx")
-        out.append(value)
+    if not isinstance(loc.value, list):
+        return (_status(r, loc, path),)
+    out = each(list_of(loc, path), path, lambda item, where: _status(r, item, where))
     if not out:
         fail(loc, path, "the list is empty: no status could pass")
-    return tuple(out)
+    return out
+
+
+def _status(r: Reader, loc: Located, path: str) -> int | str:
+    """A code (``200``, ``"404"``) or a class (``2xx``)."""
+    value = loc.value
+    if isinstance(value, str):
+        value = r.text(loc, path).strip()
+        if _STATUS_CLASS_RE.match(value.lower()):
+            return value.lower()
+        if is_whole_number(value):
+            value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
+        fail(loc, path, f"bad status {loc.value!r}: use a code like 200 or a class like 2xx")
+    return value
 
 
 def read_expect(r: Reader, loc: Located, path: str) -> Expectation:

@@ -105,6 +105,20 @@ def each(items: list[Located], path: str, read: Callable[[Located, str], T]) -> 
     return tuple(x for x in out if x is not None)
 
 
+def each_string(
+    r: Reader, loc: Located, path: str, check: Callable[[str, Located, str], T]
+) -> tuple[T, ...]:
+    """A text or a list of texts (``Reader.strings``), each item given to ``check`` with
+    its node and path; every item's problem is kept, not only the first."""
+    texts = r.strings(loc, path)
+    problems = Collector()
+    out = [
+        problems.take(check, text, item_of(loc, i), f"{path}[{i}]") for i, text in enumerate(texts)
+    ]
+    problems.raise_any()
+    return tuple(x for x in out if x is not None)
+
+
 class Table:
     """A block's fields, indexed: the one place the block's keys are written."""
 

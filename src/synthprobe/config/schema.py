@@ -27,9 +27,9 @@ from synthprobe.config.readers import (
     Table,
     check_url,
     choice,
+    each_string,
     http_method,
     integer,
-    item_of,
     list_of,
     mapping,
     raw,
@@ -352,7 +352,7 @@ def _ip_version(r: Reader, loc: Located, path: str) -> int | None:
 
 
 def _retry_on(r: Reader, loc: Located, path: str) -> frozenset[Failure]:
-    return frozenset(Failure(c) for c in _failure_names(r, loc, path))
+    return frozenset(each_string(r, loc, path, _failure))
 
 
 def _body(r: Reader, m: dict[str, Located], path: str) -> tuple[str | None, bool]:
@@ -467,11 +467,13 @@ def _journey(
         known |= {c.name for c in step.capture}
         steps.append(step)
     problems.raise_any()
-    mask = r.strings(m["mask"], f"{path}.mask") if "mask" in m else ()
-    for i, name in enumerate(mask):
+
+    def captured(name: str, item: Located, where: str) -> str:
         if name not in known:
-            item = item_of(m["mask"], i)
-            fail(item, f"{path}.mask[{i}]", f"no step captures {name}")
+            fail(item, where, f"no step captures {name}")
+        return name
+
+    mask = each_string(r, m["mask"], f"{path}.mask", captured) if "mask" in m else ()
     return Journey(main=main, capture=capture, steps=tuple(steps), mask=mask)
 
 
@@ -522,17 +524,11 @@ def _http_version(r: Reader, loc: Located, path: str) -> HttpVersion:
     return HttpVersion(text)
 
 
-def _failure_names(r: Reader, loc: Located, path: str) -> list[str]:
-    names = r.strings(loc, path)
-    for i, value in enumerate(names):
-        if value not in {f.value for f in TARGET_FAILURES}:  # a bug is never retried
-            item = item_of(loc, i)
-            fail(
-                item,
-                f"{path}[{i}]",
-                f'unknown failure class "{value}": expected dns, network, server or timeout',
-            )
-    return list(names)
+def _failure(name: str, item: Located, where: str) -> Failure:
+    if name not in {f.value for f in TARGET_FAILURES}:  # a bug is never retried
+        message = f'unknown failure class "{name}": expected dns, network, server or timeout'
+        fail(item, where, message)
+    return Failure(name)
 
 
 # The tables: one per block, the one place its keys are written. The allowed keys,

@@ -9,7 +9,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from synthprobe.config.nodes import Located, fail
-from synthprobe.config.readers import Field, Reader, Table, each, integer, item_of, list_of, raw
+from synthprobe.config.readers import (
+    Field,
+    Reader,
+    Table,
+    each,
+    each_string,
+    integer,
+    list_of,
+    raw,
+)
 from synthprobe.models import AlertRule, MaintenanceWindow, Weekday
 from synthprobe.probers import KINDS
 from synthprobe.units import parse_utc
@@ -34,21 +43,17 @@ def _notify_urls(r: Reader, loc: Located, path: str) -> tuple[str, ...]:
     error with Apprise's own reason, not a warning at the first outage."""
     from synthprobe.notify import load
 
-    urls = r.strings(loc, path)
-    for i, url in enumerate(urls):
-        item = item_of(loc, i)
+    def check(url: str, item: Located, where: str) -> str:
         scheme, sep, rest = url.partition("://")
         if not sep or not scheme or not rest or any(c.isspace() for c in url):
-            fail(
-                item,
-                f"{path}[{i}]",
-                "expected an Apprise URL such as json://host/path or mailto://...",
-            )
+            fail(item, where, "expected an Apprise URL such as json://host/path or mailto://...")
         loaded = load(url)
         if loaded.plugin is None:
             # the reason is Apprise's; load_configs masks ${VAR} secrets in it
-            fail(item, f"{path}[{i}]", f"Apprise cannot use {loaded.shown}: {loaded.problem}")
-    return urls
+            fail(item, where, f"Apprise cannot use {loaded.shown}: {loaded.problem}")
+        return url
+
+    return each_string(r, loc, path, check)
 
 
 def read_alert(r: Reader, loc: Located, path: str) -> AlertRule:
@@ -62,14 +67,14 @@ def _windows(r: Reader, loc: Located, path: str) -> tuple[MaintenanceWindow, ...
 
 
 def _weekdays(r: Reader, loc: Located, path: str) -> tuple[Weekday, ...]:
-    days: list[Weekday] = []
-    for i, name in enumerate(r.strings(loc, path)):
-        try:
-            days.append(Weekday[name.strip().upper()])
-        except KeyError:
-            item = item_of(loc, i)
-            fail(item, f"{path}[{i}]", f'unknown weekday "{name}": expected monday ... sunday')
-    return tuple(days)
+    return each_string(r, loc, path, _weekday)
+
+
+def _weekday(name: str, item: Located, where: str) -> Weekday:
+    try:
+        return Weekday[name.strip().upper()]
+    except KeyError:
+        fail(item, where, f'unknown weekday "{name}": expected monday ... sunday')
 
 
 def _zone(r: Reader, loc: Located, path: str) -> str:
@@ -147,13 +152,14 @@ def _known_zone(name: str) -> bool:
 
 def _controls(r: Reader, loc: Located, path: str) -> tuple[str, ...]:
     """``https://...`` (or http), ``dns:NAME`` or ``tcp:HOST:PORT``."""
-    controls = r.strings(loc, path)
-    for i, control in enumerate(controls):
-        item = item_of(loc, i)
-        problem = _control_problem(control)
-        if problem:
-            fail(item, f"{path}[{i}]", f"bad control {control!r}: {problem}")
-    return controls
+    return each_string(r, loc, path, _control)
+
+
+def _control(control: str, item: Located, where: str) -> str:
+    problem = _control_problem(control)
+    if problem:
+        fail(item, where, f"bad control {control!r}: {problem}")
+    return control
 
 
 def _control_problem(control: str) -> str | None:
