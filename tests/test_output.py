@@ -146,6 +146,7 @@ TAILS = [
     pytest.param(OURS + OURS[:-1], OURS + OURS, id="ours-whole-but-the-newline-is-ended"),
     pytest.param(b"notes\nno newline", b"notes\nno newline\n", id="other-text-is-kept"),
     pytest.param(b'{"a": 1}', b'{"a": 1}\n', id="other-json-is-kept"),
+    pytest.param(OURS + b'{"schema": ' + b"[" * 200_000, OURS, id="deeply-nested-tail-is-cut"),
 ]
 
 
