@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synthprobe.expect import Observation, check, status_matches
+from synthprobe.expect import Response, judge, status_matches
 from synthprobe.models import Expectation, JsonCheck
 
 FEED = json.dumps(
@@ -17,8 +17,8 @@ FEED = json.dumps(
 JSON_HEADERS = (("content-type", "application/json; charset=utf-8"),)
 
 
-def obs(status: int = 200, body: bytes = FEED, truncated: bool = False) -> Observation:
-    return Observation(status=status, headers=JSON_HEADERS, body=body, truncated=truncated)
+def obs(status: int = 200, body: bytes = FEED, truncated: bool = False) -> Response:
+    return Response(status=status, headers=JSON_HEADERS, body=body, truncated=truncated)
 
 
 CASES = [
@@ -132,16 +132,16 @@ CASES = [
     ids=[c[0] for c in CASES],
 )
 def test_check(
-    expect: Expectation, observation: Observation, latency: float, reason: str | None
+    expect: Expectation, observation: Response, latency: float, reason: str | None
 ) -> None:
-    found = check(expect, observation, latency)
+    found = judge(expect, observation, latency)
     assert (found.reason if found else None) == reason
     if found:
         assert found.error
 
 
 def test_truncated_body_is_said_in_the_message() -> None:
-    found = check(Expectation(body_contains="tail"), obs(body=b"x" * 1024, truncated=True), 0.1)
+    found = judge(Expectation(body_contains="tail"), obs(body=b"x" * 1024, truncated=True), 0.1)
     assert found is not None
     assert "only the first 1KiB of the body were read" in found.error
 
@@ -198,5 +198,5 @@ def test_any_body_under_json_checks_is_a_verdict(
         JsonCheck(path=path, max_age=30.0),
     )
     for one in checks:
-        verdict = check(Expectation(json=(one,)), Observation(200, (), body), 0.1)
+        verdict = judge(Expectation(json=(one,)), Response(200, (), body), 0.1)
         assert verdict is None or (verdict.reason.value.startswith("server.") and verdict.error)

@@ -1,7 +1,9 @@
-"""Pure checks of a response against an ``Expectation``.
+"""The judge: what a prober observed, checked against an ``Expectation``.
 
-Order matters, because a probe reports one reason: a wrong status explains the rest,
-then content assertions, then latency (a slow but wrong answer is wrong first).
+Each kind declares what it observes (``Observes``, in its ``KindInfo``); its prober
+returns that observation; ``judge`` checks it. Pure but for two clocks it reads:
+``max_age`` and ``cert_min_days`` compare with the time now, and a pattern's search
+runs under a time budget (patterns.py).
 """
 
 from __future__ import annotations
@@ -12,18 +14,19 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, assert_never
 
 from synthprobe.classify import Classified
 from synthprobe.jsonpath import MISSING, resolve_path
 from synthprobe.models import AnswerCheck, Expectation, JsonCheck, Reason
+from synthprobe.observes import Observes
 from synthprobe.patterns import search
 from synthprobe.units import format_size, format_span
 
 
 @dataclass(frozen=True, slots=True)
-class Observation:
-    """What a prober saw of the final response."""
+class Response:
+    """An HTTP response, as a prober saw it."""
 
     status: int
     """HTTP status."""
@@ -38,6 +41,22 @@ class Observation:
 
 
 @dataclass(frozen=True, slots=True)
+class Segments:
+    """A live stream: its playlist (or MPD) response; the segments were checked as
+    they were fetched (a failed one ended the attempt)."""
+
+    playlist: Response
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A reply the kind's own block matched (tcp, messaging); an empty one when the
+    probe only connects."""
+
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Answers:
     """A DNS answer's records, as text, for ``expect.answers``."""
 
@@ -47,28 +66,97 @@ class Answers:
 
 
 @dataclass(frozen=True, slots=True)
-class Seen:
-    """What an attempt saw that expectations judge: an HTTP response, DNS answers, a
-    certificate. Absent parts are not judged (a TCP probe has no status)."""
-
-    observation: Observation | None = None
-    answers: Answers | None = None
-    cert_not_after: float | None = None
-    """Epoch seconds when the verified peer certificate expires."""
+class Walked:
+    """A journey's steps, each judged as it ended by this same judge (against its own
+    expectations and its own total): nothing is left but the certificate."""
 
 
-def judge(expect: Expectation, seen: Seen, latency_s: float) -> Classified | None:
-    """The one place a probe's (or a journey step's) expectations are judged, for every
-    kind: the first that fails, or None."""
-    if seen.observation is not None:
-        failed = check(expect, seen.observation, latency_s)
-        if failed is not None:
-            return failed
-    if seen.answers is not None and expect.answers is not None:
-        problem = check_answers(expect.answers, seen.answers.records)
-        if problem:
-            return Classified(Reason.DNS_ANSWER, f"{seen.answers.question}: {problem}")
-    return check_certificate(expect.cert_min_days, seen.cert_not_after)
+Observation = Response | Segments | Reply | Answers | Walked
+"""What a prober returns for the judge: one type per ``Observes``, and ``Walked``."""
+
+OBSERVED: dict[Observes, tuple[type[Observation], ...]] = {
+    Observes.RESPONSE: (Response, Walked),
+    Observes.SEGMENTS: (Segments,),
+    Observes.REPLY: (Reply,),
+    Observes.ANSWERS: (Answers,),
+}
+"""The observations a prober of each declaration may return (a journey's is
+``Walked``): the runner holds a prober to its kind's word."""
+
+
+def judge(
+    expect: Expectation,
+    observation: Observation,
+    latency_s: float | None,
+    cert_not_after: float | None = None,
+) -> Classified | None:
+    """The one judge: every kind's result (and each journey step) is checked here
+    against its expectations, and only here. The first that fails, or None.
+
+    Order matters, because a probe reports one reason: a wrong status explains the
+    rest, then content, then latency (a slow but wrong answer is wrong first), then
+    the certificate. ``latency_s`` is the total the result reports; None when the
+    caller only asks whether the response is right so far (an upload before its
+    verification)."""
+    failed: Classified | None = None
+    match observation:
+        case Response():
+            failed = check(expect, observation)
+        case Segments(playlist):
+            failed = check(expect, playlist)
+        case Answers(question, records):
+            if expect.answers is not None:
+                problem = check_answers(expect.answers, records)
+                if problem:
+                    failed = Classified(Reason.DNS_ANSWER, f"{question}: {problem}")
+        case Reply():
+            pass  # matched by the kind's own block before the prober returned
+        case Walked():
+            return check_certificate(expect.cert_min_days, cert_not_after)
+        case _:
+            assert_never(observation)
+    if failed is None and latency_s is not None:
+        failed = check_latency(expect.max_latency, latency_s)
+    return failed or check_certificate(expect.cert_min_days, cert_not_after)
+
+
+class ReplyRule(Protocol):
+    """A kind's block that matches replies (``tcp``, ``messaging``): text the reply must
+    contain, a pattern it must match, or both."""
+
+    @property
+    def expect(self) -> str | None: ...
+
+    @property
+    def expect_regex(self) -> str | None: ...
+
+
+def reply_matches(reply: str, rule: ReplyRule) -> bool:
+    """Whether a reply passes the kind's block: the one reply matcher."""
+    if rule.expect is not None and rule.expect not in reply:
+        return False
+    # a user's pattern on the server's bytes: time-budgeted, so it cannot hold the loop
+    return rule.expect_regex is None or search(rule.expect_regex, reply, "the reply")
+
+
+def reply_wanted(rule: ReplyRule) -> str:
+    """What the block asks of a reply, for an error message."""
+    parts = []
+    if rule.expect is not None:
+        parts.append(f"contain {rule.expect!r}")
+    if rule.expect_regex is not None:
+        parts.append(f"match /{rule.expect_regex}/")
+    return " and ".join(parts)
+
+
+def check_latency(max_latency: float | None, latency_s: float) -> Classified | None:
+    """``expect.max_latency``: slower fails as ``server.slow``."""
+    if max_latency is None or latency_s <= max_latency:
+        return None
+    return Classified(
+        Reason.SERVER_SLOW,
+        f"took {latency_s * 1000:.0f}ms, max_latency is {max_latency * 1000:.0f}ms",
+    )
 
 
 def status_matches(status: int, accepted: tuple[int | str, ...]) -> bool:
@@ -80,14 +168,15 @@ def status_matches(status: int, accepted: tuple[int | str, ...]) -> bool:
     return False
 
 
-def _assertion(message: str, obs: Observation) -> Classified:
+def _assertion(message: str, obs: Response) -> Classified:
     if obs.truncated:
         message += f" (only the first {format_size(len(obs.body))} of the body were read)"
     return Classified(Reason.SERVER_ASSERTION, message)
 
 
-def check(expect: Expectation, obs: Observation, latency_s: float) -> Classified | None:
-    """None when the response passes; otherwise the first failed check."""
+def check(expect: Expectation, obs: Response) -> Classified | None:
+    """None when the response passes its status, header and content checks; otherwise
+    the first that fails. Latency and the certificate are ``judge``'s."""
     if not status_matches(obs.status, expect.status):
         wanted = ", ".join(str(s) for s in expect.status)
         return Classified(Reason.SERVER_STATUS, f"status {obs.status}, expected {wanted}")
@@ -131,11 +220,6 @@ def check(expect: Expectation, obs: Observation, latency_s: float) -> Classified
                     stale = check_age(json_check, document, time.time())
                     if stale is not None:
                         return stale
-    if expect.max_latency is not None and latency_s > expect.max_latency:
-        return Classified(
-            Reason.SERVER_SLOW,
-            f"took {latency_s * 1000:.0f}ms, max_latency is {expect.max_latency * 1000:.0f}ms",
-        )
     return None
 
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from synthprobe.bugs import internal
 from synthprobe.classify import Classified, classify_deadline, classify_exception
-from synthprobe.expect import Seen, judge
-from synthprobe.models import Failure, ProbeResult, ProbeSpec
+from synthprobe.expect import OBSERVED, Observation, Response, Segments, judge
+from synthprobe.models import Failure, Phase, ProbeResult, ProbeSpec
 from synthprobe.probers import KINDS, prober_for
 from synthprobe.probers.attempt import Attempt
 from synthprobe.probers.base import DNS_THREADS, Network, ProbeOutcome
@@ -250,9 +250,16 @@ class Runner:
         clock.loop_lag = self.monitor.worst_since(lag_mark)
         if outcome is None:
             return _Tried(None, failed, attempt)
-        seen = Seen(outcome.observation, outcome.answers, attempt.cert_not_after)
+        observes = KINDS[spec.kind].observes
+        if not isinstance(outcome.observation, OBSERVED[observes]):
+            # the prober broke its kind's word: a bug of ours, never a verdict on them
+            wrong = type(outcome.observation).__name__
+            bug = TypeError(f"a {spec.kind} prober returned {wrong}, not {observes.value}")
+            return _Tried(outcome, internal(bug, self.redactor.text), attempt)
+        # judged against the total the result reports, to the microsecond it shows
+        total = (clock.phases_ms()[Phase.TOTAL.value] or 0.0) / 1000
         try:
-            failed = judge(spec.expect, seen, clock.total)
+            failed = judge(spec.expect, outcome.observation, total, attempt.cert_not_after)
         except Exception as exc:  # a pattern out of budget, or a bug of ours
             failed = self._classify(exc)
         return _Tried(outcome, failed, attempt)
@@ -271,27 +278,9 @@ class Runner:
         try:
             return self._record(spec, time.time(), 1, tried)
         except Exception as again:  # the record itself is what fails: the bare facts
-            classified = internal(again, self.redactor.text)
-            return ProbeResult(
-                run_id=self.run_id,
-                ts=format_utc(time.time()),
-                location=self.location,
-                probe=spec.name,
-                kind=spec.kind,
-                method=spec.method,
-                url=printable(self.redactor.url(spec.url)),
-                ok=False,
-                failure=classified.failure,
-                reason=classified.reason,
-                error=printable(self.redactor.text(classified.error)),
-                status=None,
-                attempts=1,
-                timings_ms={},
-                bytes_in=0,
-                bytes_out=0,
-                tags=spec.tags,
-                details={},
-            )
+            failed = internal(again, self.redactor.text)
+            error = printable(self.redactor.text(failed.error))
+            return self._result(spec, time.time(), 1, failed, self.redactor, error=error)
 
     def _record(self, spec: ProbeSpec, started: float, attempts: int, tried: _Tried) -> ProbeResult:
         outcome, failed, attempt = tried.outcome, tried.classified, tried.attempt
@@ -311,7 +300,6 @@ class Runner:
         remote = attempt.remote or attempt.target
         if remote is not None:
             details["remote_ip"] = remote[0]
-        obs = outcome.observation if outcome else None
         mask = self.redactor.adding(attempt.secrets) if attempt.secrets else self.redactor
         error = failed.error if failed else None
         step = details.get("step")
@@ -323,6 +311,43 @@ class Runner:
             # masking: the address is ours, no value a server set may blank it)
             host = f"[{remote[0]}]" if ":" in remote[0] else remote[0]
             error = f"{error} ({host}:{remote[1]})"
+        seen = _status(outcome.observation) if outcome else None
+        return self._result(
+            spec,
+            started,
+            attempts,
+            failed,
+            mask,
+            error=error,
+            status=seen if seen is not None else attempt.status,
+            timings_ms=clock.phases_ms(),
+            bytes_in=outcome.bytes_in if outcome else 0,
+            bytes_out=outcome.bytes_out if outcome else 0,
+            # details stay as they came: JSON escapes control characters, and a TCP
+            # reply's "\r\n" is information; the one-line texts are made printable
+            details={
+                k: mask.text(v) if isinstance(v, str) and k not in _OURS else v
+                for k, v in details.items()
+            },
+        )
+
+    def _result(
+        self,
+        spec: ProbeSpec,
+        started: float,
+        attempts: int,
+        failed: Classified | None,
+        mask: Redactor,
+        *,
+        error: str | None = None,
+        status: int | None = None,
+        timings_ms: dict[str, float | None] | None = None,
+        bytes_in: int = 0,
+        bytes_out: int = 0,
+        details: dict[str, Any] | None = None,
+    ) -> ProbeResult:
+        """The one place a ``ProbeResult`` is made: from a measured attempt
+        (``_record``), or from the bare facts when making that record failed."""
         return ProbeResult(
             run_id=self.run_id,
             ts=format_utc(started),
@@ -335,19 +360,23 @@ class Runner:
             failure=failed.failure if failed else None,
             reason=failed.reason if failed else None,
             error=error,
-            status=obs.status if obs else attempt.status,
+            status=status,
             attempts=attempts,
-            timings_ms=clock.phases_ms(),
-            bytes_in=outcome.bytes_in if outcome else 0,
-            bytes_out=outcome.bytes_out if outcome else 0,
+            timings_ms=timings_ms or {},
+            bytes_in=bytes_in,
+            bytes_out=bytes_out,
             tags=spec.tags,
-            # details stay as they came: JSON escapes control characters, and a TCP
-            # reply's "\r\n" is information; the one-line texts are made printable
-            details={
-                k: mask.text(v) if isinstance(v, str) and k not in _OURS else v
-                for k, v in details.items()
-            },
+            details=details or {},
         )
+
+
+def _status(observation: Observation) -> int | None:
+    """The HTTP status a result reports: the response's, or a live stream's playlist's."""
+    match observation:
+        case Response(status=status) | Segments(Response(status=status)):
+            return status
+        case _:
+            return None
 
 
 def default_location() -> str:

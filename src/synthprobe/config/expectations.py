@@ -3,11 +3,13 @@ and DNS answers. One table per block (``config/readers.py``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthprobe.config.nodes import Located, fail
 from synthprobe.config.readers import (
+    Block,
     Field,
     Reader,
     Table,
@@ -19,7 +21,11 @@ from synthprobe.config.readers import (
 )
 from synthprobe.jsonpath import parse_json_path
 from synthprobe.models import AnswerCheck, Expectation, JsonCheck
+from synthprobe.observes import judged_keys, why_not
 from synthprobe.units import is_whole_number
+
+if TYPE_CHECKING:
+    from synthprobe.probers.kind import KindInfo
 
 _STATUS_CLASS_RE = re.compile(r"^[1-5]xx$")
 
@@ -45,6 +51,32 @@ def _status(r: Reader, loc: Located, path: str) -> int | str:
     if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
         fail(loc, path, f"bad status {loc.value!r}: use a code like 200 or a class like 2xx")
     return value
+
+
+def fit_to_kind(
+    block: Block, expect: Expectation, own: Located | None, path: str, info: KindInfo
+) -> Expectation:
+    """A probe's ``expect`` as its kind can judge it (SPEC "Fourth wave"): a key the
+    kind cannot judge is a problem where the probe wrote it, and dropped (back to the
+    dataclass's default) where it came from ``defaults.expect``."""
+    allowed = judged_keys(info.observes)
+    written = own.value if own is not None and isinstance(own.value, dict) else {}
+    for key, loc in written.items():  # in the file's order
+        if key in EXPECT_FIELDS.keys and key not in allowed:
+            article = "an" if info.name[0] in "aeiouh" else "a"  # an http, an upload
+            why = why_not(key, info.observes)
+            block.add(
+                loc, f"{path}.{key}", f"{key} does not apply to {article} {info.name} probe ({why})"
+            )
+    dropped = {
+        key: getattr(_DEFAULT, key)
+        for key in EXPECT_FIELDS.keys - allowed
+        if key not in written and getattr(expect, key) != getattr(_DEFAULT, key)
+    }
+    return dataclasses.replace(expect, **dropped) if dropped else expect
+
+
+_DEFAULT = Expectation()
 
 
 def read_expect(r: Reader, loc: Located, path: str) -> Expectation:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
-from synthprobe.config.expectations import EXPECT_FIELDS, read_expect
+from synthprobe.config.expectations import EXPECT_FIELDS, fit_to_kind, read_expect
 from synthprobe.config.nodes import Located, Problem, fail, format_problem, parse_yaml, read_source
 from synthprobe.config.readers import (
     TOKEN_RE,
@@ -272,10 +272,8 @@ def _probe(
     if url is not None:
         block.check(_check_probe_url, m["url"], f"{path}.url", url, kind)
     expect: Expectation = v.get("expect", _EXPECT)
-    if expect.answers is not None and "answers" not in info.expect_keys:
-        where = m["expect"].value.get("answers", m["expect"])
-        owners = ", ".join(n for n, i in KINDS.items() if "answers" in i.expect_keys)
-        block.add(where, f"{path}.expect.answers", f"not for kind {kind} (only for {owners})")
+    if "expect" in m:
+        expect = fit_to_kind(block, expect, own.get("expect"), f"{path}.expect", info)
     http_version = v.pop("http_version", HttpVersion.AUTO)
     if "http_version" in m:
         if "http_version" in own and not info.negotiates_http:

@@ -16,7 +16,7 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from synthprobe.expect import Answers, Observation
+from synthprobe.expect import Observation
 from synthprobe.models import HttpVersion, ProbeSpec
 from synthprobe.probers.attempt import Attempt
 
@@ -31,14 +31,13 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 class ProbeOutcome:
     """What a prober returns when an exchange completed (right or wrong)."""
 
-    observation: Observation | None
-    """The final response, for the runner's judge (``expect.judge``); None if not HTTP."""
+    observation: Observation
+    """What it saw, of the type its kind declares (``KindInfo.observes``), for the
+    runner's judge (``expect.judge``)."""
     bytes_in: int = 0
     """Response body bytes on the wire."""
     bytes_out: int = 0
     """Request body bytes sent."""
-    answers: Answers | None = None
-    """A DNS answer's records, for ``expect.answers``."""
 
 
 KindOptions = TypeVar("KindOptions", contravariant=True)

@@ -27,7 +27,7 @@ import httpx
 
 from synthprobe import __version__
 from synthprobe.classify import ProbeFailure, classify_exception
-from synthprobe.expect import Observation
+from synthprobe.expect import Response
 from synthprobe.models import HttpVersion, ProbeSpec, Reason
 from synthprobe.probers.attempt import Attempt
 from synthprobe.probers.base import Network
@@ -61,7 +61,7 @@ T = TypeVar("T")
 class Exchange:
     """The final response of an exchange and what it took."""
 
-    observation: Observation
+    observation: Response
     bytes_in: int
     bytes_out: int
     details: dict[str, Any]
@@ -160,7 +160,7 @@ async def exchange(
         details["redirects"] = len(visited) - 1
         details["final_url"] = shown(url)
     return Exchange(
-        Observation(
+        Response(
             status=hop.status,
             headers=hop.headers,
             body=hop.body,

@@ -25,7 +25,7 @@ import httpx
 
 from synthprobe import patterns
 from synthprobe.classify import ProbeFailure
-from synthprobe.expect import Observation, Seen, judge
+from synthprobe.expect import Response, Walked, judge
 from synthprobe.jsonpath import scalar_text
 from synthprobe.models import Capture, Journey, JourneyStep, ProbeSpec, Reason
 from synthprobe.probers.attempt import Attempt
@@ -165,7 +165,7 @@ def step_request(step: JourneyStep, values: dict[str, str]) -> Request:
     )
 
 
-def capture(c: Capture, obs: Observation) -> str | None:
+def capture(c: Capture, obs: Response) -> str | None:
     """The captured value, or None when the response does not hold it."""
     if c.source == "status":
         return str(obs.status)
@@ -216,7 +216,7 @@ class Walk:
     def judge(self, expect_of: JourneyStep | ProbeSpec, got: Exchange, elapsed: float) -> None:
         # the step is judged as it ends, by the one judge every kind's result goes
         # through: a failed step ends the walk
-        failed = judge(expect_of.expect, Seen(got.observation), elapsed)
+        failed = judge(expect_of.expect, got.observation, elapsed)
         if failed is not None:
             raise ProbeFailure(failed.reason, failed.error, failed.details)
         captures = self.journey.capture if isinstance(expect_of, ProbeSpec) else expect_of.capture
@@ -288,4 +288,4 @@ async def walk(
         bytes_out += got.bytes_out
         state.judge(step, got, elapsed)
     attempt.details.pop("step", None)
-    return ProbeOutcome(None, bytes_in, bytes_out)
+    return ProbeOutcome(Walked(), bytes_in, bytes_out)

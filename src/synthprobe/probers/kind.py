@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from synthprobe.observes import Observes
 from synthprobe.steps import KindStep
 
 if TYPE_CHECKING:
@@ -88,8 +89,10 @@ class KindInfo:
     """Extra URL rule (a tcp:// URL needs a port), checked by the config."""
     url_has_host: bool = True
     """False where a URL may name no host (``dns:NAME`` asks the system's resolver)."""
-    expect_keys: frozenset[str] = frozenset()
-    """``expect`` keys only this kind understands (``answers`` for dns)."""
+    observes: Observes = Observes.RESPONSE
+    """What its prober observes (a response, a reply, answers, segments): the one
+    declaration from which the config knows the ``expect`` keys it can judge and the
+    runner the observation its prober must return (``expect.OBSERVED``)."""
     journeys: bool = False
     """Takes ``steps``, ``capture`` and ``mask`` (a user's path after its own request)."""
     request_body: bool = False

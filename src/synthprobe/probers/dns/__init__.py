@@ -12,6 +12,7 @@ from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from synthprobe.config.nodes import Located
 from synthprobe.config.readers import Field, Reader, Table
+from synthprobe.observes import Observes
 from synthprobe.probers.kind import ControlForm, KindInfo
 
 TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "SRV", "PTR", "CAA")
@@ -112,7 +113,7 @@ KINDS = (
         negotiates_http=False,
         check_url=check_url,
         url_has_host=False,
-        expect_keys=frozenset({"answers"}),
+        observes=Observes.ANSWERS,
         control=CONTROL,
     ),
 )

@@ -63,4 +63,4 @@ class DnsProber:
                 Reason.DNS_NO_ADDRESS, f"{q.name}: no {q.rdtype} record (NODATA) from {server}"
             )
         # expect.answers is the runner's to judge, as every expectation is
-        return ProbeOutcome(None, 0, 0, answers=Answers(f"{q.name} {q.rdtype}", tuple(answers)))
+        return ProbeOutcome(Answers(f"{q.name} {q.rdtype}", tuple(answers)))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from synthprobe.config.nodes import Located, fail
 from synthprobe.config.readers import Field, Reader, Table, integer, type_name
 from synthprobe.models import Reason
+from synthprobe.observes import Observes
 from synthprobe.probers.kind import KindInfo
 from synthprobe.steps import KindStep
 
@@ -101,6 +102,7 @@ KINDS = (
         prober="synthprobe.probers.live.prober:LiveProber",
         block="live",
         parse_block=parse,
+        observes=Observes.SEGMENTS,
         steps=(REFRESH, VARIANTS),
     ),
 )

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import httpx
 
 from synthprobe.classify import ProbeFailure, classify_exception
-from synthprobe.expect import status_matches
+from synthprobe.expect import Segments, judge
 from synthprobe.models import Failure, ProbeSpec, Reason
 from synthprobe.probers.attempt import Attempt
 from synthprobe.probers.base import DaemonThreads, Network, ProbeOutcome
@@ -136,9 +136,11 @@ class LiveProber:
         path = httpx.URL(spec.url).path if spec.url.startswith("http") else spec.url
         attempt.details["format"] = "dash" if path.lower().endswith(".mpd") else "hls"
         first = await self._get(spec, spec.url, attempt, net, playlist=True)
-        if not status_matches(first.observation.status, spec.expect.status):
+        playlist = Segments(first.observation)
+        if judge(spec.expect, playlist, None) is not None:
+            # the runner's judge says why; segments of a wrong playlist prove nothing
             attempt.details.update(first.details)
-            return ProbeOutcome(first.observation, first.bytes_in, 0)
+            return ProbeOutcome(playlist, first.bytes_in, 0)
         url = str(first.details.get("final_url", spec.url))
         body = first.observation.body
         dash = not body.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"#EXTM3U") and looks_like_mpd(
@@ -150,7 +152,7 @@ class LiveProber:
         else:
             details, bytes_in = await self._hls(spec, live, first, url, attempt, net)
         attempt.details.update({"truncated": first.observation.truncated, **details})
-        return ProbeOutcome(first.observation, bytes_in=bytes_in, bytes_out=0)
+        return ProbeOutcome(playlist, bytes_in=bytes_in, bytes_out=0)
 
     # --- HLS ---
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from synthprobe.config.nodes import Located, fail
 from synthprobe.config.readers import Field, Reader, Table
 from synthprobe.models import Reason
+from synthprobe.observes import Observes
+from synthprobe.patterns import Pattern
 from synthprobe.probers.kind import KindInfo
 from synthprobe.steps import KindStep
 
@@ -20,7 +22,7 @@ class MessagingSpec:
     """Text message sent once the WebSocket is open."""
     expect: str | None = None
     """A reply containing this text passes."""
-    expect_regex: str | None = None
+    expect_regex: Pattern | None = None
     """A reply matching this regex passes."""
 
 
@@ -54,6 +56,7 @@ KINDS = (
         block="messaging",
         parse_block=parse,
         steps=(REPLY,),
+        observes=Observes.REPLY,
         negotiates_http=False,  # an HTTP/1.1 Upgrade, always: WebSockets over HTTP/2 are rare
     ),
 )

@@ -35,8 +35,8 @@ from wsproto.frame_protocol import (
 from wsproto.utilities import generate_accept_token
 
 from synthprobe.classify import ProbeFailure
+from synthprobe.expect import Reply, reply_matches
 from synthprobe.models import ProbeSpec, Reason
-from synthprobe.patterns import search
 from synthprobe.probers.attempt import Attempt
 from synthprobe.probers.base import Network, ProbeOutcome
 from synthprobe.probers.exchange import (
@@ -52,12 +52,6 @@ from synthprobe.units import format_size
 
 READ = 65536
 """Bytes asked of the socket at a time: also the most wsproto ever holds unparsed."""
-
-
-def matches(message: str, spec: MessagingSpec) -> bool:
-    if spec.expect is not None and spec.expect not in message:
-        return False
-    return spec.expect_regex is None or search(spec.expect_regex, message, "the reply")
 
 
 def _short(text: str) -> str:
@@ -218,7 +212,7 @@ class MessagingProber:
         seen = _Seen()
         rtt = await self._exchange(m, via, http, attempt, seen, cap)
         attempt.details.update(rtt_ms=round(rtt * 1000, 3), skipped=seen.skipped)
-        return ProbeOutcome(None, bytes_in=seen.bytes_in, bytes_out=len(m.send.encode()))
+        return ProbeOutcome(Reply(), bytes_in=seen.bytes_in, bytes_out=len(m.send.encode()))
 
     async def _exchange(
         self,
@@ -297,7 +291,7 @@ async def _session(
                     continue
                 text, parts, size = _text(parts), [], 0
                 seen.bytes_in += len(text.encode())
-                if matches(text, m):
+                if reply_matches(text, m):
                     rtt = time.perf_counter() - sent_at
                     attempt.clock.end(REPLY)
                     return rtt

@@ -11,6 +11,8 @@ from urllib.parse import SplitResult
 from synthprobe.config.nodes import Located, fail
 from synthprobe.config.readers import Field, Reader, Table, scalar_text
 from synthprobe.models import Reason
+from synthprobe.observes import Observes
+from synthprobe.patterns import Pattern
 from synthprobe.probers.kind import ControlForm, KindInfo
 from synthprobe.steps import KindStep, Step
 from synthprobe.units import is_whole_number
@@ -24,7 +26,7 @@ class TcpSpec:
     """Text sent once connected (escapes such as ``\\r\\n`` as YAML gives them)."""
     expect: str | None = None
     """The reply must contain this text."""
-    expect_regex: str | None = None
+    expect_regex: Pattern | None = None
     """The reply must match this regex."""
 
 
@@ -87,6 +89,7 @@ KINDS = (
         parse_block=parse,
         steps=(FIRST_BYTE, MORE),
         negotiates_http=False,
+        observes=Observes.REPLY,
         check_url=check_url,
         control=CONTROL,
     ),

@@ -12,8 +12,8 @@ import contextlib
 
 import httpx
 
-from synthprobe import patterns
 from synthprobe.classify import ProbeFailure
+from synthprobe.expect import Reply, reply_matches, reply_wanted
 from synthprobe.models import ProbeSpec, Reason
 from synthprobe.probers.attempt import Attempt, cert_not_after
 from synthprobe.probers.base import Network, ProbeOutcome
@@ -29,23 +29,6 @@ MAX_REPLY = 64 * 1024
 buffer is bounded by it too, so a server that streams without end costs no memory."""
 SHOWN = 200
 """Bytes of the reply kept in ``details.reply``."""
-
-
-def matches(reply: str, spec: TcpSpec) -> bool:
-    if spec.expect is not None and spec.expect not in reply:
-        return False
-    # a user's pattern on the server's bytes: time-budgeted, so it cannot hold the loop
-    return spec.expect_regex is None or patterns.search(spec.expect_regex, reply, "the reply")
-
-
-def wanted(spec: TcpSpec) -> str:
-    """The expectation, for an error message."""
-    parts = []
-    if spec.expect is not None:
-        parts.append(f"contain {spec.expect!r}")
-    if spec.expect_regex is not None:
-        parts.append(f"match /{spec.expect_regex}/")
-    return " and ".join(parts)
 
 
 def _text(data: bytes) -> str:
@@ -115,7 +98,7 @@ class TcpProber:
             await writer.drain()
             attempt.clock.end(Step.SEND)
         if options.expect is None and options.expect_regex is None:
-            return ProbeOutcome(None, 0, len(sent))
+            return ProbeOutcome(Reply(), 0, len(sent))
         attempt.clock.begin(FIRST_BYTE)
         reply = await reader.read(MAX_REPLY)
         if not reply:
@@ -124,12 +107,12 @@ class TcpProber:
         attempt.clock.end(FIRST_BYTE)
         attempt.details["reply"] = _text(reply[:SHOWN])
         attempt.clock.begin(MORE)
-        while not matches(_text(reply), options):
+        while not reply_matches(_text(reply), options):
             if len(reply) >= MAX_REPLY:
                 # our cap, not the server, ends the reply: say so (the server may still send)
                 raise ProbeFailure(
                     Reason.SERVER_REPLY,
-                    f"reply {_text(reply[:80])!r} does not {wanted(options)} in its first "
+                    f"reply {_text(reply[:80])!r} does not {reply_wanted(options)} in its first "
                     f"{MAX_REPLY // 1024} KiB (our cap: the rest was not read)",
                 )
             ended = ""
@@ -141,7 +124,7 @@ class TcpProber:
             if not more:
                 raise ProbeFailure(
                     Reason.SERVER_REPLY,
-                    f"reply {_text(reply[:80])!r} does not {wanted(options)} "
+                    f"reply {_text(reply[:80])!r} does not {reply_wanted(options)} "
                     f"({ended or 'then the server closed'})",
                 )
             reply += more
@@ -150,4 +133,4 @@ class TcpProber:
         with contextlib.suppress(Exception):
             writer.write_eof()
         attempt.details["reply_bytes"] = len(reply)
-        return ProbeOutcome(None, len(reply), len(sent))
+        return ProbeOutcome(Reply(_text(reply[:SHOWN])), len(reply), len(sent))

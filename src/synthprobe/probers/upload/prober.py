@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from synthprobe.classify import ProbeFailure, classify_exception
-from synthprobe.expect import status_matches
+from synthprobe.expect import judge
 from synthprobe.jsonpath import fill_template, scalar_text
 from synthprobe.models import ProbeSpec, Reason
 from synthprobe.probers.attempt import Attempt
@@ -118,9 +118,10 @@ class UploadProber:
         if not (upload.verify_url or upload.cleanup_url or spec.journey):
             attempt.details.update(details)
             return outcome
-        if not status_matches(result.observation.status, spec.expect.status):
+        if judge(spec.expect, result.observation, None) is not None:
             attempt.details.update(details)
-            return outcome  # the upload failed: nothing to verify or clean up
+            return outcome  # the upload failed (the runner's judge says why): nothing to
+            # verify or clean up
         document = _json(result.observation.body)
         try:
             if upload.verify_url:
@@ -130,7 +131,7 @@ class UploadProber:
             if spec.journey is not None:
                 # the upload is the first step; its steps follow, before any cleanup
                 walked = await walk(spec, result, started, attempt, net)
-                outcome = ProbeOutcome(None, walked.bytes_in, walked.bytes_out)
+                outcome = walked
         finally:
             if upload.cleanup_url:
                 attempt.clock.stop()  # the probe's clock ends here: cleanup is not its time
