@@ -58,6 +58,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/mkdocs build --strict --site-dir build/site
 
 check: lint test
 

@@ -1,5 +1,7 @@
 """The docs' examples must be valid: YAML blocks parse, Kubernetes manifests have their
-kinds, synthprobe configs validate, and the README documents every command."""
+kinds, synthprobe configs validate, the reference documents every command, key and
+reason, and the documentation site (mkdocs.yml) has every page and no broken link
+from the README."""
 
 from __future__ import annotations
 
@@ -57,10 +59,11 @@ def test_kubernetes_manifests_are_complete() -> None:
     assert [p.name for p in loaded.probes] == ["feed-home", "upload-avatar"]
 
 
-def test_readme_config_example_validates() -> None:
-    readme = (ROOT / "README.md").read_text()
-    config = next(b for b in BLOCK.findall(readme) if "probes:" in b)
-    loaded = load_sources([("README", config.encode())], env={"FEED_TOKEN": "t0ken-value"})
+@pytest.mark.parametrize("doc", ["README.md", "docs/config.md"])
+def test_config_example_validates(doc: str) -> None:
+    text = (ROOT / doc).read_text()
+    config = next(b for b in BLOCK.findall(text) if "probes:" in b)
+    loaded = load_sources([(doc, config.encode())], env={"FEED_TOKEN": "t0ken-value"})
     assert {p.kind for p in loaded.probes} >= {"feed", "upload"}
 
 
@@ -69,6 +72,42 @@ def test_docs_link_from_readme() -> None:
     for doc in DOCS:
         assert f"docs/{doc.name}" in readme, f"README does not link docs/{doc.name}"
     assert "docs/status-page.png" in readme
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def test_readmes_links_resolve() -> None:
+    """Every relative link of the README names a file of the repository (the docs pages
+    among them); a page's anchor, if any, is a heading of that page."""
+    links = [u for u in LINK.findall((ROOT / "README.md").read_text()) if "://" not in u]
+    assert any(u.startswith("docs/") for u in links)
+    for link in links:
+        path, _, anchor = link.partition("#")
+        target = ROOT / path
+        assert target.is_file(), f"README links {link}: no such file"
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", target.read_text(), re.M)
+            slugs = {re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-") for h in headings}
+            assert anchor in slugs, f"README links {link}: no such heading"
+
+
+def _nav_pages(nav: object) -> list[str]:
+    if isinstance(nav, str):
+        return [nav]
+    if isinstance(nav, list):
+        return [page for item in nav for page in _nav_pages(item)]
+    if isinstance(nav, dict):
+        return [page for value in nav.values() for page in _nav_pages(value)]
+    raise AssertionError(f"unexpected nav entry {nav!r}")
+
+
+def test_every_docs_page_is_in_the_site_nav() -> None:
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    assert config["docs_dir"] == "docs"
+    pages = _nav_pages(config["nav"])
+    assert len(pages) == len(set(pages)), "a page is twice in mkdocs.yml's nav"
+    assert set(pages) == {doc.name for doc in DOCS}, "mkdocs.yml's nav and docs/*.md differ"
 
 
 def test_every_test_named_in_reliability_md_exists() -> None:
@@ -89,8 +128,16 @@ def _table_reasons(text: str) -> set[str]:
     return set(re.findall(rf"^\|[^|\n]*\| `((?:{_CLASSES})\.[a-z_]+)` \|", text, re.M))
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/reference.md"])
+REASON_TABLES = ["docs/reference.md"] + [
+    name
+    for name in ["README.md", *(f"docs/{d.name}" for d in DOCS)]
+    if name != "docs/reference.md" and _table_reasons((ROOT / name).read_text())
+]
+
+
+@pytest.mark.parametrize("doc", REASON_TABLES)
 def test_every_reason_is_in_the_reason_table(doc: str) -> None:
+    """The reference has the table of reasons; any other page with one lists them all too."""
     listed = _table_reasons((ROOT / doc).read_text())
     known = {r.value for r in Reason}
     assert known - listed == set(), f"{doc} does not list {sorted(known - listed)}"
@@ -211,36 +258,43 @@ CLI = _cli()
 OPTION = re.compile(r"(?<![\w-])(--?[a-z][a-z-]*)")
 
 
-def test_readme_documents_exactly_the_commands() -> None:
+def test_reference_documents_exactly_the_commands() -> None:
     documented = {
-        TICKED.findall(row[0])[0].split()[1] for row in _table("README.md", "## Commands")
+        TICKED.findall(row[0])[0].split()[1] for row in _table("docs/reference.md", "## Commands")
     }
     assert documented == set(CLI)
 
 
-def _readme_options() -> dict[str, set[str]]:
+def test_readme_names_every_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert [c for c in sorted(CLI) if f"`probe {c}`" not in readme] == []
+
+
+def _reference_options() -> dict[str, set[str]]:
     out = {}
-    for row in _table("README.md", "## Commands"):
+    for row in _table("docs/reference.md", "## Commands"):
         command = TICKED.findall(row[0])[0]
         out[command.split()[1]] = set(OPTION.findall(command))
     # `probe run` has its own table of options
     out["run"] = {
-        o for row in _table("README.md", "`probe run` options") for o in OPTION.findall(row[0])
+        o
+        for row in _table("docs/reference.md", "### `probe run` options")
+        for o in OPTION.findall(row[0])
     }
     return out
 
 
-README_OPTIONS = _readme_options()
+REFERENCE_OPTIONS = _reference_options()
 
 
 @pytest.mark.parametrize("command", sorted(CLI))
-def test_readme_documents_exactly_each_commands_options(command: str) -> None:
-    documented = README_OPTIONS[command] - {"-"}
+def test_reference_documents_exactly_each_commands_options(command: str) -> None:
+    documented = REFERENCE_OPTIONS[command] - {"-"}
     spellings = CLI[command]
     undocumented = [s[0] for s in spellings if not documented & set(s)]
     unknown = documented - {o for s in spellings for o in s}
-    assert undocumented == [], f"probe {command}: options missing from README"
-    assert sorted(unknown) == [], f"probe {command}: README names options it does not have"
+    assert undocumented == [], f"probe {command}: options missing from docs/reference.md"
+    assert sorted(unknown) == [], f"probe {command}: docs/reference.md names options it lacks"
 
 
 def test_exit_codes_are_one_set_in_code_help_and_reference() -> None:
@@ -271,7 +325,7 @@ def test_repository_cites_only_files_a_clone_has() -> None:
 
 
 def _demo_block() -> list[str]:
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "demo.md").read_text()
     section = text.split("## Try it against the demo platform", 1)[1]
     block = section.split("```sh\n", 1)[1].split("```", 1)[0]
     return [line for line in block.splitlines() if line.strip()]
@@ -299,13 +353,12 @@ def _free_base_port() -> int:
 
 
 @pytest.mark.slow
-def test_readme_demo_block_runs_as_written(tmp_path: Path) -> None:
-    """The demo block, each line run as written (8787 moved to a free port, whose
+def test_demo_block_runs_as_written(tmp_path: Path) -> None:
+    """docs/demo.md's block, each line run as written (8787 moved to a free port, whose
     variables the demo's own `try:` line gives), and each comment's claim checked."""
     import os
     import shlex
     import subprocess
-    import sys
     import time
 
     from .commands import probe_cmd
@@ -358,4 +411,3 @@ def test_readme_demo_block_runs_as_written(tmp_path: Path) -> None:
         demo.wait(10)
         if demo.stderr is not None:
             demo.stderr.close()
-    assert sys.executable  # the block ran with this interpreter's synthprobe
