@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Generic
 
+if TYPE_CHECKING:
+    from synthprobe.patterns import Pattern
+
 
 class Failure(enum.StrEnum):
     """The four failure classes of a target (docs/reference.md), and ``internal``: a bug
@@ -155,7 +158,7 @@ class JsonCheck:
     """The value must be a list or object with at least this many entries."""
     max_items: int | None = None
     """The value must be a list or object with at most this many entries."""
-    matches: str | None = None
+    matches: Pattern | None = None
     """The value, as a string, must contain a match of this regex."""
     max_age: float | None = None
     """Seconds: the value is a time (ISO 8601, epoch seconds, or epoch milliseconds above
@@ -170,7 +173,7 @@ class AnswerCheck:
     """Each of these must be one of the answers (as text, e.g. ``203.0.113.7``)."""
     min: int | None = None
     """At least this many answers."""
-    matches: str | None = None
+    matches: Pattern | None = None
     """A regex at least one answer must match."""
 
 
@@ -184,9 +187,9 @@ class Expectation:
     """Seconds; a slower attempt fails as ``server.slow``."""
     body_contains: str | None = None
     """A substring the (first ``max_body`` bytes of the) body must contain."""
-    body_regex: str | None = None
+    body_regex: Pattern | None = None
     """A regex that must match somewhere in the body."""
-    headers: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, Pattern], ...] = ()
     """(header name, regex) pairs: the header must exist and match."""
     json: tuple[JsonCheck, ...] = ()
     """Assertions on the body parsed as JSON."""
@@ -204,7 +207,7 @@ class Capture:
     source: str
     """``json``, ``header``, ``regex`` or ``status``."""
     arg: str = ""
-    """The JSON path, header name or pattern."""
+    """The JSON path, header name or pattern (a ``Pattern``, compiled at load)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,8 +215,8 @@ class JourneyStep:
     """One request after the probe's own, in a user's path (log in, feed, video)."""
 
     name: str
-    method: str
-    url: str
+    method: str = "GET"
+    url: str = field(kw_only=True)
     """May hold ``{{NAME}}`` (URL-encoded where it stands in the query)."""
     headers: tuple[tuple[str, str], ...] = ()
     body: str | None = None
@@ -322,8 +325,8 @@ class ProbeSpec(Generic[Options]):
     """Request headers, in order (expanded, unmasked)."""
     tags: tuple[str, ...] = ()
     """Free labels, selectable with ``--only tag:NAME``."""
-    expect: Expectation = field(default_factory=Expectation)
-    """Assertions on the response."""
+    expect: Expectation = Expectation()
+    """Assertions on the response (the default: one object, shared, as it is frozen)."""
     follow_redirects: bool = True
     """Follow up to 10 redirects, each hop resolved and timed."""
     verify_tls: bool = True

@@ -4,8 +4,8 @@ with the file's line and the key's path. Kinds parse their own blocks with these
 from __future__ import annotations
 
 import difflib
+import json
 import re
-import warnings
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, TypeAlias, TypeVar
@@ -13,12 +13,14 @@ from urllib.parse import urlsplit
 
 from synthprobe.config.nodes import Located, Problem, Problems, fail
 from synthprobe.config.variables import Expander
+from synthprobe.patterns import Pattern
 from synthprobe.units import MAX_DEADLINE, parse_duration, parse_size
 
 TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 """An HTTP token: a method or a header name."""
 _SPACE_RE = re.compile(r"\s")
 """What ``str.isspace`` calls white space (the same table), found without a Python loop."""
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
 T = TypeVar("T")
 P = ParamSpec("P")
 ReadFn: TypeAlias = Callable[["Reader", Located, str], T]
@@ -101,6 +103,18 @@ def each(items: list[Located], path: str, read: Callable[[Located, str], T]) -> 
     """``read`` every item of a list, keeping every item's problems."""
     problems = Collector()
     out = [problems.take(read, item, f"{path}[{i}]") for i, item in enumerate(items)]
+    problems.raise_any()
+    return tuple(x for x in out if x is not None)
+
+
+def each_entry(loc: Located, path: str, read: Callable[[str, Located, str], T]) -> tuple[T, ...]:
+    """A mapping whose keys are the user's own (header names, capture names): ``read``
+    every entry with its key, node and path, keeping every entry's problems."""
+    if not isinstance(loc.value, dict):
+        fail(loc, path, f"expected a mapping, got {type_name(loc.value)}")
+    entries: dict[str, Located] = loc.value
+    problems = Collector()
+    out = [problems.take(read, key, sub, join(path, key)) for key, sub in entries.items()]
     problems.raise_any()
     return tuple(x for x in out if x is not None)
 
@@ -275,16 +289,9 @@ class Reader:
             fail(loc, path, f"must be at most 64GiB, got {value!r}")
         return int(size)
 
-    def regex(self, loc: Located, path: str) -> str:
-        pattern = self.text(loc, path)
-        try:
-            with warnings.catch_warnings():
-                # "possible nested set" and the like: valid today, the user's to judge
-                warnings.simplefilter("ignore")
-                re.compile(pattern)
-        except re.error as exc:
-            fail(loc, path, f"bad regex {pattern!r}: {exc}")
-        return pattern
+    def regex(self, loc: Located, path: str) -> Pattern:
+        """A pattern compiled now by the engine that will run it (``patterns.py``)."""
+        return pattern(self.text(loc, path), loc, path)
 
     def choice(self, loc: Located, path: str, choices: Iterable[str], what: str) -> str:
         options = list(choices)
@@ -296,6 +303,14 @@ class Reader:
     def strings(self, loc: Located, path: str) -> tuple[str, ...]:
         items = [loc] if isinstance(loc.value, str) else list_of(loc, path)
         return tuple(self.text(item, f"{path}[{i}]") for i, item in enumerate(items))
+
+
+def pattern(text: str, loc: Located, path: str) -> Pattern:
+    """``text`` compiled as a ``Pattern``; what the engine refuses is a problem here."""
+    try:
+        return Pattern(text)
+    except ValueError as exc:
+        fail(loc, path, f"bad regex {text!r}: {exc}")
 
 
 def check_url(
@@ -352,6 +367,53 @@ def http_method(r: Reader, loc: Located, path: str) -> str:
     if not TOKEN_RE.match(method):
         fail(loc, path, f"bad HTTP method {method!r}")
     return method
+
+
+def name_text(r: Reader, loc: Located, path: str) -> str:
+    """A probe's or a step's name: one word, shown in every output."""
+    name = r.text(loc, path)
+    if not _NAME_RE.match(name):
+        fail(loc, path, f"bad name {name!r}: use letters, digits and . _ : / - (no spaces)")
+    return name
+
+
+def request_headers(r: Reader, loc: Located, path: str) -> tuple[tuple[str, str], ...]:
+    """Request headers, in order: token names, one-line values (no header injection).
+    Every bad header is reported, each at its own line."""
+
+    def header(key: str, sub: Located, where: str) -> tuple[str, str]:
+        if not TOKEN_RE.match(key):
+            fail(sub, where, "bad header name")
+        value = r.text(sub, where, allow_scalar=True)
+        if "\n" in value or "\r" in value:
+            fail(sub, where, "a header value cannot span lines")
+        return key, value
+
+    return each_entry(loc, path, header)
+
+
+def request_body(r: Reader, given: dict[str, Located], path: str) -> tuple[str | None, bool]:
+    """(body, is JSON) of a probe or a step: ``json:`` (any YAML value, sent as JSON) or
+    ``body:`` (text); not both."""
+    if "json" in given and "body" in given:
+        fail(given["body"], f"{path}.body", "give json or body, not both")
+    if "json" in given:
+        return json.dumps(_plain(r, given["json"], f"{path}.json")), True
+    if "body" in given:
+        return r.text(given["body"], f"{path}.body", allow_scalar=True), False
+    return None, False
+
+
+def _plain(r: Reader, loc: Located, path: str) -> Any:
+    """A Located tree back to plain values, ``${VAR}`` expanded in strings."""
+    value = loc.value
+    if isinstance(value, dict):
+        return {k: _plain(r, v, f"{path}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(r, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, str):
+        return r.text(loc, path)
+    return value
 
 
 def scalar_text(r: Reader, loc: Located, path: str) -> str:

@@ -95,7 +95,7 @@ def _window(r: Reader, loc: Located, path: str) -> MaintenanceWindow:
     """One-off (start and end, ISO 8601) or recurring (every, start as a time of day,
     duration); the table reads each key, the two shapes are checked here."""
     block = WINDOW_FIELDS.read(r, loc, path)
-    given, values = block.given, block.values
+    given = block.given
     if "every" not in given:
         for key in ("start", "end"):
             if key not in given:
@@ -108,7 +108,7 @@ def _window(r: Reader, loc: Located, path: str) -> MaintenanceWindow:
             if key in given:
                 block.add(given[key], f"{path}.{key}", "only for a recurring window (with every)")
         block.done()
-        return MaintenanceWindow(start=start, end=end, only=values.get("only", ()))
+        return MaintenanceWindow(**block.fields(), start=start, end=end)
     for key in ("start", "duration"):
         if key not in given:
             fail(loc, path, f'missing "{key}": a recurring window has every, start and duration')
