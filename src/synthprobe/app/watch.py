@@ -14,24 +14,25 @@ already down: whoever starts a watch during an outage is told what is down now.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Literal
 
 from synthprobe.alerts import Event, event_for
 from synthprobe.app import EXIT_OK, Streams
 from synthprobe.app.run import event_loop_factory, select, warn
 from synthprobe.config import load_configs
 from synthprobe.errors import UsageError
-from synthprobe.models import EventKind, Failure, ProbeResult, ProbeSpec, Settings, State
+from synthprobe.models import EventKind, ProbeResult, ProbeSpec, Settings, State
 from synthprobe.output.watch import Row
 from synthprobe.redact import Redactor
 from synthprobe.units import format_utc, parse_utc
 
 if TYPE_CHECKING:
-    from rich.console import RenderableType
+    from rich.console import Console, RenderableType
     from rich.live import Live
 
     from synthprobe.output.jsonl import JsonlWriter
@@ -51,7 +52,8 @@ class WatchOptions:
 
 @dataclass(slots=True)
 class _Seen:
-    ok: bool
+    ok: bool | None
+    """The last state a result said (None: no result has said anything yet)."""
     since: float
     result: ProbeResult
     flips: int = 0
@@ -66,10 +68,19 @@ class View:
     seen: dict[str, _Seen] = field(default_factory=dict)
 
     def apply(self, result: ProbeResult, now: float) -> Event | None:
-        """The result in the view; the change it makes, if any (DOWN on a first sight)."""
-        ok = result.ok or result.failure is Failure.INTERNAL  # our bug is no outage
+        """The result in the view; the change it makes, if any (DOWN on a first sight).
+
+        A result with no data (a bug of ours, ``ProbeResult.no_data``) is shown as such
+        and moves nothing: no flip, no line, the state it had stays for when it returns."""
         before = self.seen.get(result.probe)
-        if before is None:
+        if result.no_data:
+            if before is None:
+                self.seen[result.probe] = _Seen(None, now, result)
+            else:
+                before.result = result
+            return None
+        ok = result.ok
+        if before is None or before.ok is None:
             since = now
             known = self.known_since.get(result.probe)
             if known is not None and known[0] == ok:
@@ -90,7 +101,7 @@ class View:
             Row(
                 probe=name,
                 kind=s.result.kind,
-                ok=s.ok,
+                state=_state(s),
                 since=s.since,
                 reason=s.result.reason.value if s.result.reason else None,
                 error=s.result.error,
@@ -101,7 +112,14 @@ class View:
         ]
 
     def all_up(self) -> bool:
-        return bool(self.seen) and all(s.ok for s in self.seen.values())
+        """Every probe's last result says up (one with no data is not known to be)."""
+        return bool(self.seen) and all(_state(s) == "up" for s in self.seen.values())
+
+
+def _state(seen: _Seen) -> Literal["up", "down", "no data"]:
+    if seen.ok is None or seen.result.no_data:
+        return "no data"
+    return "up" if seen.ok else "down"
 
 
 def _known_since(path: str, location: str, io: Streams) -> dict[str, tuple[bool, float]]:
@@ -177,7 +195,8 @@ async def _watch(
     def draw() -> RenderableType:
         from synthprobe.output.watch import render
 
-        height = io.out.size.height  # read at every refresh: the table follows a resize
+        _fit(io.out, io.stdout)  # at every refresh: the table follows a resize
+        height = io.out.size.height
         return render(
             view.rows(),
             now=time.time(),
@@ -218,6 +237,17 @@ async def _watch(
             live.stop()  # the terminal as it was: the alternate screen left, cursor back
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+def _fit(console: Console, stream: IO[str]) -> None:
+    """The console as big as the terminal is now. rich takes ``COLUMNS``/``LINES`` from
+    the environment over the terminal's own size, once: a value a shell exported (or one
+    from before a resize) would keep the table narrower or wider than the pane."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (OSError, ValueError):  # not a terminal after all (or closed): keep rich's size
+        return
+    console.size = (size.columns, size.lines)
 
 
 def _live(io: Streams, draw: Callable[[], RenderableType]) -> Live:

@@ -1,14 +1,17 @@
 """``probe watch``'s screen: the state of every probe as a person on call reads it.
 
-Pure: from the view's rows and the clock to a rich renderable of a given height. Failing
-probes come first, grouped by kind; when the screen cannot hold every row, the probes
-that are up are summarised in one line per kind (200 probes fit in 24 lines).
+Pure: from the view's rows and the clock to a rich renderable of a given height; the
+table takes the console's whole width (the error column gets what the others leave).
+Failing probes come first, grouped by kind, then those with no data (a bug of ours says
+nothing about the target: never shown as down); when the screen cannot hold every row,
+the probes that are up are summarised in one line per kind (200 probes fit in 24 lines).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -26,9 +29,11 @@ class Row:
 
     probe: str
     kind: str
-    ok: bool
+    state: Literal["up", "down", "no data"]
+    """``no data`` while its last result says nothing of the target (``ProbeResult.no_data``)."""
     since: float
-    """Epoch seconds: when it entered this state (first seen so, or the state file's)."""
+    """Epoch seconds: when it entered its last known state (first seen so, or the state
+    file's); for ``no data`` with no state known yet, when it was first seen."""
     reason: str | None
     error: str | None
     latency_ms: float | None
@@ -44,10 +49,13 @@ def render(
     height: int,
 ) -> RenderableType:
     """The whole screen: a header line, then the table (or its summary) within ``height``."""
-    down = [r for r in rows if not r.ok]
-    up = [r for r in rows if r.ok]
+    down = [r for r in rows if r.state == "down"]
+    blind = [r for r in rows if r.state == "no data"]
+    up = [r for r in rows if r.state == "up"]
     header = Text(no_wrap=True, overflow="ellipsis")
     header.append(f"{len(up)}/{len(rows)} up", style="green" if not down else "bold red")
+    if blind:
+        header.append(f"  ·  {len(blind)} no data", style="yellow")
     if last_round is not None:
         header.append(f"  ·  last round {format_utc(last_round, always_ms=False)[11:]}")
     if next_round is not None:
@@ -64,10 +72,9 @@ def render(
     table.add_column("flips", no_wrap=True, justify="right")
     table.add_column("error", no_wrap=True, ratio=1, overflow="ellipsis")
     room = max(1, height - CHROME)
-    ordered = sorted(down, key=lambda r: (r.kind, r.probe)) + sorted(
-        up, key=lambda r: (r.kind, r.probe)
-    )
-    shown = ordered if len(ordered) <= room else _summarised(down, up, room)
+    failing = sorted(down, key=_by_kind) + sorted(blind, key=_by_kind)
+    ordered = failing + sorted(up, key=_by_kind)
+    shown = ordered if len(ordered) <= room else _summarised(failing, up, room)
     for row in shown:
         if isinstance(row, Row):
             table.add_row(*_cells(row, now))
@@ -76,8 +83,19 @@ def render(
     return Group(header, table)
 
 
+def _by_kind(row: Row) -> tuple[str, str]:
+    return (row.kind, row.probe)
+
+
+STATES = {
+    "up": Text("✓ up", style="green"),
+    "down": Text("✗ down", style="bold red"),
+    "no data": Text("? no data", style="yellow"),
+}
+
+
 def _cells(row: Row, now: float) -> list[Text | str]:
-    state = Text("✓ up", style="green") if row.ok else Text("✗ down", style="bold red")
+    state = STATES[row.state]
     latency = "-" if row.latency_ms is None else f"{row.latency_ms:,.0f} ms"
     return [
         Text(row.probe),
@@ -92,7 +110,8 @@ def _cells(row: Row, now: float) -> list[Text | str]:
 
 
 def _summarised(down: Sequence[Row], up: Sequence[Row], room: int) -> list[Row | list[Text | str]]:
-    """Every failing probe that fits, then one line per kind for the probes up."""
+    """Every failing (down or no data) probe that fits, then one line per kind for the
+    probes up."""
     kinds: dict[str, int] = {}
     for r in up:
         kinds[r.kind] = kinds.get(r.kind, 0) + 1
@@ -101,8 +120,7 @@ def _summarised(down: Sequence[Row], up: Sequence[Row], room: int) -> list[Row |
         [Text(f"{n} more", style="dim"), Text(kind), up_cell, "", "", "", "", ""]
         for kind, n in sorted(kinds.items())
     ]
-    ordered: list[Row] = sorted(down, key=lambda r: (r.kind, r.probe))
-    failing: list[Row | list[Text | str]] = [*ordered]
+    failing: list[Row | list[Text | str]] = [*down]
     if room - len(summary) - 1 < min(len(down), 3):
         # a small screen: the failing probes first, the ones up in one line
         summary = [[Text(f"{len(up)} more", style="dim"), "", up_cell, "", "", "", "", ""]]
@@ -111,6 +129,6 @@ def _summarised(down: Sequence[Row], up: Sequence[Row], room: int) -> list[Row |
         hidden = len(failing) - keep
         failing = [
             *failing[:keep],
-            [Text(f"{hidden} more down", style="bold red"), "", "", "", "", "", "", ""],
+            [Text(f"{hidden} more not up", style="bold red"), "", "", "", "", "", "", ""],
         ]
     return failing + summary
