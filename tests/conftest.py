@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
@@ -36,6 +37,43 @@ HTTPCoreMocker.add_targets("synthprobe.probers.connection._StrictConnection")
 # the tests talk to 127.0.0.1 only: a proxy from the CI environment must not get between
 for _name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
     os.environ.pop(_name, None)
+
+
+SLOW_LIMIT = float(os.environ.get("SYNTHPROBE_SLOW_LIMIT", "1.5"))
+"""Seconds a test's call may take unless it is marked ``slow``, so ``-m 'not slow'``
+stays a quick loop. A slow CI machine raises it: ``SYNTHPROBE_SLOW_LIMIT=3 make test``.
+Tests are marked ``slow`` from about half the limit here, so noise does not flip them."""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if (
+        report.when == "call"
+        and report.passed
+        and report.duration > SLOW_LIMIT
+        and item.get_closest_marker("slow") is None
+    ):
+        report.outcome = "failed"
+        report.longrepr = (
+            f"{item.nodeid} took {report.duration:.2f}s, over {SLOW_LIMIT}s "
+            "(SYNTHPROBE_SLOW_LIMIT): mark it @pytest.mark.slow or make it quicker"
+        )
+    return report
+
+
+@pytest.fixture(autouse=True)
+def _thawed() -> Iterator[None]:
+    """What a run froze (``Runner.run`` calls ``gc.freeze`` for its short collections)
+    is thawed and collected after the test: frozen, an event loop or socket a test left
+    open is never collected, so its ResourceWarning would come out in some later test,
+    or never."""
+    yield
+    if gc.get_freeze_count():
+        gc.unfreeze()
+        gc.collect()
 
 
 @pytest.fixture(scope="session")
