@@ -11,13 +11,19 @@ from rich.console import Console
 from rich.table import Table
 
 from synthprobe.models import AlertRule, Capture, Expectation, Journey, ProbeSpec
+from synthprobe.observes import Observes, judged_keys
 from synthprobe.probers import KINDS
 from synthprobe.redact import Redactor
 from synthprobe.units import format_duration, format_size
 
 
-def _expectation(e: Expectation, redactor: Redactor) -> dict[str, Any]:
-    expect: dict[str, Any] = {"status": list(e.status)}
+def _expectation(
+    e: Expectation, redactor: Redactor, observes: Observes = Observes.RESPONSE
+) -> dict[str, Any]:
+    """What is judged: a kind without an HTTP status shows none (SPEC "Fourth wave")."""
+    expect: dict[str, Any] = {}
+    if "status" in judged_keys(observes):
+        expect["status"] = list(e.status)
     if e.max_latency is not None:
         expect["max_latency"] = format_duration(e.max_latency)
     for key in ("body_contains", "body_regex"):
@@ -76,7 +82,7 @@ def describe(spec: ProbeSpec, redactor: Redactor) -> dict[str, Any]:
         "retry_on": sorted(f.value for f in spec.retry_on),
         "headers": {k: redactor.header(k, v) for k, v in spec.headers},
         "tags": list(spec.tags),
-        "expect": _expectation(spec.expect, redactor),
+        "expect": _expectation(spec.expect, redactor, KINDS[spec.kind].observes),
         "follow_redirects": spec.follow_redirects,
         "verify_tls": spec.verify_tls,
         "max_body": format_size(spec.max_body),
