@@ -178,6 +178,9 @@ ODD_VALUES = [
     "tcp:x:²",
     "dns:",
     "${NOPE}",
+    "(" * 3000,  # a pattern nested deeper than the regex compiler recurses
+    "[[a-",
+    "regex:(",  # a capture whose pattern the engine refuses
     -1,
     1e400,
     True,
@@ -192,7 +195,7 @@ ODD_VALUES = [
 def _odd_configs() -> list[tuple[str, dict[str, object]]]:
     """Every key of every table (settings, probe, expect, alert, JSON check, kind
     blocks), each given each odd value: the tables say which keys exist."""
-    from synthprobe.config import expectations, settings
+    from synthprobe.config import expectations, journeys, settings
     from synthprobe.config.schema import PROBE_FIELDS
     from synthprobe.probers import KINDS
 
@@ -202,6 +205,9 @@ def _odd_configs() -> list[tuple[str, dict[str, object]]]:
         out.append((f"settings.{key}", {"settings": {key: None}, "probes": [probe]}))
     for key in sorted(PROBE_FIELDS.keys):
         out.append((key, {"probes": [{**probe, key: None}]}))
+    for key in sorted(journeys.STEP_FIELDS.keys):
+        step = {"name": "s", "url": "http://127.0.0.1/s", key: None}
+        out.append((f"steps.{key}", {"probes": [{**probe, "steps": [step]}]}))
     for key in sorted(expectations.EXPECT_FIELDS.keys):
         out.append((f"expect.{key}", {"probes": [{**probe, "expect": {key: None}}]}))
     for key in sorted(expectations.JSON_CHECK_FIELDS.keys - {"path"}):
