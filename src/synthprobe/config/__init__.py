@@ -4,6 +4,7 @@
     variables.py   ${VAR} expansion; which values are secrets
     readers.py     typed readers over Located trees (kinds use them for their blocks)
     schema.py      the probe schema: keys, defaults, merging, whole files
+    journeys.py    a probe's steps, captures and masks
 
 ``load_configs``, ``load_sources`` and ``LoadedConfig`` come from ``schema.py`` on first
 use: the schema reads the kind registry, whose kinds read their blocks with
