@@ -313,6 +313,7 @@ def test_aliases_share_what_their_anchor_built() -> None:
     assert a.expect is b.expect  # equal frozen values are held once
 
 
+@pytest.mark.slow  # tracemalloc triples the load's 0.5 s
 def test_a_big_config_never_holds_a_node_tree() -> None:
     """Memory, not time: building values from parser events (no composed node tree)
     and dropping each probe's tree once it is a spec keep the peak near the specs
