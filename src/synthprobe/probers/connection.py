@@ -22,6 +22,7 @@ from synthprobe.models import Reason
 from synthprobe.probers.base import Network
 from synthprobe.probers.netstream import BACKEND
 from synthprobe.probers.redirects import quoted
+from synthprobe.probers.urls import port_of
 
 _NO_LIMITS = httpx.Limits(max_connections=1, max_keepalive_connections=0)
 
@@ -139,7 +140,7 @@ def transport(
     lets it skip the connection pool."""
     context = net.ssl_context(verify_tls, h2=h2) if tls else net.no_tls
     if to is not None and proxy is None:
-        port = to.port or (443 if to.scheme == "https" else 80)
+        port = port_of(to)
         origin = httpcore.Origin(to.raw_scheme, to.raw_host, port)
         return _OneConnection(
             _StrictConnection(origin, context, http1=True, http2=h2, network_backend=BACKEND)

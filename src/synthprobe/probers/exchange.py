@@ -39,12 +39,12 @@ from synthprobe.probers.redirects import (
     basic_auth,
     check_hop,
     hop_headers,
-    is_ip,
     next_method,
     origin,
     redirect_target,
     shown,
 )
+from synthprobe.probers.urls import is_ip, port_of
 from synthprobe.steps import Step
 
 DEFAULT_HEADERS = (
@@ -225,7 +225,7 @@ async def resolve(
         from synthprobe.probers.dnsquery import resolve_with
 
         return await resolve_with(resolver[0], resolver[1], host, ip_version, attempt)
-    port = url.port or (443 if url.scheme in ("https", "wss") else 80)
+    port = port_of(url)
     attempt.clock.begin(Step.DNS)
     try:
         addresses = await net.resolve(host, port)
@@ -263,7 +263,7 @@ class Route:
 
 def route(url: httpx.URL, ip: str, headers: tuple[tuple[str, str], ...], attempt: Attempt) -> Route:
     scheme = {"ws": "http", "wss": "https"}.get(url.scheme, url.scheme)
-    port = url.port or (443 if scheme == "https" else 80)
+    port = port_of(url)
     # this hop's address, not the previous hop's peer, is the one an error names
     attempt.target, attempt.remote = (ip, port), None
     all_headers = [("Host", url.netloc.decode("ascii"))]

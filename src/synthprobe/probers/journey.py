@@ -14,14 +14,11 @@ never a request we send malformed or an exception of httpx's.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 import time
-from typing import Any
+from typing import Any, assert_never
 from urllib.parse import quote, unquote
-
-import httpx
 
 from synthprobe import patterns
 from synthprobe.classify import ProbeFailure
@@ -31,6 +28,7 @@ from synthprobe.models import Capture, Journey, JourneyStep, ProbeSpec, Reason
 from synthprobe.probers.attempt import Attempt
 from synthprobe.probers.base import Network, ProbeOutcome
 from synthprobe.probers.exchange import Exchange, Request, exchange
+from synthprobe.probers.urls import Flaw, Unusable, usable
 
 _PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 MAX_CAPTURE = 64 * 1024
@@ -38,8 +36,6 @@ MAX_CAPTURE = 64 * 1024
 enough that a step's URL, headers and body stay bounded whatever a server sends."""
 SHOWN = 80
 """Characters of a captured value an error message shows."""
-_LABEL_RE = re.compile(r"[A-Za-z0-9_-]{1,63}")
-"""One label of a host name, as resolvers take it (underscores are in real use)."""
 _HEADER_BREAKERS = re.compile(r"[\x00\r\n\x0b\x0c]")
 """What no header value may carry: a line break would start another header (request
 splitting); NUL and the other vertical spaces are refused by HTTP stacks."""
@@ -74,17 +70,22 @@ def _captures_named(names: list[str]) -> str:
     return ("capture " if len(names) == 1 else "captures ") + ", ".join(names)
 
 
-def _valid_host(host: str) -> bool:
-    if not host:
-        return False
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
-        return True
-    name = host[:-1] if host.endswith(".") else host
-    return len(name) <= 253 and all(_LABEL_RE.fullmatch(label) for label in name.split("."))
+def _unusable(exc: Unusable, used: str, text: str) -> str:
+    """Why the URL a step's captures made is not one we can request, naming them."""
+    match exc.flaw:
+        case Flaw.INVALID:
+            return f"the URL built from {used} is not a valid URL ({exc.why}): {_short(text)}"
+        case Flaw.SCHEME:
+            return f"captured URL is not http(s): {_short(text)} ({used})"
+        case Flaw.NO_HOST | Flaw.HOST:
+            return (
+                f"{used} put into the URL's host gives {unquote(exc.raw_host)!r}, not a host name"
+            )
+        case Flaw.PORT:
+            assert exc.url is not None
+            return f"{used} put into the URL gives port {exc.url.port}, not 1 to 65535"
+        case _:
+            assert_never(exc.flaw)
 
 
 def step_url(step: JourneyStep, values: dict[str, str]) -> str:
@@ -96,29 +97,9 @@ def step_url(step: JourneyStep, values: dict[str, str]) -> str:
         return text  # the config checked it
     used = _captures_named(names)
     try:
-        url = httpx.URL(text)
-    except httpx.InvalidURL as exc:
-        raise ProbeFailure(
-            Reason.SERVER_ASSERTION,
-            f"the URL built from {used} is not a valid URL ({exc}): {_short(text)}",
-        ) from None
-    if url.scheme not in ("http", "https"):
-        raise ProbeFailure(
-            Reason.SERVER_ASSERTION,
-            f"captured URL is not http(s): {_short(text)} ({used})",
-        )
-    # httpx keeps what a resolver would refuse (a space becomes %20): refuse it here
-    host = url.raw_host.decode("ascii", errors="replace")
-    if not _valid_host(host):
-        raise ProbeFailure(
-            Reason.SERVER_ASSERTION,
-            f"{used} put into the URL's host gives {unquote(host)!r}, not a host name",
-        )
-    if url.port is not None and not 0 < url.port < 65536:
-        raise ProbeFailure(
-            Reason.SERVER_ASSERTION,
-            f"{used} put into the URL gives port {url.port}, not 1 to 65535",
-        )
+        usable(text)
+    except Unusable as exc:
+        raise ProbeFailure(Reason.SERVER_ASSERTION, _unusable(exc, used, text)) from None
     return text
 
 

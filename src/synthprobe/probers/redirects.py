@@ -1,22 +1,20 @@
 """Redirects, decided without I/O: where the next hop goes, whether it may, and what
 goes with it (credentials to the URL's own origin only, the attempt's cookies).
 
-Every URL a server hands us (a ``Location``, a captured URL) is checked here once
-(``checked_url``), so a value from a server fails as a classified ``ProbeFailure``
-naming it, and nowhere later. Pure: table-tested in tests/test_redirects.py.
+A ``Location`` is checked by ``urls.usable``, the one check of every URL a server hands
+us, so it fails as a classified ``ProbeFailure`` naming it, and nowhere later. Pure:
+table-tested in tests/test_redirects.py.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
-import ipaddress
-import re
 
 import httpx
 
 from synthprobe.classify import ProbeFailure
 from synthprobe.models import Reason
+from synthprobe.probers.urls import Unusable, port_of, usable
 
 REDIRECTS = {301, 302, 303, 307, 308}
 
@@ -40,55 +38,29 @@ def shown(url: httpx.URL) -> str:
     return str(url.copy_with(userinfo=b"")) if url.userinfo else str(url)
 
 
-@functools.lru_cache(maxsize=4096)
-def is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-_HOSTNAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?")
-"""One label of a host name as resolvers take it (underscores occur in real names)."""
-
-
 def checked_url(text: str, base: httpx.URL | None = None) -> tuple[httpx.URL | None, str]:
     """``text`` (resolved against ``base``) as a URL we can send to, or None and why
-    not. Everything later code asks of a URL is asked here once (its IDNA host, its
-    port), so a value from a server can fail here and nowhere else."""
+    not (``urls.usable``, as a pair for callers that word their own failure)."""
     try:
-        url = base.join(text) if base is not None else httpx.URL(text)
-        host, port, scheme = url.host, url.port, url.scheme
-        url.netloc.decode("ascii")
-    except (httpx.InvalidURL, ValueError) as exc:  # IDNAError and UnicodeError are ValueErrors
-        return None, str(exc) or type(exc).__name__
-    if scheme not in ("http", "https"):
-        return None, f"unsupported scheme {scheme!r}"
-    if not host:
-        return None, "no host"
-    if port is not None and not 0 < port < 65536:
-        return None, f"port {port} out of range"
-    labels = url.raw_host.decode("ascii").removesuffix(".").split(".")
-    if not is_ip(host) and not all(_HOSTNAME.fullmatch(label) for label in labels):
-        return None, f"invalid host name {host!r}"
-    return url, ""
+        return usable(text, base), ""
+    except Unusable as exc:
+        return None, exc.why
 
 
 def redirect_target(url: httpx.URL, location: str) -> httpx.URL:
     """Where a redirect from ``url`` with this ``Location`` leads; ``server.redirects``
     naming the value when it leads nowhere we can go."""
-    nxt, why = checked_url(location, url)
-    if nxt is None:
+    try:
+        return usable(location, url)
+    except Unusable as exc:
         raise ProbeFailure(
             Reason.SERVER_REDIRECTS,
-            f"redirect to an unusable URL ({why}): Location {quoted(location)}",
-        )
-    return nxt
+            f"redirect to an unusable URL ({exc.why}): Location {quoted(location)}",
+        ) from None
 
 
 def origin(url: httpx.URL) -> tuple[str, str, int | None]:
-    return url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80)
+    return url.scheme, url.host, port_of(url)
 
 
 def basic_auth(url: httpx.URL) -> str | None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from typing import assert_never
 
 import httpx
 
 from synthprobe.classify import ProbeFailure
 from synthprobe.models import Reason
 from synthprobe.probers.live.playlist import MediaPlaylist, Variants, clip
+from synthprobe.probers.urls import Flaw, Unusable, usable
 
 MAX_TARGET_DURATION = 600
 """Seconds: a larger ``#EXT-X-TARGETDURATION`` is refused. Players stay three target
@@ -73,18 +75,30 @@ def check_target_duration(media: MediaPlaylist, url: str) -> None:
 
 
 def check_fetchable(uri: str, what: str) -> httpx.URL:
-    """``uri`` as a URL we can GET, else why not (the playlist gave it to us)."""
+    """``uri`` as a URL we can GET (``urls.usable``), else why not (the playlist or MPD
+    gave it to us)."""
     _check_scheme(uri, what)
     try:
-        url = httpx.URL(uri)
-        host = url.host  # decoding an "xn--" label can fail only here (the exchange uses it)
-    except (httpx.InvalidURL, ValueError) as exc:  # idna raises its own ValueError
-        raise _assertion(f"{what} URI is not a valid URL ({exc}): {clip(uri)}") from None
-    if not host:
-        raise _assertion(f"{what} URI has no host: {clip(uri)}")
-    if url.port is not None and not 0 < url.port < 65536:
-        raise _assertion(f"{what} URI has port {url.port}, outside 1..65535: {clip(uri)}")
-    return url
+        return usable(uri)
+    except Unusable as exc:
+        raise _assertion(f"{what} URI {_unusable(exc)}: {clip(uri)}") from None
+
+
+def _unusable(exc: Unusable) -> str:
+    match exc.flaw:
+        case Flaw.INVALID:
+            return f"is not a valid URL ({exc.why})"
+        case Flaw.SCHEME:
+            return "is not http(s)"
+        case Flaw.NO_HOST:
+            return "has no host"
+        case Flaw.PORT:
+            assert exc.url is not None
+            return f"has port {exc.url.port}, outside 1..65535"
+        case Flaw.HOST:
+            return f"has {exc.why}"
+        case _:
+            assert_never(exc.flaw)
 
 
 def check_sequence(before: MediaPlaylist, after: MediaPlaylist) -> None:
