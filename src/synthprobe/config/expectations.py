@@ -14,14 +14,15 @@ from synthprobe.config.readers import (
     Reader,
     Table,
     each,
+    each_entry,
     integer,
     list_of,
-    mapping,
     scalar_text,
 )
 from synthprobe.jsonpath import parse_json_path
 from synthprobe.models import AnswerCheck, Expectation, JsonCheck
 from synthprobe.observes import judged_keys, why_not
+from synthprobe.patterns import Pattern
 from synthprobe.units import is_whole_number
 
 if TYPE_CHECKING:
@@ -85,10 +86,9 @@ def read_expect(r: Reader, loc: Located, path: str) -> Expectation:
     return Expectation(**block.fields())
 
 
-def _expect_headers(r: Reader, loc: Located, path: str) -> tuple[tuple[str, str], ...]:
-    """Response headers, each a regex its value must match."""
-    hm = mapping(loc, path, set(loc.value or {}) if isinstance(loc.value, dict) else set())
-    return tuple((key, r.regex(sub, f"{path}.{key}")) for key, sub in hm.items())
+def _expect_headers(r: Reader, loc: Located, path: str) -> tuple[tuple[str, Pattern], ...]:
+    """Response headers, each a regex its value must match; every bad one reported."""
+    return each_entry(loc, path, lambda key, sub, where: (key, r.regex(sub, where)))
 
 
 def _json_checks(r: Reader, loc: Located, path: str) -> tuple[JsonCheck, ...]:
