@@ -141,6 +141,7 @@ def test_extreme_configs_are_quick_and_clean(raw: bytes) -> None:
     assert time.monotonic() - started < 20  # a loop bound, not a performance target
 
 
+@pytest.mark.slow  # twelve child processes
 def test_cli_on_mutations_exits_0_or_2_with_one_line_errors(tmp_path: Path) -> None:
     import random
 

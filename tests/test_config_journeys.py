@@ -46,6 +46,21 @@ EVERY_BAD_ITEM = [
         id="step-3-bad-headers",
     ),
     pytest.param(
+        PROBE + "    expect:\n"
+        "      headers:\n"
+        "        etag: '('\n"
+        "        server: ok\n"
+        "        x-a: 'a{2,1}'\n"
+        "        x-b: [1]\n",
+        [
+            "t.yaml:6: probes[0].expect.headers.etag: bad regex '(': missing ) at position 1",
+            "t.yaml:8: probes[0].expect.headers.x-a: bad regex 'a{2,1}': "
+            "min repeat greater than max repeat at position 2",
+            "t.yaml:9: probes[0].expect.headers.x-b: expected a string, got a list",
+        ],
+        id="expect-3-bad-headers",
+    ),
+    pytest.param(
         PROBE + '    capture:\n      token: "body:token"\n      ok: status\n      1st: status\n',
         [
             "t.yaml:5: probes[0].capture.token: bad capture 'body:token': "
@@ -98,7 +113,8 @@ def test_every_bad_header_and_capture_is_reported(text: str, expected: list[str]
 
 def test_a_bad_capture_is_exit_2_naming_line_and_key_without_traceback(tmp_path: Path) -> None:
     path = tmp_path / "journey.yaml"
-    path.write_text(EVERY_BAD_ITEM[3].values[0])  # type: ignore[arg-type]
+    [text] = [p.values[0] for p in EVERY_BAD_ITEM if p.id == "step-2-bad-captures"]
+    path.write_text(str(text))
     result = run_probe("validate", str(path))
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
