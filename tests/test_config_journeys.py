@@ -15,6 +15,7 @@ from synthprobe.models import Journey, JourneyStep, ProbeSpec
 from .commands import run_probe
 
 PROBE = "probes:\n  - name: a\n    url: http://127.0.0.1/\n"
+STEP_LINES = "    steps:\n      - {name: s, url: 'http://127.0.0.1/s'}\n"
 
 EVERY_BAD_ITEM = [
     pytest.param(
@@ -101,6 +102,15 @@ EVERY_BAD_ITEM = [
         ],
         id="a-bad-capture-hides-no-step",
     ),
+    pytest.param(
+        "probes:\n  - name: a\n    url: http://127.0.0.1/{{early}}\n"
+        '    capture: {id: "regex:("}\n' + STEP_LINES,
+        [
+            "t.yaml:3: probes[0]: {{early}}: no earlier step captures early",
+            "t.yaml:4: probes[0].capture.id: bad regex '(': missing ) at position 1",
+        ],
+        id="a-placeholder-in-the-first-request-hides-no-capture",
+    ),
 ]
 
 
@@ -128,7 +138,7 @@ def _journey(text: str) -> tuple[ProbeSpec, Journey]:
     return spec, spec.journey
 
 
-STEP = "    steps:\n      - {name: s, url: 'http://127.0.0.1/s'}\n"
+STEP = STEP_LINES
 
 INHERITED = [
     pytest.param(

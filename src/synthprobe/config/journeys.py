@@ -98,15 +98,15 @@ def read_journey(
 ) -> Journey:
     """The journey of a probe whose keys (merged with its defaults) are ``m``, read as
     ``v``; ``body`` is the probe's own request body."""
+    own = {key: m[key] for key in JOURNEY_KEYS if key in m}
+    block = JOURNEY_FIELDS.read(r, Located(own, 0), path)  # no key is required: no line shown
     headers: tuple[tuple[str, str], ...] = v.get("headers", ())
     url: str = v.get("url", "")
     early = uses(url, body[0] if body else None, *(value for _, value in headers))
-    if early:
+    if early:  # the probe's own request is the first step: nothing is captured yet
         where = m["url"] if uses(url) else m.get("json") or m.get("body") or m["headers"]
         name = sorted(early)[0]
-        fail(where, path, f"{{{{{name}}}}}: no earlier step captures {name}")
-    own = {key: m[key] for key in JOURNEY_KEYS if key in m}
-    block = JOURNEY_FIELDS.read(r, Located(own, 0), path)
+        block.add(where, path, f"{{{{{name}}}}}: no earlier step captures {name}")
     values = block.values
     capture: tuple[Capture, ...] = values.get("capture", ())
     known = {c.name for c in capture}
