@@ -92,6 +92,22 @@ def test_readmes_links_resolve() -> None:
             assert anchor in slugs, f"README links {link}: no such heading"
 
 
+def test_architecture_layout_names_every_module() -> None:
+    """docs/architecture.md draws the tree as it is: every module of the package is
+    named in its layout, and every module it names exists."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    block = text.split("## Layout", 1)[1].split("```", 2)[1]
+    package = block.split("src/synthprobe/", 1)[1].split("\ndeploy/", 1)[0]
+    named = set(re.findall(r"\w+\.py", package))
+    files = {
+        p.name
+        for p in (ROOT / "src" / "synthprobe").rglob("*.py")
+        if "__pycache__" not in p.parts and p.name not in ("__init__.py", "__main__.py")
+    }
+    assert sorted(files - named) == [], "modules missing from docs/architecture.md"
+    assert sorted(named - files - {"__init__.py"}) == [], "named in the layout, not in src"
+
+
 def _nav_pages(nav: object) -> list[str]:
     if isinstance(nav, str):
         return [nav]
