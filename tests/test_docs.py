@@ -92,6 +92,18 @@ def test_readmes_links_resolve() -> None:
             assert anchor in slugs, f"README links {link}: no such heading"
 
 
+def test_readme_gives_the_two_commands_ci_runs() -> None:
+    """A newcomer's first block is `make demo` and `make test`, targets of the Makefile,
+    and CI runs the README's test command as written."""
+    readme = (ROOT / "README.md").read_text()
+    first = readme.split("```sh\n", 1)[1].split("```", 1)[0]
+    commands = [line.split("#")[0].strip() for line in first.splitlines() if line.strip()]
+    assert commands == ["make demo", "make test"]
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^demo:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
+    assert "make test" in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
 def test_architecture_layout_names_every_module() -> None:
     """docs/architecture.md draws the tree as it is: every module of the package is
     named in its layout, and every module it names exists."""
