@@ -91,6 +91,7 @@ def mutated(draw: st.DrawFn) -> bytes:
 
 
 # derandomized in CI, so a red build is reproducible; random (exploring) elsewhere
+@pytest.mark.slow  # 400 examples: about 1.5 s alone, more on a shared machine
 @settings(
     max_examples=400,
     deadline=2000,
