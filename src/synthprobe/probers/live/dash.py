@@ -6,14 +6,14 @@ first, so entity expansion ("billion laughs") and external entities never happen
 MPD needs neither. ``mpegdash`` (PyPI) was not used: it parses with ``xml.dom.minidom``
 (the same expat, with no such guard) and models no SegmentTimeline arithmetic.
 
-What a live check needs of an MPD is reduced here to ``Manifest``: whether it is
+What a live check needs of an MPD is reduced here to ``Mpd``: whether it is
 ``dynamic``, its ``publishTime``, and per Representation the URL of its initialization
 segment and of its newest segment, from ``SegmentTemplate`` (``$Number$`` or ``$Time$``,
 with ``SegmentTimeline`` or a fixed ``@duration`` counted from ``availabilityStartTime``)
 or ``SegmentList``. Templates, BaseURLs and timescales inherit down Period >
 AdaptationSet > Representation as ISO/IEC 23009-1 §5.3.9 says.
 
-``parse_mpd``: whatever the bytes, a ``Manifest`` or ``NotAnMpd`` (the message says why).
+``parse_mpd``: whatever the bytes, an ``Mpd`` or ``NotAnMpd`` (the message says why).
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class Representation:
 
 
 @dataclass(frozen=True, slots=True)
-class Manifest:
+class Mpd:
     """A parsed MPD."""
 
     dynamic: bool
@@ -113,11 +113,12 @@ class Manifest:
     time_shift_buffer_depth: float | None
     representations: tuple[Representation, ...]
 
-    @property
-    def position(self) -> tuple[object, ...]:
-        """Moves when the MPD moves on: its publishTime and every newest segment."""
-        newest = tuple(r.newest.position if r.newest else None for r in self.representations)
-        return (self.publish_time, newest)
+    def position(self, ids: tuple[str, ...]) -> tuple[object, tuple[int | None, ...]]:
+        """Moves when the MPD moves on: (publishTime, the newest segment's position of
+        each Representation in ``ids``, None where it has none or is gone)."""
+        by_id = {r.id: r.newest for r in self.representations}
+        newest = tuple(s.position if (s := by_id.get(i)) is not None else None for i in ids)
+        return self.publish_time, newest
 
     def choose(self, which: Variant) -> tuple[Representation, ...]:
         """The Representations a probe follows (video ones for a single choice, when the
@@ -164,7 +165,7 @@ def _first_element(head: bytes) -> bytes | None:
     return None
 
 
-def parse_mpd(body: bytes, url: str, now: datetime) -> Manifest:
+def parse_mpd(body: bytes, url: str, now: datetime) -> Mpd:
     """Parse an MPD from ``url``; ``now`` places segments counted by the clock."""
     if len(body) > MAX_MPD_BYTES:
         raise NotAnMpd(f"MPD is larger than {MAX_MPD_BYTES:,} bytes")
@@ -183,7 +184,7 @@ def parse_mpd(body: bytes, url: str, now: datetime) -> Manifest:
     if kind not in ("static", "dynamic"):
         raise NotAnMpd(f'MPD@type="{clip(kind, 40)}" is neither "static" nor "dynamic"')
     ast = _date(root, "availabilityStartTime")
-    manifest = Manifest(
+    manifest = Mpd(
         dynamic=kind == "dynamic",
         publish_time=_date(root, "publishTime"),
         availability_start=ast,
@@ -231,7 +232,7 @@ def parse_mpd(body: bytes, url: str, now: datetime) -> Manifest:
             )
     if not reps:
         raise NotAnMpd("the MPD's last Period has no Representation")
-    return Manifest(
+    return Mpd(
         dynamic=True,
         publish_time=manifest.publish_time,
         availability_start=ast,
