@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import regex
 
-from synthprobe import patterns
+from synthprobe import expect, patterns
 from synthprobe.classify import ProbeFailure
 from synthprobe.config import load_sources
 from synthprobe.errors import ConfigError
@@ -158,16 +158,16 @@ def test_a_search_runs_the_compiled_pattern(monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setattr(regex, "compile", no_compiling)
     monkeypatch.setattr(regex, "search", no_compiling)
-    assert patterns.search(pattern, "<p>id-42</p>", "the body")
-    m = patterns.find(pattern, "<p>id-42</p>", "the body")
+    assert expect.search(pattern, "<p>id-42</p>", "the body")
+    m = expect.find(pattern, "<p>id-42</p>", "the body")
     assert m is not None and m.group(1) == "42"
-    assert not patterns.search(pattern, "<p>none</p>", "the body")
+    assert not expect.search(pattern, "<p>none</p>", "the body")
 
 
 def test_a_search_keeps_its_time_budget() -> None:
     started = time.monotonic()
     with pytest.raises(ProbeFailure) as info:
-        patterns.search(Pattern("(x+x+)+y"), "x" * 5000, "the body")
+        expect.search(Pattern("(x+x+)+y"), "x" * 5000, "the body")
     assert time.monotonic() - started < patterns.BUDGET + 1
     assert info.value.classified.reason.value == "server.assertion"
     assert str(info.value).startswith(f"/(x+x+)+y/ gave up after {patterns.BUDGET:g}s on 5,000")

@@ -14,14 +14,17 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, assert_never
+from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
-from synthprobe.classify import Classified
+from synthprobe.classify import Classified, ProbeFailure
 from synthprobe.jsonpath import MISSING, resolve_path
 from synthprobe.models import AnswerCheck, Expectation, JsonCheck, Reason
 from synthprobe.observes import Observes
-from synthprobe.patterns import search
+from synthprobe.patterns import BUDGET, Pattern
 from synthprobe.units import format_size, format_span
+
+if TYPE_CHECKING:
+    import regex
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,3 +378,26 @@ def check_answers(check: AnswerCheck, answers: tuple[str, ...]) -> str | None:
     ):
         return f"no answer matches /{check.matches}/: {shown_answers(answers)}"
     return None
+
+
+def find(pattern: str, text: str, what: str = "the reply") -> regex.Match[str] | None:
+    """The first match of ``pattern`` in ``text`` (its groups: a capture needs them),
+    within ``patterns.BUDGET`` seconds.
+
+    ``pattern`` is a ``Pattern`` the config compiled at load; a plain str (a spec built
+    in code, as tests do) is compiled here. Typed ``str`` because the reply rule's
+    protocol (``expect.ReplyRule``) declares its pattern so."""
+    compiled = pattern.compiled if isinstance(pattern, Pattern) else Pattern(pattern).compiled
+    try:
+        return compiled.search(text, timeout=BUDGET)
+    except TimeoutError:
+        raise ProbeFailure(
+            Reason.SERVER_ASSERTION,
+            f"/{pattern}/ gave up after {BUDGET:g}s on {len(text):,} characters of {what} "
+            "(the pattern backtracks too much on this text)",
+        ) from None
+
+
+def search(pattern: str, text: str, what: str = "the reply") -> bool:
+    """Whether ``pattern`` matches somewhere in ``text``, within ``patterns.BUDGET`` seconds."""
+    return find(pattern, text, what) is not None

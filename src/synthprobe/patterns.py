@@ -8,16 +8,15 @@ included, which RE2 lacks) and gives up after ``timeout=`` seconds. A search tha
 of budget fails the probe as ``server.assertion``: the expectation could not be shown
 to hold on what the server sent (docs/reference.md, "Regular expressions").
 
-Light on purpose: the config imports ``Pattern`` (``regex`` itself is imported only when a
-config holds a pattern, ``classify`` and httpx only when a search runs out of budget).
+Light on purpose, and below everything else (it imports nothing of synthprobe): the
+config and the models hold ``Pattern``s, and ``regex`` itself is imported only when a
+config holds a pattern. A pattern is run by the judge, ``expect.find``.
 """
 
 from __future__ import annotations
 
 import warnings
 from typing import TYPE_CHECKING, Any
-
-from synthprobe.models import Reason
 
 if TYPE_CHECKING:
     import regex
@@ -57,28 +56,3 @@ class Pattern(str):
     def __reduce__(self) -> tuple[Any, ...]:
         # copy, deepcopy (dataclasses.asdict) and pickle rebuild it from the text
         return (Pattern, (str(self),))
-
-
-def find(pattern: str, text: str, what: str = "the reply") -> regex.Match[str] | None:
-    """The first match of ``pattern`` in ``text`` (its groups: a capture needs them),
-    within ``BUDGET`` seconds.
-
-    ``pattern`` is a ``Pattern`` the config compiled at load; a plain str (a spec built
-    in code, as tests do) is compiled here. Typed ``str`` because the reply rule's
-    protocol (``expect.ReplyRule``) declares its pattern so."""
-    compiled = pattern.compiled if isinstance(pattern, Pattern) else Pattern(pattern).compiled
-    try:
-        return compiled.search(text, timeout=BUDGET)
-    except TimeoutError:
-        from synthprobe.classify import ProbeFailure  # httpx: only on this rare path
-
-        raise ProbeFailure(
-            Reason.SERVER_ASSERTION,
-            f"/{pattern}/ gave up after {BUDGET:g}s on {len(text):,} characters of {what} "
-            "(the pattern backtracks too much on this text)",
-        ) from None
-
-
-def search(pattern: str, text: str, what: str = "the reply") -> bool:
-    """Whether ``pattern`` matches somewhere in ``text``, within ``BUDGET`` seconds."""
-    return find(pattern, text, what) is not None

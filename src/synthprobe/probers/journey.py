@@ -20,9 +20,8 @@ import time
 from typing import Any, assert_never
 from urllib.parse import quote, unquote
 
-from synthprobe import patterns
 from synthprobe.classify import ProbeFailure
-from synthprobe.expect import Response, Walked, judge
+from synthprobe.expect import Response, Walked, find, judge
 from synthprobe.jsonpath import scalar_text
 from synthprobe.models import Capture, Journey, JourneyStep, ProbeSpec, Reason
 from synthprobe.probers.attempt import Attempt
@@ -155,7 +154,7 @@ def capture(c: Capture, obs: Response) -> str | None:
         return found[0] if found else None
     text = obs.body.decode("utf-8", errors="replace")
     if c.source == "regex":
-        m = patterns.find(c.arg, text, "the body")
+        m = find(c.arg, text, "the body")
         if m is None:
             return None
         return str(m.group(1) if m.groups() else m.group(0))
