@@ -1,5 +1,6 @@
-"""Runs probes: concurrency, the total deadline of each attempt, retries, timing and
-the result record. The one place that knows about time; probers only probe."""
+"""Runs probes: concurrency, pacing, the total deadline of each attempt, retries and
+the result record. Probers keep their own waits within an attempt (a reload, a poll, a
+quiet reply) and its clock (timing.py); the deadline that bounds them all is set here."""
 
 from __future__ import annotations
 

@@ -167,7 +167,7 @@ def _step(
     return JourneyStep(**step, headers=tuple(headers.items()), body=body[0], json_body=body[1])
 
 
-# The tables: one per block, the one place its keys are written.
+# The tables: one per block, where its allowed keys, read loop and defaults come from.
 JOURNEY_FIELDS = Table(
     Field("step_name", Reader.text, attr="main"),
     Field("capture", read_captures),

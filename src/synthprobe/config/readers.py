@@ -84,7 +84,7 @@ class Collector:
 class Field(Generic[T]):
     """One key of a block: how its value is read, and where it goes.
 
-    A block's table of fields is the one place its keys are written: the allowed keys,
+    A block's table of fields is where its keys are written for reading: the allowed keys,
     the read loop and (for a key left out) the dataclass's default all come from it."""
 
     key: str
@@ -134,7 +134,7 @@ def each_string(
 
 
 class Table:
-    """A block's fields, indexed: the one place the block's keys are written."""
+    """A block's fields, indexed: the keys the block allows, each with its reader."""
 
     __slots__ = ("_by_key", "_required", "_targets", "fields", "keys")
 

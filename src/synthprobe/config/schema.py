@@ -346,8 +346,8 @@ def _failure(name: str, item: Located, where: str) -> Failure:
     return Failure(name)
 
 
-# The tables: one per block, the one place its keys are written. The allowed keys,
-# the read loop and the defaults (the dataclass's) come from them.
+# The tables: one per block. The allowed keys, the read loop and the defaults (the
+# dataclass's) come from them; expect's keys are also judged per kind (observes.py).
 PROBE_FIELDS = Table(
     Field("name", name_text, required=True),
     Field("kind", choice(KINDS, "kind"), attr=None),

@@ -1,5 +1,7 @@
-"""The one connection an attempt sends its request on, and the one place that reaches
-into httpx's and httpcore's internals (pinned in pyproject: httpcore 1.0.x).
+"""The one connection an attempt sends its request on, and where its exchange reaches
+into httpx's and httpcore's internals (pinned in pyproject: httpcore 1.0.x); beside it
+only a warm-up import (base.py ``Network.prepare``) and the CLI's ``httpx._main`` stub
+name private modules (docs/httpx.md).
 
 - ``_OneConnection``: httpx's transport around a single httpcore connection, not a
   pool (no public seam: httpx keeps what it sends through in ``_pool``).
