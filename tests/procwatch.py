@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, AnyStr
 
 from .commands import probe_cmd
+from .probing import write_config
 
 
 def vm_kib(pid: int, field: str) -> int:
@@ -48,8 +49,9 @@ def wait_watching_peak(
 
 def probe_url_watching_peak(url: str, tmp_path: Path, seconds: float) -> tuple[dict[str, Any], int]:
     """Run the real `probe run` on one URL; return its one JSON line and its peak RSS (KiB)."""
-    config = tmp_path / "one.yaml"
-    config.write_text(f"probes:\n  - {{name: one, url: '{url}', timeout: {seconds}s}}\n")
+    config = write_config(
+        tmp_path, f"probes:\n  - {{name: one, url: '{url}', timeout: {seconds}s}}\n", "one.yaml"
+    )
     out = tmp_path / "one.jsonl"
     proc = subprocess.Popen(
         probe_cmd("run", str(config), "-o", str(out)),

@@ -20,15 +20,10 @@ from synthprobe.cli import app
 from synthprobe.demo import DemoPlatform
 
 from .commands import probe_cmd, run_probe
+from .probing import write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
-
-
-def write(tmp_path: Path, text: str, name: str = "p.yaml") -> str:
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
 
 
 probe = run_probe  # this file's name for it
@@ -36,15 +31,17 @@ probe = run_probe  # this file's name for it
 
 @pytest.fixture
 def mixed_config(tmp_path: Path, platform: DemoPlatform) -> str:
-    return write(
-        tmp_path,
-        f"""
+    return str(
+        write_config(
+            tmp_path,
+            f"""
 version: 1
 probes:
   - {{name: feed-ok, kind: feed, url: "{platform.base_url}/v1/feed", tags: [critical]}}
   - {{name: feed-503, kind: feed, url: "{platform.base_url}/fault/status/503"}}
   - {{name: up-ok, kind: upload, url: "{platform.base_url}/v1/media", upload: {{size: 1KiB}}}}
 """,
+        )
     )
 
 
@@ -56,7 +53,7 @@ def test_validate_prints_probes_per_kind(mixed_config: str) -> None:
 
 
 def test_validate_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
-    path = write(tmp_path, "probes:\n  - {name: a, url: 'http://127.0.0.1/', timout: 1s}\n")
+    path = write_config(tmp_path, "probes:\n  - {name: a, url: 'http://127.0.0.1/', timout: 1s}\n")
     result = probe("validate", path)
     assert result.returncode == 2
     assert result.stdout == ""
@@ -65,6 +62,7 @@ def test_validate_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("content", "needle"),
     [
@@ -89,7 +87,7 @@ def test_user_mistakes_never_show_a_traceback(
 
 
 def test_list_masks_secrets(tmp_path: Path) -> None:
-    path = write(
+    path = write_config(
         tmp_path,
         """
 probes:
@@ -142,6 +140,7 @@ def test_output_dash_sends_lines_to_stdout_and_table_to_stderr(mixed_config: str
     assert "server.status" in result.stderr and "1/3" not in result.stdout
 
 
+@pytest.mark.slow
 def test_quiet_is_silent_on_success_and_one_line_per_failure(
     mixed_config: str, tmp_path: Path
 ) -> None:
@@ -263,7 +262,7 @@ def test_signal_stops_promptly_and_keeps_finished_lines(
         f"timeout: 25s}}"
         for i in range(5)
     ]
-    path = write(tmp_path, "probes:\n" + "\n".join(fast + slow))
+    path = write_config(tmp_path, "probes:\n" + "\n".join(fast + slow))
     out = tmp_path / "r.jsonl"
     proc = subprocess.Popen(
         probe_cmd("run", path, "-o", str(out), "--workers", workers),
@@ -289,12 +288,13 @@ def test_signal_stops_promptly_and_keeps_finished_lines(
     assert _processes_running(str(path)) == []  # no worker left behind
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_an_error_not_a_gap(tmp_path: Path, platform: DemoPlatform) -> None:
     slow = [
         f'  - {{name: slow-{i}, url: "{platform.base_url}/fault/slow?delay=1", timeout: 25s}}'
         for i in range(6)
     ]
-    path = write(tmp_path, "probes:\n" + "\n".join(slow))
+    path = write_config(tmp_path, "probes:\n" + "\n".join(slow))
     out = tmp_path / "r.jsonl"
     proc = subprocess.Popen(
         probe_cmd("run", path, "-o", str(out), "--workers", "2", "--format", "quiet"),
@@ -319,11 +319,12 @@ def test_a_killed_worker_is_an_error_not_a_gap(tmp_path: Path, platform: DemoPla
         assert json.loads(line)["probe"].startswith("slow-")
 
 
+@pytest.mark.slow
 def test_overlapping_runs_append_whole_lines(tmp_path: Path, platform: DemoPlatform) -> None:
     probes = [
         f'  - {{name: p{i}, url: "{platform.base_url}/v1/feed?limit=50"}}' for i in range(100)
     ]
-    path = write(tmp_path, "probes:\n" + "\n".join(probes))
+    path = write_config(tmp_path, "probes:\n" + "\n".join(probes))
     out = tmp_path / "shared.jsonl"
     procs = [
         subprocess.Popen(
@@ -433,8 +434,7 @@ def _imported_by_command(*args: str) -> set[str]:
 def test_commands_import_only_what_they_need(
     tmp_path: Path, refused_url: str, args: tuple[str, ...]
 ) -> None:
-    config = tmp_path / "p.yaml"
-    config.write_text(f"probes:\n  - {{name: feed, url: {refused_url}}}\n")
+    config = write_config(tmp_path, f"probes:\n  - {{name: feed, url: {refused_url}}}\n", "p.yaml")
     out = str(tmp_path / "r.jsonl")
     loaded = _imported_by_command(*(a.format(config=config, out=out) for a in args))
     assert "synthprobe" in loaded and "typer" in loaded  # the listing is real...
@@ -445,8 +445,7 @@ def test_commands_import_only_what_they_need(
 
 def test_a_table_run_does_import_rich(tmp_path: Path, refused_url: str) -> None:
     # the other side of the test above: the check can see rich when it is there
-    config = tmp_path / "p.yaml"
-    config.write_text(f"probes:\n  - {{name: feed, url: {refused_url}}}\n")
+    config = write_config(tmp_path, f"probes:\n  - {{name: feed, url: {refused_url}}}\n", "p.yaml")
     loaded = _imported_by_command("run", str(config), "-o", str(tmp_path / "r.jsonl"))
     assert "rich" in loaded
 
@@ -476,7 +475,7 @@ def test_2000_probes_under_load_all_recorded_and_classified(
             "gone": refused_url + "/",
         }[kind]
         lines.append(f'  - {{name: {kind}-{i}, url: "{url}", timeout: 20s}}')
-    config = write(tmp_path, "probes:\n" + "\n".join(lines))
+    config = write_config(tmp_path, "probes:\n" + "\n".join(lines))
     out = tmp_path / "r.jsonl"
     result = probe(
         "run",
@@ -519,7 +518,7 @@ def test_unknown_format_is_a_usage_error_for_every_command(args: list[str]) -> N
 
 
 def test_list_shows_journeys_alerts_and_protocol_choices(tmp_path: Path) -> None:
-    path = write(
+    path = write_config(
         tmp_path,
         """
 probes:

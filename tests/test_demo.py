@@ -15,6 +15,7 @@ from synthprobe.demo import DemoPlatform
 
 from .commands import probe_cmd
 from .conftest import run_specs, specs_from_yaml
+from .probing import write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,6 +53,7 @@ def test_demo_shows_every_failure_class(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_example_config_passes_against_demo_serve(tmp_path: Path) -> None:
     server = subprocess.Popen(
         probe_cmd("demo", "--serve", "--port", "0"),
@@ -118,10 +120,11 @@ def test_demo_shows_a_live_ladder_with_one_slow_rendition_and_live_dash(tmp_path
 
 
 def test_probe_list_shows_the_live_options(tmp_path: Path) -> None:
-    config = tmp_path / "l.yaml"
-    config.write_text(
+    config = write_config(
+        tmp_path,
         "probes:\n  - {name: l, kind: live, url: 'http://127.0.0.1:1/m.m3u8',"
-        " live: {variant: all, realtime: 1.5, media_check: false}}\n"
+        " live: {variant: all, realtime: 1.5, media_check: false}}\n",
+        "l.yaml",
     )
     done = subprocess.run(
         probe_cmd("list", str(config)),

@@ -93,6 +93,7 @@ def test_tcp_transport(dns_port: int) -> None:
     assert r.details["transport"] == "tcp"
 
 
+@pytest.mark.slow
 def test_a_server_that_never_answers_is_dns_timeout(silent_udp: int) -> None:
     r = ask(silent_udp, "web.synth.invalid", timeout="1s")
     assert r.reason == "dns.timeout", r.error
@@ -123,6 +124,7 @@ def test_resolver_tells_dns_failures_apart_for_an_http_probe(
     assert r.timings_ms["dns"] is not None and r.timings_ms["connect"] is None
 
 
+@pytest.mark.slow
 def test_resolver_that_never_answers_is_dns_timeout(silent_udp: int) -> None:
     r = probe_once("http://web.synth.invalid/", resolver=f"127.0.0.1:{silent_udp}", timeout="1s")
     assert r.reason == "dns.timeout", r.error

@@ -19,6 +19,7 @@ from synthprobe.probers.base import Network
 
 from .commands import probe_cmd
 from .conftest import probe_once
+from .probing import write_config
 
 
 class Proxy:
@@ -137,8 +138,9 @@ def test_dead_proxy_is_refused_with_its_address(platform: DemoPlatform, refused_
 def test_cli_honours_env_proxy_unless_told_not_to(
     tmp_path: Path, platform: DemoPlatform, proxy: Proxy
 ) -> None:
-    config = tmp_path / "p.yaml"
-    config.write_text(f'probes:\n  - {{name: a, url: "{platform.base_url}/v1/feed"}}\n')
+    config = write_config(
+        tmp_path, f'probes:\n  - {{name: a, url: "{platform.base_url}/v1/feed"}}\n', "p.yaml"
+    )
     env = {**os.environ, "HTTP_PROXY": proxy.url}
     env.pop("NO_PROXY", None)
     env.pop("no_proxy", None)

@@ -44,6 +44,7 @@ CASES = [
         {"max_body": "1MiB"},
         None,
         id="gzip-bomb",
+        marks=pytest.mark.slow,
     ),
     pytest.param(
         "plain",

@@ -11,7 +11,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from hypothesis import strategies as st
 from synthprobe.models import ProbeResult
 
 from .commands import results
-from .conftest import run_specs, specs_from_yaml
+from .probing import probes_text, run_together, write_config
 from .procwatch import sigterm_when, wait_watching_peak
 from .sockets import accepting
 
@@ -194,10 +193,8 @@ DEADLINE = 2.0
 
 def run_and_time(probes: list[dict[str, object]]) -> tuple[dict[str, ProbeResult], float]:
     """Run the probes at once; their results by name, and the wall time of the run."""
-    text = "probes:\n" + "".join(f"  - {json.dumps(p)}\n" for p in probes)
-    started = time.monotonic()
-    found = run_specs(specs_from_yaml(text), concurrency=len(probes))
-    return {r.probe: r for r in found}, time.monotonic() - started
+    run = run_together(probes)
+    return run.results, run.wall
 
 
 def _dns_probe(port: int, label: str, **extra: object) -> dict[str, object]:
@@ -280,6 +277,7 @@ def test_a_dns_answer_that_cannot_be_used_is_dns_error(
     assert found["healthy"].details["answers"] == ["127.0.0.5"]
 
 
+@pytest.mark.slow
 def test_a_huge_answer_is_checked_whole_and_kept_bounded(dns_server: DnsServer) -> None:
     found, took = run_and_time(
         [
@@ -518,9 +516,10 @@ def _probe_bin() -> str:
 
 def test_a_100_mb_stream_keeps_memory_bounded(tmp_path: Path) -> None:
     with _tcp_service(_streams(100 * 1024 * 1024)) as url:
-        config = tmp_path / "p.yaml"
-        config.write_text(
-            "probes:\n  - " + json.dumps(_tcp_probe("stream", url, expect="OK")) + "\n"
+        config = write_config(
+            tmp_path,
+            "probes:\n  - " + json.dumps(_tcp_probe("stream", url, expect="OK")) + "\n",
+            "p.yaml",
         )
         out = tmp_path / "r.jsonl"
         proc = subprocess.Popen(
@@ -536,6 +535,7 @@ def test_a_100_mb_stream_keeps_memory_bounded(tmp_path: Path) -> None:
     assert 0 < peak / 1024 < 150, f"peak RSS {peak / 1024:.0f} MiB"
 
 
+@pytest.mark.slow
 def test_sigterm_during_a_regex_heavy_tcp_probe_exits_130_and_keeps_lines(
     healthy_tcp: str, tmp_path: Path
 ) -> None:
@@ -557,8 +557,7 @@ def test_sigterm_during_a_regex_heavy_tcp_probe_exits_130_and_keeps_lines(
                 for i in range(4)
             ),
         ]
-        config = tmp_path / "p.yaml"
-        config.write_text("probes:\n" + "".join(f"  - {json.dumps(p)}\n" for p in probes))
+        config = write_config(tmp_path, probes_text(*probes), "p.yaml")
         out = tmp_path / "r.jsonl"
         proc = subprocess.Popen(
             [_probe_bin(), "run", str(config), "-o", str(out), "--format", "quiet"],

@@ -11,7 +11,6 @@ import gzip
 import json
 import socket
 import threading
-import time
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -32,8 +31,8 @@ from synthprobe.probers.attempt import Attempt
 from synthprobe.probers.base import Network
 from synthprobe.probers.upload import prober as upload_prober
 
-from .conftest import run_specs, specs_from_yaml
 from .h2server import Crafted, h2_server
+from .probing import run_together
 from .sockets import accepting
 
 OK_JSON = b'{"status": "ok"}'
@@ -107,16 +106,10 @@ def run_timed(
 ) -> dict[str, ProbeResult]:
     """One run of every probe (TIMEOUT each, no retries); the run ends within the
     deadline + 1 s and records every probe."""
-    text = "probes:\n" + "".join(
-        "  - " + json.dumps({"name": name, "timeout": f"{TIMEOUT}s", "retries": 0, **p}) + "\n"
-        for name, p in probes.items()
-    )
-    started = time.perf_counter()
-    results = {r.probe: r for r in run_specs(specs_from_yaml(text), network)}
-    wall = time.perf_counter() - started
-    assert wall <= TIMEOUT + 1, f"the run took {wall:.2f}s"
-    assert set(results) == set(probes)
-    return results
+    named = [
+        {"name": name, "timeout": f"{TIMEOUT}s", "retries": 0, **p} for name, p in probes.items()
+    ]
+    return run_together(named, within=TIMEOUT + 1, network=network).results
 
 
 def assert_failed(result: ProbeResult, reason: str, *words: str) -> None:
@@ -516,8 +509,17 @@ def test_any_set_cookie_is_kept_or_left_out(values: list[str]) -> None:
     attempt = Attempt()
     headers = tuple(("set-cookie", v) for v in values)
     exchange._keep_cookies(headers, "GET", url, attempt)
+    stored = list(attempt.jar.jar) if attempt.jar is not None else []
+    for cookie in stored:  # whatever the jar keeps is masked in every output
+        assert not cookie.value or cookie.value in attempt.secrets, cookie
     sent = redirect_rules.hop_headers((), url, "GET", attempt.jar, None, redirect_rules.origin(url))
-    httpx.Request("GET", url, headers=sent)
+    request = httpx.Request("GET", url, headers=sent)  # what is kept can be sent back
+    cookie_header = request.headers.get("cookie", "")
+    assert cookie_header.isascii()
+    for cookie in stored:  # and is: the next hop carries every stored cookie
+        pair = cookie.name if cookie.value is None else f"{cookie.name}={cookie.value}"
+        assert pair in cookie_header, (cookie, cookie_header)
+        assert pair.isascii()  # a cookie in UTF-8 could not be sent: never kept
 
 
 def test_cleanup_is_recorded_when_the_verify_step_fails(uploads: str) -> None:

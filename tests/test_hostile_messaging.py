@@ -13,7 +13,6 @@ import socket
 import struct
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from synthprobe.probers.messaging.prober import check_handshake
 
 from .commands import probe_cmd
 from .conftest import run_specs, specs_from_yaml
+from .probing import probes_text, run_beside_healthy, write_config
 from .procwatch import sigterm_when, wait_watching_peak
 from .sockets import accepting
 
@@ -277,13 +277,12 @@ def _probe(name: str, port: int, path: str, **fields: object) -> dict[str, objec
     }
 
 
-def run_with_healthy(port: int, path: str, **fields: object) -> tuple[ProbeResult, ProbeResult]:
-    """The probe at ``path`` and a healthy echo probe, in one run."""
+def beside_healthy(port: int, path: str, **fields: object) -> ProbeResult:
+    """The probe at ``path`` beside a healthy echo probe, in one run that ends within the
+    deadline + 1 s and records the healthy one passing; the hostile result."""
     hostile = _probe("hostile", port, path, max_body="1MiB", **fields)
     healthy = _probe("healthy", port, "echo", messaging={"send": "ping", "expect_regex": "^pi"})
-    text = "probes:\n" + "".join(f"  - {json.dumps(p)}\n" for p in (hostile, healthy))
-    first, second = run_specs(specs_from_yaml(text))
-    return first, second
+    return run_beside_healthy(hostile, healthy, within=DEADLINE + 1)["hostile"]
 
 
 CASES = [
@@ -378,13 +377,10 @@ def test_hostile_websocket_server(
     ws_server: tuple[WsServer, int], path: str, reason: str, words: str
 ) -> None:
     _server, port = ws_server
-    started = time.monotonic()
-    hostile, healthy = run_with_healthy(port, path)
-    assert time.monotonic() - started <= DEADLINE + 1
+    hostile = beside_healthy(port, path)
     assert hostile.reason == reason, hostile.error
     assert hostile.error is not None and words in hostile.error, hostile.error
     assert "code 1002" not in hostile.error  # never the code we would have sent
-    assert healthy.ok, healthy.error
 
 
 @pytest.mark.parametrize(
@@ -432,12 +428,9 @@ def test_replies_are_matched_within_budget(
     words: str,
 ) -> None:
     _server, port = ws_server
-    started = time.monotonic()
-    hostile, healthy = run_with_healthy(port, path, messaging=messaging)
-    assert time.monotonic() - started <= DEADLINE + 1
+    hostile = beside_healthy(port, path, messaging=messaging)
     assert hostile.reason == reason, hostile.error
     assert words in (hostile.error or ""), hostile.error
-    assert healthy.ok, healthy.error
 
 
 @pytest.mark.parametrize(
@@ -464,13 +457,14 @@ def test_a_101_must_say_websocket_upgrade(headers: dict[str, str], words: str) -
 
 def test_a_400_mb_frame_costs_no_memory(ws_server: tuple[WsServer, int], tmp_path: Path) -> None:
     _server, port = ws_server
-    config = tmp_path / "p.yaml"
-    config.write_text(
+    config = write_config(
+        tmp_path,
         "probes:\n"
         f"  - {{name: huge, kind: messaging, url: 'ws://127.0.0.1:{port}/huge', timeout: 20s,"
         " messaging: {send: ping, expect: never}}\n"
         f"  - {{name: healthy, kind: messaging, url: 'ws://127.0.0.1:{port}/echo',"
-        " messaging: {send: ping, expect: ping}}\n"
+        " messaging: {send: ping, expect: ping}}\n",
+        "p.yaml",
     )
     out = tmp_path / "r.jsonl"
     proc = subprocess.Popen(
@@ -491,6 +485,7 @@ def test_a_400_mb_frame_costs_no_memory(ws_server: tuple[WsServer, int], tmp_pat
     assert 0 < peak / 1024 < 300, f"peak RSS {peak / 1024:.0f} MiB"
 
 
+@pytest.mark.slow
 def test_sigterm_ends_a_run_busy_matching_replies(
     ws_server: tuple[WsServer, int], tmp_path: Path
 ) -> None:
@@ -504,10 +499,11 @@ def test_sigterm_ends_a_run_busy_matching_replies(
         timeout="60s",
         messaging={"send": "ping", "expect_regex": "(a|aa)+c"},
     )
-    config = tmp_path / "p.yaml"
-    config.write_text(
+    config = write_config(
+        tmp_path,
         "probes:\n"
-        + "".join(f"  - {json.dumps(p)}\n" for p in (_probe("quick", port, "echo"), busy))
+        + "".join(f"  - {json.dumps(p)}\n" for p in (_probe("quick", port, "echo"), busy)),
+        "p.yaml",
     )
     out = tmp_path / "r.jsonl"
     proc = subprocess.Popen(
@@ -592,7 +588,7 @@ def _replayed(ws_server: tuple[WsServer, int], behaviour: Behaviour) -> ProbeRes
     server, port = ws_server
     with server.lock:
         server.replay.append(behaviour)
-    [result] = run_specs(specs_from_yaml(f"probes:\n  - {json.dumps(_probe('fuzz', port, 'x'))}\n"))
+    [result] = run_specs(specs_from_yaml(probes_text(_probe("fuzz", port, "x"))))
     return result
 
 
@@ -620,6 +616,7 @@ def test_any_answer_to_the_upgrade_is_classified(
     _classified(_replayed(ws_server, instead_of_upgrade(raw)))
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(
     headers=st.dictionaries(

@@ -14,6 +14,7 @@ from synthprobe.models import ProbeResult
 
 from .commands import run_probe
 from .conftest import probe_once
+from .probing import write_config
 from .sockets import accepting
 
 
@@ -149,15 +150,17 @@ def test_an_upload_to_httpbin(httpbin: Any) -> None:
     assert r.ok, r.error
 
 
+@pytest.mark.slow
 def test_server_text_is_shown_as_it_came(tmp_path: Path) -> None:
     def answer(conn: Any) -> None:
         conn.sendall(b"[red]MARK[/red]\x1b[2J\x07 gone\r\n")
 
     with accepting(answer) as port:
-        config = tmp_path / "p.yaml"
-        config.write_text(
+        config = write_config(
+            tmp_path,
             f'probes:\n  - {{name: t, kind: tcp, url: "tcp://127.0.0.1:{port}", '
-            'tcp: {expect: "+OK"}}\n'
+            'tcp: {expect: "+OK"}}\n',
+            "p.yaml",
         )
         out = str(tmp_path / "r.jsonl")
         done = run_probe("run", str(config), "-o", out, "--no-state", env={"COLUMNS": "250"})

@@ -15,6 +15,7 @@ from synthprobe.models import ProbeResult
 
 from .commands import run_probe
 from .conftest import run_specs, specs_from_yaml
+from .probing import write_config
 
 
 @pytest.fixture(scope="module")
@@ -149,8 +150,9 @@ def test_one_deadline_covers_every_step(app: DemoPlatform) -> None:
 
 def test_secrets_and_captured_tokens_never_appear(app: DemoPlatform, tmp_path: Path) -> None:
     password = "demo-password"  # the demo's; from the environment, so a secret
-    config = tmp_path / "j.yaml"
-    config.write_text(f"""
+    config = write_config(
+        tmp_path,
+        f"""
 probes:
   - name: watch
     kind: feed
@@ -166,7 +168,9 @@ probes:
       - name: echo
         url: "{app.base_url}/fault/headers?x={{{{token}}}}"
         expect: {{headers: {{x: "^nothing-like-it$"}}}}
-""")
+""",
+        "j.yaml",
+    )
     before = set(app._tokens)
     done = run_probe(
         "run",

@@ -258,6 +258,7 @@ def _through_the_prober(body: bytes, earlier: bytes) -> None:
         integrity.check_sequence(before, playlist)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(playlist_text, playlist_text)
 def test_any_playlist_is_a_playlist_or_a_probe_failure(body: bytes, earlier: bytes) -> None:
@@ -352,6 +353,7 @@ def test_not_media_is_server_assertion(data: bytes, words: str) -> None:
     assert f"segment is not media {words}" == caught.value.classified.error
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(
     st.one_of(

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import http.server
-import json
 import re
 import shutil
 import subprocess
@@ -35,6 +34,7 @@ import pytest
 from synthprobe.models import Failure, ProbeResult
 
 from .conftest import run_specs, specs_from_yaml
+from .probing import probes_text
 from .realprograms import FFMPEG, need, segments_in, stop, wait_until
 
 pytestmark = pytest.mark.slow  # real programs started per module: seconds each
@@ -273,7 +273,7 @@ def run_beside_healthy(
             "live": {"variant": "all"},
         },
     ]
-    text = "probes:\n" + "".join(f"  - {json.dumps(p)}\n" for p in probes)
+    text = probes_text(*probes)
     started = time.monotonic()
     probed, healthy = run_specs(specs_from_yaml(text))
     wall = time.monotonic() - started

@@ -72,6 +72,7 @@ def lines(tmp_path: Path) -> dict[str, dict[str, object]]:
     return {str(r["probe"]): r for r in rows}
 
 
+@pytest.mark.slow
 def test_system_resolver_and_unreachable(tmp_path: Path) -> None:
     done = in_namespace(
         tmp_path,
@@ -101,6 +102,7 @@ probes:
 """
 
 
+@pytest.mark.slow
 def test_a_cut_off_machine_exits_3_and_marks_its_failures(tmp_path: Path) -> None:
     # the resolver is unreachable too: nothing outside this machine answers
     done = in_namespace(tmp_path, CUT_OFF, "--format", "changes", nameserver="127.1.0.53")

@@ -66,6 +66,7 @@ def test_failed_record_matches_spec_example_shape() -> None:
 text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
 
 
+@pytest.mark.slow
 @settings(max_examples=200)
 @given(
     name=text,
@@ -118,7 +119,7 @@ def test_jsonl_round_trip(
     assert line.failure == r.failure and line.reason == (r.reason.value if r.reason else None)
     assert round(line.ts * 1000) == millis
     assert line.latency_ms == total if total is not None else math.isnan(line.latency_ms)
-    assert line.no_data == (r.failure is Failure.INTERNAL or vantage is Vantage.DOWN)
+    assert line.no_data == r.no_data  # the reader decides as the run did (models.no_data)
     assert line.maintenance == (state is State.MAINTENANCE)
     raw = json.loads(data)
     assert (raw.get("state"), raw.get("vantage")) == (state, vantage)  # enums as their words
@@ -188,6 +189,7 @@ def _append_many(path: str, tag: str, count: int) -> None:
     writer.close()
 
 
+@pytest.mark.slow
 def test_concurrent_processes_never_interleave(tmp_path: Path) -> None:
     path = str(tmp_path / "shared.jsonl")
     ctx = multiprocessing.get_context("spawn")

@@ -157,6 +157,7 @@ def test_unresolvable_name_is_nxdomain() -> None:
     assert result.timings_ms["connect"] is None
 
 
+@pytest.mark.slow
 def test_upload_to_a_server_that_never_reads_is_write_timeout(non_reading_server: str) -> None:
     result = probe_once(
         non_reading_server + "/v1/media", kind="upload", timeout="700ms", upload={"size": "64MiB"}
@@ -393,6 +394,7 @@ def test_many_probes_all_recorded_and_classified(platform: DemoPlatform, refused
         assert r.reason == expected, (r.probe, r.error)
 
 
+@pytest.mark.slow
 def test_200_mib_body_is_read_with_bounded_memory(platform: DemoPlatform, tmp_path: Path) -> None:
     """A real `probe run` process against a 200 MiB body: it stops at max_body, says so,
     and its peak RSS stays far below the body's size."""

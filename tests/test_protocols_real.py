@@ -161,6 +161,7 @@ def test_tcp_refused(refused_url: str) -> None:
     assert tcp_probe(f"tcp://127.0.0.1:{port}")["reason"] == "network.refused"
 
 
+@pytest.mark.slow
 def test_tcp_service_that_never_replies_is_timeout_read() -> None:
     with accepting(lambda conn: None) as port:  # accepts, never answers
         r = tcp_probe(
@@ -215,6 +216,7 @@ def test_tcp_result_writes_a_whole_json_line(tmp_path: Path, redis: int) -> None
     assert (line.kind, line.failure) == ("tcp", None)
 
 
+@pytest.mark.slow
 def test_a_reply_that_keeps_coming_without_matching_is_server_reply_at_the_deadline() -> None:
     import threading
     import time

@@ -71,6 +71,7 @@ for _ in range(200):  # bounded: killed long before
 """
 
 
+@pytest.mark.slow
 def test_a_line_the_kernel_tore_on_sigkill_is_cut_by_the_next_writer(tmp_path: Path) -> None:
     """Lines of 4 MiB: SIGKILL lands inside a write, which Linux stops between pages,
     leaving a torn line (the reason the writer mends the tail). The next writer's line
@@ -101,6 +102,7 @@ def test_a_line_the_kernel_tore_on_sigkill_is_cut_by_the_next_writer(tmp_path: P
     assert torn, "no kill tore a line in 5 tries: the premise of this test did not hold"
 
 
+@pytest.mark.slow
 def test_four_overlapping_runs_append_1200_whole_lines(
     tmp_path: Path, platform: DemoPlatform
 ) -> None:

@@ -18,6 +18,8 @@ from typer.testing import CliRunner
 from synthprobe.cli import app
 from synthprobe.report import Filters, analyse, nearest_rank, read_history, to_json
 
+from .probing import write_config
+
 T0 = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)
 runner = CliRunner()
 
@@ -289,8 +291,7 @@ def test_report_renders_from_analyse_directly() -> None:
 
 
 def test_a_file_with_no_results_is_a_usage_error(tmp_path: Path) -> None:
-    config = tmp_path / "probes.yaml"
-    config.write_text("probes:\n  - {name: a, url: 'http://127.0.0.1/'}\n")
+    config = write_config(tmp_path, "probes:\n  - {name: a, url: 'http://127.0.0.1/'}\n")
     result = runner.invoke(app, ["report", str(config)])
     assert result.exit_code == 2
     assert f"{config}: not a synthprobe results file" in result.stderr

@@ -8,19 +8,24 @@ import subprocess
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
+
 from synthprobe.demo import DemoPlatform
 
 from .commands import probe_cmd
+from .probing import write_config
 
 SECRET = "s3cr3t-T0ken/with+odd=chars"
 USERPASS = "hunter2-password"
 
 
+@pytest.mark.slow
 def test_secrets_masked_in_every_output(tmp_path: Path, platform: DemoPlatform) -> None:
     base = platform.base_url
     host = base.split("://")[1]
-    config = tmp_path / "secret.yaml"
-    config.write_text(f"""
+    config = write_config(
+        tmp_path,
+        f"""
 probes:
   - name: query-token
     url: "{base}/fault/status/503?token=${{SECRET}}&limit=1"
@@ -37,7 +42,9 @@ probes:
     kind: upload
     url: "{base}/v1/media?key=${{SECRET}}"
     upload: {{size: 1KiB, verify_url: "{base}/v1/media/{{nope}}?auth=${{SECRET}}"}}
-""")
+""",
+        "secret.yaml",
+    )
     env = {**os.environ, "SECRET": SECRET, "USERPASS": USERPASS, "COLUMNS": "250"}
     outputs: list[str] = []
 
@@ -70,8 +77,9 @@ probes:
 
 
 def test_secret_in_config_error_message_is_masked(tmp_path: Path) -> None:
-    config = tmp_path / "bad.yaml"
-    config.write_text("probes:\n  - {name: a, url: 'ftp://${SECRET}@127.0.0.1/'}\n")
+    config = write_config(
+        tmp_path, "probes:\n  - {name: a, url: 'ftp://${SECRET}@127.0.0.1/'}\n", "bad.yaml"
+    )
     result = subprocess.run(
         probe_cmd("validate", str(config)),
         capture_output=True,

@@ -54,6 +54,7 @@ def rgb(hex_colour: str) -> tuple[int, int, int]:
     return tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("width", "height"), [(1000, 1100), (390, 1600)], ids=["desktop", "phone"])
 def test_status_page_renders_in_chromium(tmp_path: Path, width: int, height: int) -> None:
     history = tmp_path / "history.jsonl"

@@ -188,6 +188,7 @@ def test_watch_in_a_real_terminal(
     assert not list(tmp_path.glob("*.state.json"))  # no state
 
 
+@pytest.mark.slow
 def test_until_up_exits_0_on_its_own_in_a_terminal(
     tmux: Callable[..., Tmux], switch: Switch, tmp_path: Path
 ) -> None:
@@ -230,6 +231,7 @@ def test_without_a_terminal_one_line_per_change(switch: Switch, tmp_path: Path) 
     assert switch.posts == [] and not list(tmp_path.glob("*.state.json"))
 
 
+@pytest.mark.slow
 def test_sigterm_ends_a_watch_with_0(switch: Switch, tmp_path: Path) -> None:
     proc = subprocess.Popen(
         probe_cmd("watch", str(_config(tmp_path, switch)), "--every", "0.3s"),
@@ -249,6 +251,7 @@ def test_sigterm_ends_a_watch_with_0(switch: Switch, tmp_path: Path) -> None:
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_a_state_file_gives_since_when_and_stays_as_it_was(switch: Switch, tmp_path: Path) -> None:
     config = _config(tmp_path, switch)
     state = tmp_path / "s.json"
@@ -306,6 +309,7 @@ def test_200_probes_fit_the_screen(width: int, height: int) -> None:
     assert "probe-014" in text  # the failing probes first (dns, by name), then counted
 
 
+@pytest.mark.slow
 def test_json_lines_to_stdout_are_refused(switch: Switch, tmp_path: Path) -> None:
     done = subprocess.run(
         probe_cmd("watch", str(_config(tmp_path, switch)), "-o", "-"),
@@ -392,6 +396,7 @@ def test_a_bug_of_ours_is_shown_as_no_data_never_as_down(
     assert "1/2 up" in back
 
 
+@pytest.mark.slow
 def test_a_bug_of_ours_prints_no_line_without_a_terminal(switch: Switch, tmp_path: Path) -> None:
     proc = subprocess.Popen(
         _buggy_config(tmp_path, switch),
