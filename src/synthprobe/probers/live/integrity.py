@@ -16,7 +16,7 @@ import httpx
 from synthprobe.classify import ProbeFailure
 from synthprobe.models import Reason
 from synthprobe.probers.live.playlist import MediaPlaylist, Variants, clip
-from synthprobe.probers.urls import Flaw, Unusable, usable
+from synthprobe.probers.urls import SCHEMES, Flaw, Unusable, usable
 
 MAX_TARGET_DURATION = 600
 """Seconds: a larger ``#EXT-X-TARGETDURATION`` is refused. Players stay three target
@@ -24,7 +24,8 @@ durations behind live, so ten-minute segments would put viewers half an hour beh
 and ``check_advancing`` waits 1.5 target durations."""
 FUTURE_SLACK = 60.0
 """Seconds a ``#EXT-X-PROGRAM-DATE-TIME`` may run ahead of our clock (clock skew)."""
-_SCHEMES = ("http://", "https://")
+_SCHEMES = tuple(f"{scheme}://" for scheme in SCHEMES)
+"""What every URI of a playlist must start with: ``urls.SCHEMES``."""
 
 
 def check_playlist(playlist: MediaPlaylist | Variants, url: str) -> None:
@@ -77,7 +78,6 @@ def check_target_duration(media: MediaPlaylist, url: str) -> None:
 def check_fetchable(uri: str, what: str) -> httpx.URL:
     """``uri`` as a URL we can GET (``urls.usable``), else why not (the playlist or MPD
     gave it to us)."""
-    _check_scheme(uri, what)
     try:
         return usable(uri)
     except Unusable as exc:
@@ -176,10 +176,9 @@ def newest_age(media: MediaPlaylist, now: datetime) -> float | None:
     return age
 
 
-def _check_scheme(uri: str, what: str, playlist_url: str | None = None) -> None:
+def _check_scheme(uri: str, what: str, playlist_url: str) -> None:
     if not uri[:8].lower().startswith(_SCHEMES):
-        where = f"{playlist_url}: " if playlist_url else ""
-        raise _assertion(f"{where}{what} URI is not http(s): {clip(uri)}")
+        raise _assertion(f"{playlist_url}: {what} URI is not http(s): {clip(uri)}")
 
 
 def _assertion(message: str) -> ProbeFailure:
