@@ -31,6 +31,7 @@ from synthprobe.output.files import write_atomic
 from synthprobe.output.prom import prom_text
 
 from .commands import probe_cmd
+from .probing import write_config
 from .realprograms import free_port, listening, need, stop, wait_until
 from .results import make_result
 
@@ -264,11 +265,9 @@ class Location:
 
 
 def _config(path: Path, url: str, controls: list[str] | None = None) -> Path:
-    settings = f"settings: {{controls: {json.dumps(controls)}}}\n" if controls else ""
-    path.write_text(
-        settings + f"probes:\n  - {{name: feed, kind: feed, url: {json.dumps(url)}, timeout: 2s}}\n"
-    )
-    return path
+    probe = {"name": "feed", "kind": "feed", "url": url, "timeout": "2s"}
+    settings = {"settings": {"controls": controls}} if controls else {}
+    return write_config(path.parent, {**settings, "probes": [probe]}, path.name)
 
 
 def _wait(check: Callable[[], bool], seconds: float, what: str) -> None:

@@ -26,7 +26,7 @@ from synthprobe.probers.live.playlist import MAX_SEGMENTS
 
 from .commands import probe_cmd, results
 from .conftest import run_specs, specs_from_yaml
-from .probing import probes_text, run_beside_healthy, write_config
+from .probing import run_beside_healthy, write_config
 from .procwatch import sigterm_when, wait_watching_peak
 
 Route = Callable[[int], bytes]
@@ -433,11 +433,6 @@ def test_redirected_variant_resolves_segments_against_where_it_was_found(
     assert r.details["segment_bytes"] > 0
 
 
-def _config(tmp_path: Path, probes: list[dict[str, Any]]) -> Path:
-    config = write_config(tmp_path, probes_text(*probes), "live.yaml")
-    return config
-
-
 @pytest.mark.slow
 def test_ten_megabyte_playlist_fails_fast_in_bounded_memory(
     server: PlaylistServer, tmp_path: Path
@@ -449,18 +444,20 @@ def test_ten_megabyte_playlist_fails_fast_in_bounded_memory(
         at_cap + f"#EXTINF:1,\n/seg/{hit}.ts\n".encode()
     )
     live = {"kind": "live", "timeout": "5s"}
-    config = _config(
+    config = write_config(
         tmp_path,
-        [
-            {"name": "huge", "url": server.base + "/huge/index.m3u8", **live},
-            {
-                "name": "at-cap",
-                "url": server.base + "/at-cap/index.m3u8",
-                "live": ADVANCING,
-                **live,
-            },
-            {"name": "healthy", "url": server.base + "/ok/index.m3u8", **live},
-        ],
+        {
+            "probes": [
+                {"name": "huge", "url": server.base + "/huge/index.m3u8", **live},
+                {
+                    "name": "at-cap",
+                    "url": server.base + "/at-cap/index.m3u8",
+                    "live": ADVANCING,
+                    **live,
+                },
+                {"name": "healthy", "url": server.base + "/ok/index.m3u8", **live},
+            ]
+        },
     )
     out = tmp_path / "r.jsonl"
     started = time.monotonic()
@@ -506,7 +503,9 @@ def test_sigterm_during_parse_heavy_live_probes_exits_130_and_keeps_lines(
     ]
     out = tmp_path / "r.jsonl"
     proc = subprocess.Popen(
-        probe_cmd("run", str(_config(tmp_path, probes)), "-o", str(out), "--no-state"),
+        probe_cmd(
+            "run", str(write_config(tmp_path, {"probes": probes})), "-o", str(out), "--no-state"
+        ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from .commands import probe_cmd
+from .probing import write_config
 from .realprograms import dnsmasq_command
 
 
@@ -38,14 +39,12 @@ def in_namespace(
     tmp_path: Path, config: str, *args: str, nameserver: str = "127.0.0.1", serve_http: bool = False
 ) -> subprocess.CompletedProcess[str]:
     """Run ``probe run`` in a fresh network and mount namespace; results in tmp/r.jsonl."""
-    (tmp_path / "probes.yaml").write_text(config)
+    config_path = write_config(tmp_path, config)
     (tmp_path / "resolv.conf").write_text(
         f"nameserver {nameserver}\noptions timeout:1 attempts:1\n"
     )
     dnsmasq = shlex.join(dnsmasq_command(53))
-    probe = shlex.join(
-        probe_cmd("run", str(tmp_path / "probes.yaml"), "-o", str(tmp_path / "r.jsonl"), *args)
-    )
+    probe = shlex.join(probe_cmd("run", str(config_path), "-o", str(tmp_path / "r.jsonl"), *args))
     http = ""
     if serve_http:  # a control that answers, inside the namespace
         http = (

@@ -18,14 +18,14 @@ from synthprobe.demo import DemoPlatform
 from synthprobe.output.jsonl import JsonlWriter
 
 from .commands import probe_cmd
+from .probing import write_config
 from .procwatch import wait_watching_peak
 from .results import make_result
 
 
 def config_with(tmp_path: Path, lines: list[str], name: str = "c.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text("probes:\n" + "\n".join(lines) + "\n")
-    return path
+    """A config of these probe lines (YAML, each ``  - {...}``)."""
+    return write_config(tmp_path, "probes:\n" + "\n".join(lines) + "\n", name)
 
 
 def test_sigkill_loses_at_most_the_line_being_written(

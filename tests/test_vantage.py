@@ -14,6 +14,7 @@ from synthprobe.models import Failure, Reason
 from synthprobe.vantage import answered, judge
 
 from .commands import results, run_probe
+from .probing import write_config
 from .results import make_result
 
 
@@ -38,9 +39,9 @@ def test_no_controls_is_never_down() -> None:
 
 
 def run(tmp_path: Path, config: str) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "p.yaml").write_text(config)
+    path = write_config(tmp_path, config)
     out, junit, prom = (str(tmp_path / n) for n in ("r.jsonl", "j.xml", "m.prom"))
-    return run_probe("run", str(tmp_path / "p.yaml"), "-o", out, "--junit", junit, "--prom", prom)
+    return run_probe("run", str(path), "-o", out, "--junit", junit, "--prom", prom)
 
 
 def test_every_control_refused_marks_the_failures_and_exits_3(

@@ -76,13 +76,15 @@ def switch() -> Iterator[Switch]:
 
 
 def _config(tmp_path: Path, switch: Switch) -> Path:
-    path = tmp_path / "w.yaml"
-    path.write_text(
-        f"settings: {{notify: ['json://127.0.0.1:{switch.port}/hook']}}\n"
-        "probes:\n"
-        f"  - {{name: feed-home, url: 'http://127.0.0.1:{switch.port}/feed', timeout: 2s}}\n"
+    """One probe of the switch; its POST handler as the notify target (never called)."""
+    url = f"http://127.0.0.1:{switch.port}"
+    return write_config(
+        tmp_path,
+        {
+            "settings": {"notify": [f"json://127.0.0.1:{switch.port}/hook"]},
+            "probes": [{"name": "feed-home", "url": f"{url}/feed", "timeout": "2s"}],
+        },
     )
-    return path
 
 
 def _wait(check: Callable[[], bool], what: str, seconds: float = 20) -> None:
