@@ -1,17 +1,19 @@
 """Real programs from Debian packages, started on 127.0.0.1 for the tests: ffmpeg making
 live HLS, nginx serving it (and TLS with and without HTTP/2), websocketd running an echo,
-redis-server as a TCP service. `make test` installs them."""
+redis-server as a TCP service, tmux as a terminal. `make test` installs them."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ import pytest
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 FFMPEG = shutil.which("ffmpeg")
 WEBSOCKETD = shutil.which("websocketd")
+TMUX = shutil.which("tmux")
 
 
 def need(program: str | None, package: str) -> str:
@@ -348,3 +351,53 @@ def _answers_dns(port: int) -> bool:
     except Exception:
         return False
     return True
+
+
+class Tmux:
+    """A tmux server of this test alone (``-L``: its own socket, no user config), with one
+    pane running ``command; echo EXIT=$?``: a test never shares, nor kills, another's."""
+
+    def __init__(
+        self,
+        command: list[str],
+        cwd: Path,
+        size: tuple[int, int] = (120, 30),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.base = [need(TMUX, "tmux"), "-L", f"synthprobe-{uuid.uuid4().hex}", "-f", os.devnull]
+        line = f"cd {shlex.quote(str(cwd))}; {shlex.join(command)}; echo EXIT=$?; sleep 60"
+        width, height = size
+        subprocess.run(
+            [*self.base, "new-session", "-d", "-s", "w", "-x", str(width), "-y", str(height), line],
+            check=True,
+            timeout=10,
+            env={**os.environ, **(env or {})},  # the server's environment is the pane's
+        )
+        self.socket = subprocess.run(
+            [*self.base, "display-message", "-p", "#{socket_path}"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+
+    def screen(self) -> str:
+        done = subprocess.run(
+            [*self.base, "capture-pane", "-p", "-t", "w"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return done.stdout
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run([*self.base, "send-keys", "-t", "w", *keys], check=True, timeout=10)
+
+    def resize(self, width: int, height: int) -> None:
+        size = ["-x", str(width), "-y", str(height)]
+        subprocess.run([*self.base, "resize-window", "-t", "w", *size], check=True, timeout=10)
+
+    def kill(self) -> None:
+        subprocess.run([*self.base, "kill-server"], timeout=10, capture_output=True)
+        # tmux leaves its socket file behind: one per test would pile up in /tmp
+        with contextlib.suppress(OSError):
+            os.unlink(self.socket)

@@ -7,14 +7,11 @@ from __future__ import annotations
 import io
 import json
 import os
-import shlex
-import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,9 +27,8 @@ from synthprobe.output.watch import Row, render
 
 from .commands import probe_cmd
 from .probing import write_config
+from .realprograms import TMUX, Tmux, need
 from .results import make_result
-
-TMUX = shutil.which("tmux")
 
 
 class Switch:
@@ -108,52 +104,10 @@ def _table_width(screen: str) -> int:
     return len(top.rstrip())
 
 
-class Tmux:
-    """A tmux server of this test alone (``-L``: its own socket, no user config), with one
-    pane running ``command; echo EXIT=$?``: a test never shares, nor kills, another's."""
-
-    def __init__(
-        self,
-        command: list[str],
-        cwd: Path,
-        size: tuple[int, int] = (120, 30),
-        env: dict[str, str] | None = None,
-    ) -> None:
-        self.base = [str(TMUX), "-L", f"synthprobe-{uuid.uuid4().hex}", "-f", os.devnull]
-        line = f"cd {shlex.quote(str(cwd))}; {shlex.join(command)}; echo EXIT=$?; sleep 60"
-        width, height = size
-        subprocess.run(
-            [*self.base, "new-session", "-d", "-s", "w", "-x", str(width), "-y", str(height), line],
-            check=True,
-            timeout=10,
-            env={**os.environ, **(env or {})},  # the server's environment is the pane's
-        )
-
-    def screen(self) -> str:
-        done = subprocess.run(
-            [*self.base, "capture-pane", "-p", "-t", "w"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        return done.stdout
-
-    def keys(self, *keys: str) -> None:
-        subprocess.run([*self.base, "send-keys", "-t", "w", *keys], check=True, timeout=10)
-
-    def resize(self, width: int, height: int) -> None:
-        size = ["-x", str(width), "-y", str(height)]
-        subprocess.run([*self.base, "resize-window", "-t", "w", *size], check=True, timeout=10)
-
-    def kill(self) -> None:
-        subprocess.run([*self.base, "kill-server"], timeout=10, capture_output=True)
-
-
 @pytest.fixture
 def tmux() -> Iterator[Callable[..., Tmux]]:
     """Start a ``Tmux`` (its own server); every one started is killed at teardown."""
-    if TMUX is None:
-        pytest.skip("tmux is not installed (`make test` installs Debian's tmux as root)")
+    need(TMUX, "tmux")
     started: list[Tmux] = []
 
     def start(*args: Any, **kwargs: Any) -> Tmux:
