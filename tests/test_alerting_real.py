@@ -176,6 +176,7 @@ probes:
     assert len(message["message"].splitlines()) == 3
 
 
+@pytest.mark.slow
 def test_a_receiver_that_was_down_gets_the_event_once_late(
     tmp_path: Path, receiver: Receiver, refused_url: str
 ) -> None:
@@ -205,6 +206,7 @@ probes:
     assert state["probes"]["upload"]["eu-1"]["undelivered"] == []
 
 
+@pytest.mark.slow
 def test_overlapping_runs_send_exactly_one_message(
     tmp_path: Path, receiver: Receiver, refused_url: str
 ) -> None:
@@ -280,6 +282,7 @@ def test_a_state_path_that_cannot_work_is_an_error_before_probing(
         assert (state / "keep.txt").read_text() == "mine"  # never moved aside
 
 
+@pytest.mark.slow
 def test_maintenance_run_raises_nothing_and_freezes_counters(
     tmp_path: Path, receiver: Receiver, refused_url: str
 ) -> None:
@@ -322,6 +325,7 @@ probes:
     assert "cdn" not in message["message"].split()
 
 
+@pytest.mark.slow
 def test_no_state_means_no_fields_no_file_no_message(
     tmp_path: Path, receiver: Receiver, refused_url: str
 ) -> None:
@@ -338,6 +342,7 @@ def test_no_state_means_no_fields_no_file_no_message(
     assert not (tmp_path / "r.state.json").exists() and receiver.messages == []
 
 
+@pytest.mark.slow
 def test_secret_in_a_notify_url_never_appears(tmp_path: Path, refused_url: str) -> None:
     secret = "hunter2-webhook-secret"
     dead = free_port()  # nobody listens: the warning names the target
@@ -384,6 +389,7 @@ def smtp() -> Iterator[tuple[int, Mailbox]]:
         controller.stop()
 
 
+@pytest.mark.slow
 def test_down_and_up_by_mail(tmp_path: Path, site: DemoPlatform, smtp: tuple[int, Mailbox]) -> None:
     port, box = smtp
     mailto = f"mailto://127.0.0.1:{port}?from=probe@example.invalid&to=ops@example.invalid"
@@ -407,6 +413,7 @@ probes:
     assert "Subject: synthprobe eu-1: 1 up" in box.mails[1]
 
 
+@pytest.mark.slow
 def test_a_probes_own_notify_replaces_the_settings_list(tmp_path: Path, refused_url: str) -> None:
     general, own = Receiver(), Receiver()
     try:
@@ -492,6 +499,7 @@ probes:
     assert pending["lease"] is None and len(pending["targets"]) == 1
 
 
+@pytest.mark.slow
 def test_only_keeps_the_events_of_targets_named_by_unselected_probes(
     tmp_path: Path, receiver: Receiver, refused_url: str, platform_url: str
 ) -> None:

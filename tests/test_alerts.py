@@ -173,6 +173,7 @@ def states(draw: st.DrawFn) -> StateData:
     return data
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["a-probe-a-line", "indented-document"])
 @given(data=states())
 def test_state_round_trip(layout: str, data: StateData) -> None:
@@ -239,6 +240,7 @@ def test_probes_gone_from_the_config_are_forgotten_after_seven_days() -> None:
     assert sorted(k for k, _ in data.entries) == ["kept", "recent"]
 
 
+@pytest.mark.slow
 def test_a_big_state_is_written_a_line_at_a_time(tmp_path: Path) -> None:
     """Memory, not time: 20,000 probes' state goes to the file and comes back a probe
     at a time; json.dumps(indent=2) of the whole document peaked near 45 MB for them."""

@@ -103,6 +103,7 @@ def test_mutated_configs_load_or_fail_cleanly(raw: bytes) -> None:
     check(raw)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "raw",
     [

@@ -174,6 +174,7 @@ def secret_urls(port: int) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_literal_secrets_in_notify_urls_never_appear_in_warnings(tmp_path: Path) -> None:
     with dead_port() as port, dead_port() as probed:
         urls = secret_urls(port)
@@ -252,6 +253,7 @@ probes:
     assert sorted(line.split()[:2] for line in lines) == [["DOWN", p] for p in "abc"]
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Session.login_data is deprecated:DeprecationWarning")
 @pytest.mark.parametrize("scheme", ["mailtos", "mailto"])
 def test_mailto_with_an_ip_host_port_and_login_sends_down_then_up(
@@ -303,6 +305,7 @@ probes:
 # 3. probe validate asks Apprise
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
@@ -416,6 +419,7 @@ def test_an_outage_reaches_a_target_configured_later_once(
 # 7. overlapping runs: each event in one JSON line in total
 
 
+@pytest.mark.slow
 def test_four_overlapping_runs_write_the_down_event_in_one_line(
     tmp_path: Path, receiver: Receiver
 ) -> None:
@@ -463,6 +467,7 @@ def receiver() -> Iterator[Receiver]:
         r.close()
 
 
+@pytest.mark.slow
 def test_each_line_is_written_as_its_probe_ends_events_included(
     tmp_path: Path, switch: Switch, receiver: Receiver
 ) -> None:
@@ -522,6 +527,7 @@ def test_junit_says_dash_when_no_response_came(tmp_path: Path) -> None:
     assert "status: -\n" in text and "None" not in text
 
 
+@pytest.mark.slow
 def test_the_nightly_report_is_silent_unless_a_person_watches(
     tmp_path: Path, switch: Switch
 ) -> None:
@@ -557,6 +563,7 @@ def test_the_nightly_report_is_silent_unless_a_person_watches(
 CRON_MD = Path(__file__).resolve().parent.parent / "docs" / "cron.md"
 
 
+@pytest.mark.slow
 def test_cron_md_secrets_recipe_works_in_crons_empty_environment(tmp_path: Path) -> None:
     text = CRON_MD.read_text()
     crontab = text.split("```cron\n", 1)[1].split("```", 1)[0]
