@@ -15,7 +15,7 @@ from synthprobe.demo import DemoPlatform
 
 from .commands import probe_cmd
 from .conftest import run_specs, specs_from_yaml
-from .probing import write_config
+from .probing import probes_text, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -161,13 +161,13 @@ def test_the_demo_ladder_breaks_one_rendition_on_demand(
             "timeout": "5s",
             "live": {"variant": "all"},
         }
-        [result] = run_specs(specs_from_yaml(f"probes:\n  - {json.dumps(probe)}\n"))
+        [result] = run_specs(specs_from_yaml(probes_text(probe)))
     finally:
         httpx.delete(url)
     assert result.reason == reason, result.error
     assert result.error is not None and result.error.startswith("variant 854x480: ")
     assert words in result.error
-    [healthy] = run_specs(specs_from_yaml(f"probes:\n  - {json.dumps(probe)}\n"))
+    [healthy] = run_specs(specs_from_yaml(probes_text(probe)))
     assert healthy.ok, healthy.error
 
 

@@ -3,7 +3,6 @@ run goes on to the next probe."""
 
 from __future__ import annotations
 
-import json
 import ssl
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,7 @@ from synthprobe.models import ProbeResult
 from synthprobe.probers.base import Network
 
 from .conftest import run_specs, specs_from_yaml
+from .probing import probes_text
 from .procwatch import probe_url_watching_peak
 
 
@@ -98,7 +98,7 @@ def test_each_hostile_server_alone(
     reason: str | None,
 ) -> None:
     probe = {"name": "p", "url": _base(server, request) + path, "timeout": "10s", **extra}
-    [r] = run_specs(specs_from_yaml("probes:\n  - " + json.dumps(probe) + "\n"), trusting_network)
+    [r] = run_specs(specs_from_yaml(probes_text(probe)), trusting_network)
     _check(request.node.callspec.id, r, reason)
 
 
@@ -109,9 +109,11 @@ def test_every_hostile_server_in_one_run(
         c.id: (_base(c.values[0], request) + str(c.values[1]), c.values[2], c.values[3])
         for c in CASES
     }
-    text = "probes:\n" + "".join(
-        "  - " + json.dumps({"name": name, "url": url, "timeout": "10s", **extra}) + "\n"
-        for name, (url, extra, _reason) in cases.items()
+    text = probes_text(
+        *(
+            {"name": name, "url": url, "timeout": "10s", **extra}
+            for name, (url, extra, _reason) in cases.items()
+        )
     )
     results = {r.probe: r for r in run_specs(specs_from_yaml(text), trusting_network)}
     assert set(results) == set(cases)  # the run went on past every one of them
