@@ -20,8 +20,6 @@ from synthprobe.models import Reason
 MESSAGE_LIMIT = 300
 """Characters of the exception's own message kept in the result's ``error``."""
 
-_seen: set[tuple[str, str, int]] = set()
-
 
 def _where(exc: BaseException) -> tuple[str, str, int]:
     frames = traceback.extract_tb(exc.__traceback__)
@@ -29,23 +27,36 @@ def _where(exc: BaseException) -> tuple[str, str, int]:
     return (type(exc).__name__, last.filename if last else "", last.lineno or 0 if last else 0)
 
 
-def internal(
-    exc: BaseException,
-    mask: Callable[[str], str] = lambda text: text,
-    stream: TextIO | None = None,
-) -> Classified:
-    """The label of a bug of ours; its traceback on stderr the first time it is seen."""
-    key = _where(exc)
-    if key not in _seen:
-        _seen.add(key)
-        text = "".join(traceback.format_exception(exc))
-        print(
-            f"synthprobe bug (please report it; the probe is recorded as internal.error):\n"
-            f"{mask(text)}",
-            file=stream or sys.stderr,
-            end="",
-            flush=True,
-        )
+class Bugs:
+    """The bugs one run (or one ``probe watch``) has told of: each traceback once. Held
+    by its runner, never by the process, so one run's bugs do not silence another's."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.seen: set[tuple[str, str, int]] = set()
+        self.stream = stream
+
+    def internal(self, exc: BaseException, mask: Callable[[str], str] = str) -> Classified:
+        """The label of a bug of ours; its traceback the first time this run sees it."""
+        key = _where(exc)
+        if key not in self.seen:
+            self.seen.add(key)
+            _tell(exc, mask, self.stream)
+        return internal(exc)
+
+
+def _tell(exc: BaseException, mask: Callable[[str], str], stream: TextIO | None) -> None:
+    text = "".join(traceback.format_exception(exc))
+    print(
+        f"synthprobe bug (please report it; the probe is recorded as internal.error):\n"
+        f"{mask(text)}",
+        file=stream or sys.stderr,
+        end="",
+        flush=True,
+    )
+
+
+def internal(exc: BaseException) -> Classified:
+    """The label of a bug of ours (``Bugs.internal`` also tells of it once)."""
     try:
         message = str(exc)
     except Exception:  # a message that cannot even be made (int too large to print)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from synthprobe.bugs import internal
+from synthprobe.bugs import Bugs
 from synthprobe.classify import Classified, classify_deadline, classify_exception
 from synthprobe.expect import OBSERVED, Observation, Response, Segments, judge
 from synthprobe.models import Failure, Phase, ProbeResult, ProbeSpec
@@ -156,6 +156,7 @@ class Runner:
         network: Network | None = None,
         run_id: str | None = None,
         pace: float = DEFAULT_PACE,
+        bugs: Bugs | None = None,
     ) -> None:
         self.concurrency = max(1, concurrency)
         self.pace = pace
@@ -164,6 +165,8 @@ class Runner:
         self.redactor = redactor
         self.network = network or Network()
         self.run_id = run_id or new_run_id()
+        self.bugs = bugs or Bugs()
+        """The bugs this runner has told of (``probe watch`` keeps one across rounds)."""
 
     async def run(
         self, specs: Sequence[ProbeSpec], on_result: Callable[[ProbeResult], None]
@@ -256,7 +259,7 @@ class Runner:
             # the prober broke its kind's word: a bug of ours, never a verdict on them
             wrong = type(outcome.observation).__name__
             bug = TypeError(f"a {spec.kind} prober returned {wrong}, not {observes.value}")
-            return _Tried(outcome, internal(bug, self.redactor.text), attempt)
+            return _Tried(outcome, self.bugs.internal(bug, self.redactor.text), attempt)
         # judged against the total the result reports, to the microsecond it shows
         total = (clock.phases_ms()[Phase.TOTAL.value] or 0.0) / 1000
         try:
@@ -270,16 +273,16 @@ class Runner:
         if classified is None:
             # a bug of ours: never disguised as the target's fault (class internal, no
             # data), and never the end of the other probes
-            return internal(exc, self.redactor.text)
+            return self.bugs.internal(exc, self.redactor.text)
         return classified
 
     def _bug(self, spec: ProbeSpec, exc: Exception) -> ProbeResult:
         """The result of a probe whose retries or record failed (a bug of ours)."""
-        tried = _Tried(None, internal(exc, self.redactor.text), Attempt())
+        tried = _Tried(None, self.bugs.internal(exc, self.redactor.text), Attempt())
         try:
             return self._record(spec, time.time(), 1, tried)
         except Exception as again:  # the record itself is what fails: the bare facts
-            failed = internal(again, self.redactor.text)
+            failed = self.bugs.internal(again, self.redactor.text)
             error = printable(self.redactor.text(failed.error))
             return self._result(spec, time.time(), 1, failed, self.redactor, error=error)
 

@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Literal
 from synthprobe.alerts import Event, event_for
 from synthprobe.app import EXIT_OK, Streams
 from synthprobe.app.run import event_loop_factory, select, warn
+from synthprobe.bugs import Bugs
 from synthprobe.config import load_configs
 from synthprobe.errors import UsageError
 from synthprobe.models import EventKind, ProbeResult, ProbeSpec, Settings, State
@@ -158,12 +159,15 @@ def watch_command(opts: WatchOptions, io: Streams) -> int:
     redactor = Redactor(loaded.secrets)
     network = Network(proxies=env_proxies() if settings.env_proxy else None)
 
+    bugs = Bugs()  # a bug's traceback once per watch, not once per round
+
     def runner() -> Runner:
         return Runner(
             concurrency=settings.concurrency,
             location=location,
             redactor=redactor,
             network=network,
+            bugs=bugs,
         )
 
     terminal = io.stdout.isatty()
