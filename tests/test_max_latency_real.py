@@ -21,6 +21,7 @@ from synthprobe.models import ProbeResult
 
 from .conftest import probe_once
 from .realprograms import dnsmasq, websocketd
+from .sockets import accepting
 
 pytestmark = pytest.mark.slow  # each case waits for a server that waits
 
@@ -30,34 +31,19 @@ TOO_TIGHT = "100ms"
 ROOMY = "20s"
 
 
+def in_thread(handle: Callable[[socket.socket], None]) -> Callable[[socket.socket], None]:
+    """A connection handler that waits, run in a thread of its own (``accepting`` calls
+    its handler in the accepting thread)."""
+    return lambda conn: threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+
 @contextlib.contextmanager
-def serving(
-    handle: Callable[[socket.socket], None], kind: int = socket.SOCK_STREAM
-) -> Iterator[int]:
-    """A socket on 127.0.0.1 whose connections (or, for UDP, the socket) ``handle``
-    serves in threads; yields the port. Bounded: closed at exit, threads are daemons."""
-    sock = socket.socket(socket.AF_INET, kind)
-    sock.bind(("127.0.0.1", 0))
-    stop = threading.Event()
-    if kind == socket.SOCK_STREAM:
-        sock.listen(16)
-
-        def accept() -> None:
-            while not stop.is_set():
-                try:
-                    conn, _ = sock.accept()
-                except OSError:
-                    return
-                threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-        threading.Thread(target=accept, daemon=True).start()
-    else:
-        threading.Thread(target=handle, args=(sock,), daemon=True).start()
-    try:
+def udp_serving(serve: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A UDP socket on 127.0.0.1 served by ``serve`` in a daemon thread; yields its port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        threading.Thread(target=serve, args=(sock,), daemon=True).start()
         yield int(sock.getsockname()[1])
-    finally:
-        stop.set()
-        sock.close()
 
 
 def _slow_pong(conn: socket.socket) -> None:
@@ -162,7 +148,7 @@ def test_upload(platform: DemoPlatform, limit: str) -> None:
 
 @LIMITS
 def test_live(platform: DemoPlatform, limit: str) -> None:
-    with serving(holding_relay(platform.port)) as port:
+    with accepting(in_thread(holding_relay(platform.port))) as port:
         url = f"http://127.0.0.1:{port}/live/master.m3u8"
         result = probe_once(url, kind="live", timeout="10s", expect={"max_latency": limit})
     judged(result, limit)
@@ -171,7 +157,7 @@ def test_live(platform: DemoPlatform, limit: str) -> None:
 
 @LIMITS
 def test_tcp(limit: str) -> None:
-    with serving(_slow_pong) as port:
+    with accepting(in_thread(_slow_pong)) as port:
         result = probe_once(
             f"tcp://127.0.0.1:{port}",
             kind="tcp",
@@ -198,7 +184,7 @@ def test_messaging(limit: str) -> None:
 
 @LIMITS
 def test_dns(limit: str) -> None:
-    with dnsmasq() as dns_port, serving(holding_udp_relay(dns_port), socket.SOCK_DGRAM) as port:
+    with dnsmasq() as dns_port, udp_serving(holding_udp_relay(dns_port)) as port:
         result = probe_once(
             f"dns://127.0.0.1:{port}/web.synth.invalid?type=A",
             kind="dns",
