@@ -304,11 +304,35 @@ def report(
     html: Annotated[
         str | None, typer.Option("--html", metavar="FILE", help="Write a status page.")
     ] = None,
+    config: Annotated[
+        list[str] | None,
+        typer.Option("--config", metavar="CONFIG", help="Judge the probes' slo keys. Repeatable."),
+    ] = None,
+    slo: Annotated[
+        str | None,
+        typer.Option("--slo", metavar="PERCENT", help="One objective for every probe: 99.9%."),
+    ] = None,
+    window: Annotated[
+        str | None,
+        typer.Option("--window", metavar="DURATION", help="The --slo window: 28d, 7d, 36h."),
+    ] = None,
 ) -> None:
-    """Availability, latency percentiles, failures by class and outage windows."""
+    """Availability, latency percentiles, failures by class, outage windows and SLOs."""
     from synthprobe.app.report import ReportOptions, report_command
 
-    opts = ReportOptions(results, since, until, probe or (), kind or (), location or (), fmt, html)
+    opts = ReportOptions(
+        results,
+        since,
+        until,
+        probe or (),
+        kind or (),
+        location or (),
+        fmt,
+        html,
+        configs=config or (),
+        slo=slo,
+        window=window,
+    )
     _guarded(report_command, opts)
 
 

@@ -259,6 +259,19 @@ class AlertRule:
     """Apprise URLs for this probe's events, replacing ``settings.notify``; None: those."""
 
 
+@dataclass(frozen=True, slots=True)
+class Slo:
+    """A service level objective (``slo:``): the share of valid results that must be good
+    over a rolling window (docs/slo.md)."""
+
+    objective: float
+    """A fraction strictly between 0 and 1 (``99.9%`` is 0.999)."""
+    window: float = 28 * 86400.0
+    """Seconds: the rolling window the objective is judged over (the SRE workbook's 4 weeks)."""
+    max_latency: float | None = None
+    """Seconds: a passing result slower than this (``timings_ms.total``) is bad; None: any."""
+
+
 class Weekday(enum.IntEnum):
     """Days of a recurring maintenance window, as ``datetime.weekday()`` numbers them."""
 
@@ -341,6 +354,8 @@ class ProbeSpec(Generic[Options]):
     """(address, port) of the DNS server that resolves the host; None: getaddrinfo."""
     alert: AlertRule = field(default_factory=AlertRule)
     """When its results become events."""
+    slo: Slo | None = None
+    """Its service level objective for ``probe report`` and ``probe slo-rules``; None: none."""
     body: str | None = None
     """The probe's own request body (``json:`` or ``body:``), None for none."""
     json_body: bool = False
@@ -464,9 +479,9 @@ class ProbeResult:
 
     @property
     def no_data(self) -> bool:
-        """Says nothing about the target: this machine was cut off (``vantage``), or
-        synthprobe failed (``internal``). Moves no state, counts neither up nor down."""
-        return no_data(self, self.vantage)
+        """Says nothing about the target (``no_data``): moves no state, counts neither
+        up nor down."""
+        return no_data(self.failure, self.vantage)
 
     def line(self, standing: Standing, vantage: Vantage | None = None) -> ProbeResult:
         """The result as its JSON line says it, with what the run decided about it:
@@ -487,6 +502,9 @@ class ProbeResult:
         return self.timings_ms.get(Phase.TOTAL.value)
 
 
-def no_data(result: ProbeResult, vantage: Vantage | None) -> bool:
-    """Whether ``result``, with the controls' ``vantage``, says nothing about its target."""
-    return vantage is Vantage.DOWN or result.failure is Failure.INTERNAL
+def no_data(failure: Failure | None, vantage: Vantage | None) -> bool:
+    """Whether a result says nothing about its target: this machine was cut off (the
+    controls' ``vantage``), or synthprobe failed (``internal``). The one place this is
+    decided: the state (``ledger.py``), the report (``record.decode``) and the line's
+    own ``ProbeResult.no_data`` ask it."""
+    return vantage is Vantage.DOWN or failure is Failure.INTERNAL

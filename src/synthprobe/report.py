@@ -22,13 +22,14 @@ import math
 import statistics
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import IO, Any
 
-from synthprobe.models import TARGET_FAILURES, Failure
+from synthprobe.models import TARGET_FAILURES, Failure, Slo
 from synthprobe.record import BadLine, decode
+from synthprobe.slo import Budget, as_json, evaluate
 from synthprobe.units import format_utc
 
 GAP_FACTOR = 3.0
@@ -89,6 +90,29 @@ class Series:
     def ordered(self) -> list[int]:
         """Indexes by time: files from several hosts arrive in any order."""
         return sorted(range(len(self.ts)), key=self.ts.__getitem__)
+
+    def bad(self, max_latency: float | None) -> array[int]:
+        """1 for each result an SLO counts bad: failed, or (with ``max_latency``, seconds)
+        slower than that. A success without a total is good: nothing says it was slow."""
+        if max_latency is None:
+            return array("b", (1 if code else 0 for code in self.codes))
+        limit = max_latency * 1000
+        return array(
+            "b",
+            (
+                1 if code or lat > limit else 0
+                for code, lat in zip(self.codes, self.latency, strict=True)
+            ),
+        )
+
+    def trim(self, since: float) -> None:
+        """Forget the results before ``since`` (read only for an SLO's longer window)."""
+        keep = [i for i, ts in enumerate(self.ts) if ts >= since]
+        self.ts = array("d", (self.ts[i] for i in keep))
+        self.codes = array("b", (self.codes[i] for i in keep))
+        self.latency = array("d", (self.latency[i] for i in keep))
+        self.reasons = array("H", (self.reasons[i] for i in keep))
+        self.maintenance = array("d", (ts for ts in self.maintenance if ts >= since))
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +191,19 @@ class History:
     last: float | None = None
     _reason_ids: dict[str, int] = field(default_factory=lambda: {"": 0})
 
+    def trim(self, since: float) -> None:
+        """Forget the results before ``since``: the report's window after an SLO's."""
+        for key, series in list(self.series.items()):
+            had = len(series.ts) + len(series.maintenance)
+            series.trim(since)
+            if had and not len(series.ts) + len(series.maintenance):
+                del self.series[key]
+        firsts = [min(s.ts) for s in self.series.values() if s.ts]
+        firsts += [min(s.maintenance) for s in self.series.values() if s.maintenance]
+        self.first = min(firsts) if firsts else None
+        if self.first is None:
+            self.last = None
+
     def reason_id(self, reason: str | None) -> int:
         if not reason:
             return 0
@@ -212,7 +249,7 @@ def read_history(
             if series is None:
                 series = history.series[key] = Series(probe, kind, location)
             if cut_off:
-                continue  # the vantage point was down, or we failed: no data about the target
+                continue  # models.no_data, as decode asked it: nothing about the target
             if maintained:
                 series.maintenance.append(ts)
             else:
@@ -255,6 +292,24 @@ class Report:
     results have the code MAINTENANCE."""
     maintenance: list[Window] = field(default_factory=list)
     """Maintenance windows, apart from the counts."""
+    slos: dict[str, Budget] = field(default_factory=dict)
+    """Probe name -> its SLO over every location kept (``measure_slos``)."""
+
+
+def measure_slos(history: History, slos: Mapping[str, Slo], to: float) -> dict[str, Budget]:
+    """Each probe with an SLO: its budget over the window ending at ``to``, from the
+    results of every location the history kept (maintenance and cut-off results are
+    already apart: no data)."""
+    by_probe: dict[str, list[Series]] = {}
+    for (probe, _location), series in history.series.items():
+        if probe in slos:
+            by_probe.setdefault(probe, []).append(series)
+    return {
+        probe: evaluate(
+            slos[probe], to, [(s.ts, s.bad(slos[probe].max_latency)) for s in by_probe[probe]]
+        )
+        for probe in sorted(by_probe)
+    }
 
 
 def analyse(history: History, filters: Filters, keep_timelines: bool = False) -> Report:
@@ -394,6 +449,7 @@ def to_json(report: Report) -> dict[str, Any]:
     for o in report.outages:
         by_probe.setdefault((o.probe, o.location), []).append(o)
     probes = []
+    slos = {probe: as_json(budget) for probe, budget in report.slos.items()}
     for series, stats in report.probes:
         mine = by_probe.get((series.probe, series.location), [])
         closed = [o.duration_s for o in mine if not o.ongoing]
@@ -407,6 +463,8 @@ def to_json(report: Report) -> dict[str, Any]:
                 "longest_outage_s": max((o.duration_s for o in mine), default=None),
             }
         )
+        if series.probe in slos:  # the probe's, over every location: the same on each row
+            probes[-1]["slo"] = slos[series.probe]
     return {
         "from": utc(report.start),
         "to": utc(report.end),

@@ -36,6 +36,7 @@ from synthprobe.config.readers import (
     type_name,
 )
 from synthprobe.config.settings import SETTINGS_FIELDS, read_alert, read_resolver, read_settings
+from synthprobe.config.slo import read_slo
 from synthprobe.config.variables import VAR_NAME_RE, Expander
 from synthprobe.errors import ConfigError
 from synthprobe.models import (
@@ -366,6 +367,7 @@ PROBE_FIELDS = Table(
     Field("http_version", _http_version),
     Field("resolver", read_resolver),
     Field("alert", read_alert),
+    Field("slo", read_slo),
     Field("json", raw, attr=None),
     Field("body", raw, attr=None),
     Field("capture", raw, attr=None),
@@ -381,5 +383,5 @@ EXPECT_KEYS = EXPECT_FIELDS.keys
 SETTINGS_KEYS = SETTINGS_FIELDS.keys
 DEFAULT_KEYS = PROBE_KEYS - {"name", "url", "json", "body"} - JOURNEY_KEYS
 """What ``defaults:`` may set: everything a probe may, but what names one probe."""
-MERGED_BLOCKS = ("headers", "expect", "alert", *BLOCKS)
+MERGED_BLOCKS = ("headers", "expect", "alert", "slo", *BLOCKS)
 """Blocks merged key by key under each probe; every other default is replaced whole."""

@@ -91,6 +91,7 @@ def render_report(data: dict[str, Any], console: Console) -> None:
             format_span(p["longest_outage_s"]) if p["longest_outage_s"] is not None else "-",
         )
     console.print(probes)
+    _render_slos(data["probes"], console)
     if data["outages"]:
         outages = Table(title="outages", title_justify="left", pad_edge=False)
         for col in ("probe", "location", "start", "end", "duration", "class", "runs"):
@@ -122,3 +123,66 @@ def render_report(data: dict[str, Any], console: Console) -> None:
             f"({w['runs']} results, counted neither up nor down)",
             highlight=False,
         )
+
+
+def _budget(remaining: float | None, exhausted: bool) -> Text:
+    if remaining is None:
+        return Text("no data", style="dim")
+    style = "bold red" if exhausted else "yellow" if remaining < 0.25 else "green"
+    return Text(f"{remaining * 100:.1f}%", style=style)
+
+
+def _rate(value: float | None) -> Text:
+    if value is None:
+        return Text("-")
+    return Text(f"{value:.2f}", style="bold red" if value > 1 else "")
+
+
+def _render_slos(rows: list[dict[str, Any]], console: Console) -> None:
+    """One row per probe with an SLO (every location's results together)."""
+    slos = {p["probe"]: p["slo"] for p in rows if "slo" in p}
+    if not slos:
+        return
+    table = Table(title="SLOs", title_justify="left", pad_edge=False)
+    for col in (
+        "probe",
+        "objective",
+        "window",
+        "SLI",
+        "good/valid",
+        "budget left",
+        "burn 1h",
+        "6h",
+        "1d",
+        "3d",
+        "exhaustion",
+        "coverage",
+        "alerts",
+    ):
+        table.add_column(col, overflow="fold")
+    for probe, slo in sorted(slos.items()):
+        burn = slo["burn_rate"]
+        exhaustion = (
+            Text("exhausted", style="bold red")
+            if slo["exhausted"]
+            else Text(slo["exhaustion"] or "-")
+        )
+        alerts = [a["severity"] for a in slo["alerts"]]
+        table.add_row(
+            Text(probe),
+            f"{slo['objective'] * 100:g}%",
+            slo["window"],
+            "-" if slo["sli"] is None else f"{slo['sli'] * 100:.3f}%",
+            f"{slo['good']}/{slo['valid']}",
+            _budget(slo["budget"]["remaining"], slo["exhausted"]),
+            _rate(burn["1h"]),
+            _rate(burn["6h"]),
+            _rate(burn["1d"]),
+            _rate(burn["3d"]),
+            exhaustion,
+            "-" if slo["coverage"] is None else f"{slo['coverage'] * 100:.1f}%",
+            Text(
+                ", ".join(f"{n} {s}" for s in ("page", "ticket") if (n := alerts.count(s))) or "-"
+            ),
+        )
+    console.print(table)

@@ -1,0 +1,352 @@
+"""Service level objectives and error budgets from the probes' own history. Pure: results
+in, figures out; the clock is the caller's ``to``.
+
+Definitions (docs/slo.md, the SRE workbook's "Alerting on SLOs"):
+- valid results are every result the history keeps: maintenance, a cut-off vantage point
+  and our own bugs (``internal.error``) are no data, dropped before this module;
+- good = passed (and, with ``max_latency``, ``timings_ms.total`` at most that); bad =
+  every other valid result;
+- ``burn_rate[W]`` = (bad / valid over [to - W, to)) / (1 - objective);
+- an alert of ``BURN_ALERTS`` fires at a result's time t when the burn rates over
+  (t - long, t] and (t - short, t] both exceed its factor. The replay, the burn rates and
+  the budget see only the SLO window's results: a window is judged on its own.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import math
+import re
+import statistics
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from itertools import pairwise
+from typing import Any
+
+from synthprobe.models import Slo
+from synthprobe.units import format_utc, parse_duration
+
+MAX_WINDOW = 400 * 86400.0
+"""The longest SLO window: a year and then some, never an unbounded read."""
+PLACES = 6
+"""Decimal places of every fraction and rate in the JSON."""
+BURNDOWN_POINTS = 61
+"""Samples of the remaining budget across the window, for the status page."""
+
+_WINDOW_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|h|m|s)\s*$")
+_WINDOW_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+_PERCENT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+
+
+def parse_window(value: object) -> float:
+    """``28d``, ``36h``, ``90m`` -> seconds, more than 0 and at most 400 days. Raises
+    ValueError with a message meant for the user."""
+    if isinstance(value, str) and (m := _WINDOW_RE.match(value)):
+        seconds = float(m.group(1)) * _WINDOW_UNITS[m.group(2)]
+    else:
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            raise ValueError(f"bad window {value!r}: use 28d, 7d, 36h or 90m") from None
+    if seconds <= 0:
+        raise ValueError(f"must be more than 0, got {value!r}")
+    if seconds > MAX_WINDOW:
+        raise ValueError(f"must be at most 400d, got {value!r}")
+    return seconds
+
+
+def format_window(seconds: float) -> str:
+    """The inverse of ``parse_window`` for display: ``28d``, ``36h``, ``90m``, ``45s``."""
+    for unit, size in _WINDOW_UNITS.items():
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def parse_objective(value: object) -> float:
+    """``99.9%`` -> 0.999: strictly between 0% and 100%. A bare number is refused, as it
+    could mean a fraction (0.999) or a percentage (99.9). Raises ValueError for the user."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError("expected a percentage such as 99.9%")
+    if not isinstance(value, str):
+        if 0 < value < 1:
+            raise ValueError(
+                f"{value} without %: write {value * 100:g}% for the fraction {value}, "
+                f"or {value}% if you mean {value} percent"
+            )
+        if 1 <= value < 100:
+            raise ValueError(f"{value} without %: write {value}% if you mean {value} percent")
+        raise ValueError(
+            f"{value} without %: expected a percentage above 0% and below 100%, such as 99.9%"
+        )
+    m = _PERCENT_RE.match(value)
+    if m is None:
+        raise ValueError(f"bad objective {value!r}: expected a percentage such as 99.9%")
+    try:
+        percent = Decimal(m.group(1))
+    except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
+        raise ValueError(f"bad objective {value!r}") from None
+    if percent <= 0:
+        raise ValueError(f"must be more than 0%, got {value.strip()}")
+    if percent >= 100:
+        raise ValueError(
+            f"must be below 100%, got {value.strip()} (an objective of 100% or more leaves "
+            "no error budget: every failure would exhaust it)"
+        )
+    return float(percent / 100)
+
+
+def format_objective(objective: float) -> str:
+    """0.999 -> ``99.9%``."""
+    return f"{objective * 100:.6g}%"
+
+
+class Severity(enum.StrEnum):
+    """How an error budget burn alert is routed."""
+
+    PAGE = "page"
+    TICKET = "ticket"
+
+
+@dataclass(frozen=True, slots=True)
+class BurnAlert:
+    """One multiwindow burn-rate alert: fires while the burn rate over both windows
+    exceeds ``factor``."""
+
+    severity: Severity
+    long: str
+    """The long window (``1h``): the alert is about a real share of the budget."""
+    short: str
+    """The short window (``5m``): the alert stops soon after the burn does."""
+    factor: float
+
+    @property
+    def long_s(self) -> float:
+        return parse_window(self.long)
+
+    @property
+    def short_s(self) -> float:
+        return parse_window(self.short)
+
+
+BURN_ALERTS = (
+    BurnAlert(Severity.PAGE, "1h", "5m", 14.4),
+    BurnAlert(Severity.PAGE, "6h", "30m", 6.0),
+    BurnAlert(Severity.TICKET, "3d", "6h", 1.0),
+)
+"""The SRE workbook's table 5-8 (2% of a 30-day budget in 1h, 5% in 6h, 10% in 3 days):
+the report's replay and the rules of ``probe slo-rules`` both read it."""
+BURN_WINDOWS = ("1h", "6h", "1d", "3d")
+"""The burn rates the report shows; ``1d`` also predicts exhaustion."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSpan:
+    """A stretch of time over which an alert would have been firing."""
+
+    alert: BurnAlert
+    start: float
+    """The time of the first result at which it fired."""
+    end: float | None
+    """The time of the first result at which it no longer fired; None: firing at ``to``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """One probe's SLO over one window."""
+
+    slo: Slo
+    start: float
+    end: float
+    valid: int
+    good: int
+    bad: int
+    sli: float | None
+    """good / valid; None with no valid result."""
+    allowed_bad: float
+    consumed: float | None
+    """bad / allowed_bad (may pass 1); None with no valid result."""
+    remaining: float | None
+    exhausted: bool
+    burn_rate: dict[str, float | None]
+    exhaustion: float | None
+    """When the budget runs out at the last day's burn rate; None if it does not."""
+    coverage: float | None
+    """valid / the results expected at each location's own interval, at most 1."""
+    alerts: tuple[AlertSpan, ...]
+    burndown: tuple[tuple[float, float], ...]
+    """(time, remaining budget) across the window; empty with no valid result."""
+
+
+Location = tuple[Sequence[float], Sequence[int]]
+"""One location's valid results: times and a bad flag (1 bad, 0 good) each."""
+
+
+def evaluate(slo: Slo, to: float, locations: Sequence[Location]) -> Budget:
+    """The budget of one probe whose results at each location are ``locations`` (any
+    order), over the window ending at ``to``. Results outside [to - window, to) are left out."""
+    start = to - slo.window
+    times: array[float] = array("d")
+    flags: array[int] = array("b")
+    expected = 0.0
+    for ts, marks in locations:
+        inside = sorted((i for i, t in enumerate(ts) if start <= t < to), key=ts.__getitem__)
+        expected += _expected(slo.window, [ts[i] for i in inside])
+        times.extend(ts[i] for i in inside)
+        flags.extend(1 if marks[i] else 0 for i in inside)
+    order = sorted(range(len(times)), key=times.__getitem__)
+    times = array("d", (times[i] for i in order))
+    flags = array("b", (flags[i] for i in order))
+    del order
+    cum = array("l", [0])  # cum[i]: bad results among the first i
+    total = 0
+    for flag in flags:
+        total += flag
+        cum.append(total)
+    valid, bad = len(times), total
+    fraction = _budget_fraction(slo.objective)
+    allowed = fraction * valid
+    consumed = bad / allowed if valid else None
+    remaining = 1 - consumed if consumed is not None else None
+    exhausted = remaining is not None and remaining <= 0
+    burn: dict[str, float | None] = {}
+    for name in BURN_WINDOWS:
+        lo = bisect.bisect_left(times, to - parse_window(name))
+        n = valid - lo
+        burn[name] = (cum[valid] - cum[lo]) / n / fraction if n else None
+    day = burn["1d"]
+    exhaustion = None
+    if remaining is not None and not exhausted and day:
+        exhaustion = to + remaining * slo.window / day
+    return Budget(
+        slo=slo,
+        start=start,
+        end=to,
+        valid=valid,
+        good=valid - bad,
+        bad=bad,
+        sli=(valid - bad) / valid if valid else None,
+        allowed_bad=allowed,
+        consumed=consumed,
+        remaining=remaining,
+        exhausted=exhausted,
+        burn_rate=burn,
+        exhaustion=exhaustion,
+        coverage=min(1.0, valid / expected) if expected else None,
+        alerts=tuple(
+            span for alert in BURN_ALERTS for span in _replay(alert, fraction, times, cum)
+        ),
+        burndown=_burndown(start, to, times, cum, allowed) if valid else (),
+    )
+
+
+def _budget_fraction(objective: float) -> float:
+    # 1 - 0.999 is 0.0010000000000000009 in binary: keep the objective's own digits
+    return round(1 - objective, 12)
+
+
+def _expected(window: float, ordered: list[float]) -> float:
+    """Results a location would have had over the window at its own (median) interval."""
+    if len(ordered) < 2:
+        return float(len(ordered))
+    usual = statistics.median(b - a for a, b in pairwise(ordered))
+    return window / usual if usual > 0 else float(len(ordered))
+
+
+def _replay(
+    alert: BurnAlert, fraction: float, times: array[float], cum: array[int]
+) -> list[AlertSpan]:
+    """Evaluate the alert at each result's time, as Prometheus would at each scrape."""
+    n = len(times)
+    threshold = alert.factor * fraction  # bad/valid above this is a burn above the factor
+    if n == 0 or cum[n] == 0 or threshold >= 1:
+        return []  # nothing bad, or a factor no share of bad results can exceed
+    long_s, short_s = alert.long_s, alert.short_s
+    spans: list[AlertSpan] = []
+    begin: float | None = None
+    lo_long = lo_short = 0
+    i = 0
+    while i < n:
+        t = times[i]
+        hi = i + 1
+        while hi < n and times[hi] == t:  # every result of this instant is in
+            hi += 1
+        while times[lo_long] <= t - long_s:
+            lo_long += 1
+        while times[lo_short] <= t - short_s:
+            lo_short += 1
+        firing = (cum[hi] - cum[lo_short]) > threshold * (hi - lo_short) and (
+            cum[hi] - cum[lo_long]
+        ) > threshold * (hi - lo_long)
+        if firing and begin is None:
+            begin = t
+        elif not firing and begin is not None:
+            spans.append(AlertSpan(alert, begin, t))
+            begin = None
+        i = hi
+    if begin is not None:
+        spans.append(AlertSpan(alert, begin, None))
+    return spans
+
+
+def _burndown(
+    start: float, end: float, times: array[float], cum: array[int], allowed: float
+) -> tuple[tuple[float, float], ...]:
+    step = (end - start) / (BURNDOWN_POINTS - 1)
+    points = []
+    for k in range(BURNDOWN_POINTS):
+        t = start + k * step
+        spent = cum[bisect.bisect_right(times, t)]
+        points.append((t, 1 - spent / allowed if allowed else 1.0))
+    return tuple(points)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, PLACES)
+
+
+def as_json(budget: Budget) -> dict[str, Any]:
+    """The ``slo`` object of ``probe report --format json`` (docs/reference.md)."""
+    return {
+        "objective": budget.slo.objective,
+        "window": format_window(budget.slo.window),
+        **({"max_latency_ms": budget.slo.max_latency * 1000} if budget.slo.max_latency else {}),
+        "from": _utc(budget.start),
+        "to": _utc(budget.end),
+        "valid": budget.valid,
+        "good": budget.good,
+        "bad": budget.bad,
+        "sli": _round(budget.sli),
+        "budget": {
+            "allowed_bad": _round(budget.allowed_bad),
+            "consumed": _round(budget.consumed),
+            "remaining": _round(budget.remaining),
+        },
+        "burn_rate": {k: _round(v) for k, v in budget.burn_rate.items()},
+        "exhaustion": _utc(None if budget.exhaustion is None else round(budget.exhaustion)),
+        "exhausted": budget.exhausted,
+        "coverage": _round(budget.coverage),
+        "alerts": [
+            {
+                "severity": span.alert.severity.value,
+                "long": span.alert.long,
+                "short": span.alert.short,
+                "factor": span.alert.factor,
+                "start": _utc(span.start),
+                "end": _utc(span.end),
+            }
+            for span in budget.alerts
+        ],
+    }
+
+
+def _utc(epoch: float | None) -> str | None:
+    if epoch is None or not math.isfinite(epoch):
+        return None
+    try:
+        return format_utc(epoch, always_ms=False)
+    except (OverflowError, ValueError, OSError):  # past year 9999: a burn so slow it is never
+        return None
