@@ -26,6 +26,7 @@ _PACKAGES = (
     "synthprobe.probers.messaging",
     "synthprobe.probers.tcp",
     "synthprobe.probers.dns",
+    "synthprobe.probers.grpc",
 )
 """Each exports ``KINDS: tuple[KindInfo, ...]``; their order is the order of help texts."""
 
