@@ -9,7 +9,9 @@ all, the event was already kept pending and goes out once more: at least once).
 A notify URL is never printed as written: only as Apprise itself renders it with
 ``privacy=True`` (each plugin knows which of its own parts are secrets: ``pass=``,
 ``token=``, ``apikey=``... ; a list of words of ours would always miss one), or, when
-Apprise cannot load it, as its scheme alone.
+Apprise cannot load it, as its scheme alone; and that rendering, as every message
+about a target, then passes the run's redactor (``outbox.py``, ``config/``): a
+``${VAR}`` in a part Apprise does not hide, the path of a ``json://`` URL, is a secret.
 """
 
 from __future__ import annotations

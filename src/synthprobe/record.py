@@ -8,7 +8,7 @@ import json
 import math
 from typing import Any, NamedTuple
 
-from synthprobe.models import Failure, ProbeResult, State, Vantage
+from synthprobe.models import Failure, ProbeResult, State, Vantage, no_data
 from synthprobe.units import parse_utc
 
 SCHEMA = 1
@@ -74,8 +74,8 @@ class Line(NamedTuple):
     maintenance: bool = False
     """``"state": "maintenance"``: inside a window, counted neither up nor down."""
     no_data: bool = False
-    """``"vantage": "down"`` (this machine was cut off) or class ``internal`` (a bug of
-    synthprobe's): nothing about the target, counted neither up nor down."""
+    """``models.no_data`` of the line (``"vantage": "down"``, or class ``internal``):
+    nothing about the target, counted neither up nor down."""
 
 
 _FAILURES = {f.value: f for f in Failure}
@@ -117,6 +117,7 @@ def decode(line: bytes) -> Line:
     total = timings.get("total") if isinstance(timings, dict) else None
     latency = float(total) if isinstance(total, int | float) else math.nan
     reason = rec.get("reason")
+    vantage = Vantage.DOWN if rec.get("vantage") == Vantage.DOWN else None  # schema 1's only one
     return Line(
         probe,
         kind,
@@ -126,5 +127,5 @@ def decode(line: bytes) -> Line:
         latency,
         reason if isinstance(reason, str) else None,
         rec.get("state") == State.MAINTENANCE,
-        rec.get("vantage") == Vantage.DOWN or failure is Failure.INTERNAL,
+        no_data(failure, vantage),
     )

@@ -18,6 +18,9 @@ _SECRET_PARAM_RE = re.compile(
     re.IGNORECASE,
 )
 _USERINFO_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)([^/@?#\s'\"]*)@")
+_MASKED_LOGIN_RE = re.compile(r"[^:]*:\*+")
+"""A userinfo already masked, the password only (``probe:****``: Apprise's privacy
+rendering of a notify URL): its login name is kept. A known secret in it is still masked."""
 MIN_SECRET_LEN = 3
 """Shorter values are not masked: replacing every "1" in the output would hide everything
 and protect nothing (a 2-character secret is no secret)."""
@@ -44,6 +47,12 @@ def printable(value: str) -> str:
         return " " if c in "\r\n\t" else f"\\x{ord(c):02x}"
 
     return _CONTROL_RE.sub(visible, value)
+
+
+def _userinfo(m: re.Match[str]) -> str:
+    if _MASKED_LOGIN_RE.fullmatch(m.group(2)):
+        return m.group(0)
+    return f"{m.group(1)}{MASK}@"
 
 
 class Redactor:
@@ -74,7 +83,7 @@ class Redactor:
     def text(self, value: str) -> str:
         """Mask known secrets, and URL userinfo and credential-like query parameters
         wherever a URL appears (an exception message may echo one)."""
-        masked = _USERINFO_RE.sub(lambda m: f"{m.group(1)}{MASK}@", value)
+        masked = _USERINFO_RE.sub(_userinfo, value)
         masked = _SECRET_PARAM_RE.sub(lambda m: f"{m.group(1)}{MASK}", masked)
         if self._pattern is not None:
             masked = self._pattern.sub(MASK, masked)

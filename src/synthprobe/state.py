@@ -218,11 +218,18 @@ def forget_gone(data: StateData, probes: set[str], now: float) -> None:
 
 class StateFile:
     """One state file: ``update`` reads, lets the caller change, and writes, all under
-    the lock."""
+    the lock. Every message it warns or raises passes ``mask`` (the run's redactor: a
+    path is configured, and may hold a ``${VAR}`` value)."""
 
-    def __init__(self, path: str, warn: Callable[[str], None]) -> None:
+    def __init__(
+        self, path: str, warn: Callable[[str], None], mask: Callable[[str], str] = str
+    ) -> None:
         self.path = path
-        self.warn = warn
+        self._warn = warn
+        self._mask = mask
+
+    def warn(self, message: str) -> None:
+        self._warn(self._mask(message))
 
     def check(self) -> None:
         """Before probing: a state path that cannot work is the user's error now, not
@@ -230,12 +237,12 @@ class StateFile:
         moved aside: it may hold anything."""
         hint = "choose another with --state, or run with --no-state"
         if os.path.isdir(self.path):
-            raise OutputError(f"state file {self.path} is a directory", hint=hint)
+            raise OutputError(self._mask(f"state file {self.path} is a directory"), hint=hint)
         try:
             os.close(os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644))
         except OSError as exc:
             raise OutputError(
-                f"cannot use state file {self.path}: {exc.strerror or exc}", hint=hint
+                self._mask(f"cannot use state file {self.path}: {exc.strerror or exc}"), hint=hint
             ) from None
 
     @contextlib.contextmanager
@@ -245,7 +252,7 @@ class StateFile:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise OutputError(
-                f"cannot use state file {self.path}: {exc.strerror or exc}",
+                self._mask(f"cannot use state file {self.path}: {exc.strerror or exc}"),
                 hint="choose another with --state, or run with --no-state",
             ) from None
         try:

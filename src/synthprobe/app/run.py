@@ -9,10 +9,11 @@ import os
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, assert_never
 
 from synthprobe import vantage
-from synthprobe.alerting import Alerting
+from synthprobe.alerting import Alerting, Finished
 from synthprobe.alerts import Event
 from synthprobe.app import (
     EXIT_CUT_OFF,
@@ -198,7 +199,7 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
         if writer.lost_reader:
             stdout_gone()
     results = recorder.lines(plan.specs)
-    done = alerting.finish(results)
+    done = _finish_stoppable(alerting, results)
     _reports(plan, opts.format, io, results, runner.run_id, done.events, verdict)
     if interrupted:
         output = settings.output
@@ -346,6 +347,21 @@ async def _run_interruptible(probing: Callable[[], Awaitable[Any]]) -> str | Non
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     return caught[0] if caught else None
+
+
+def _finish_stoppable(alerting: Alerting, results: Sequence[ProbeResult]) -> Finished:
+    """``alerting.finish``, where SIGTERM stops the sending and nothing else: a lease
+    taken must still be handed back, so the handler is in place before the lease is
+    taken, and what is delivered is recorded."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        alerting.stop()  # raises in this, the main thread, while a message is sent
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        return alerting.finish(results)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -113,7 +113,7 @@ def _masked(value: Any, redactor: Redactor) -> Any:
         return redactor.text(value)
     if isinstance(value, dict):
         return {k: _masked(v, redactor) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):  # asdict keeps a tuple (alert.notify) a tuple
         return [_masked(v, redactor) for v in value]
     return value
 
