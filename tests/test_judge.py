@@ -96,6 +96,7 @@ KIND_URLS = {
     "messaging": ("ws://127.0.0.1:9/", "messaging: {send: hi, expect: hi}"),
     "tcp": ("tcp://127.0.0.1:9", ""),
     "dns": ("dns:a.invalid", ""),
+    "grpc": ("grpcs://127.0.0.1:9", "grpc: {service: chat.v1.Messages}"),
 }
 VALUES = {
     "status": "[200]",
@@ -114,6 +115,7 @@ CONTRACT = {  # SPEC "Fourth wave", with cert_min_days where a URL may carry TLS
     "messaging": {"max_latency", "cert_min_days"},
     "tcp": {"max_latency", "cert_min_days"},
     "dns": {"answers", "max_latency"},
+    "grpc": {"max_latency", "cert_min_days"},
 }  # fmt: skip
 CONTRACT["feed"] = CONTRACT["upload"] = CONTRACT["http"]
 
