@@ -112,6 +112,8 @@ class HttpVersion(enum.StrEnum):
     HTTP1 = "1.1"
     HTTP2 = "2"
     """HTTP/2 or fail as ``network.protocol``."""
+    HTTP3 = "3"
+    """HTTP/3 over QUIC only, like ``curl --http3-only``: https:// URLs only."""
 
 
 class RunFormat(enum.StrEnum):

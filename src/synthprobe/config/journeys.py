@@ -30,7 +30,7 @@ from synthprobe.config.readers import (
     request_headers,
 )
 from synthprobe.jsonpath import parse_json_path
-from synthprobe.models import Capture, Journey, JourneyStep, ProbeSpec
+from synthprobe.models import Capture, HttpVersion, Journey, JourneyStep, ProbeSpec
 
 _PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
@@ -78,6 +78,7 @@ class _Inherited:
     headers: tuple[tuple[str, str], ...]
     follow_redirects: bool
     max_body: int
+    http_version: HttpVersion
 
     @classmethod
     def of(cls, probe: dict[str, Any]) -> _Inherited:
@@ -85,6 +86,8 @@ class _Inherited:
         (the step gets what the probe will have)."""
         return cls(**{f.name: probe.get(f.name, _PROBE_DEFAULTS[f.name]) for f in fields(cls)})
 
+
+_HTTP3_NEEDS_TLS = 'HTTP/3 needs an https:// URL (QUIC always uses TLS); http_version is "3"'
 
 _PROBE_DEFAULTS = {f.name: f.default for f in fields(ProbeSpec)}
 
@@ -149,6 +152,8 @@ def _step(
     if url is not None and (not uses(url) or not url.strip().startswith("{{")):
         checked = _PLACEHOLDER_RE.sub("x", url)
         block.check(check_url, m["url"], f"{path}.url", checked, ("http", "https"), "step")
+        if probe.http_version is HttpVersion.HTTP3 and checked.strip().lower().startswith("http:"):
+            block.add(m["url"], f"{path}.url", _HTTP3_NEEDS_TLS)
     headers = dict(probe.headers)  # the probe's headers (defaults included) on every step
     own: tuple[tuple[str, str], ...] = v.get("headers", ())
     lowered = {k.lower() for k, _ in own}

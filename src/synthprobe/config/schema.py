@@ -273,6 +273,12 @@ def _probe(
                 f"{path}.http_version",
                 "HTTP/2 needs an https:// URL (cleartext HTTP/2, h2c, is not spoken)",
             )
+        elif v.get("http_version") is HttpVersion.HTTP3 and url and urlsplit(url).scheme == "http":
+            block.add(
+                m["http_version"],
+                f"{path}.http_version",
+                "HTTP/3 needs an https:// URL (QUIC always uses TLS)",
+            )
     body = block.check(request_body, r, m, path)
     if body is not None and body[0] is not None and not info.request_body:
         key = "json" if body[1] else "body"
@@ -336,7 +342,7 @@ def _http_version(r: Reader, loc: Located, path: str) -> HttpVersion:
     value = loc.value
     text = value if isinstance(value, str) else "" if isinstance(value, bool) else str(value)
     if text not in {v.value for v in HttpVersion}:
-        fail(loc, path, f'expected auto, "1.1" or "2", got {type_name(value)}')
+        fail(loc, path, f'expected auto, "1.1", "2" or "3", got {type_name(value)}')
     return HttpVersion(text)
 
 

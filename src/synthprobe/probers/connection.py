@@ -7,6 +7,7 @@ name private modules (docs/httpx.md).
   pool (no public seam: httpx keeps what it sends through in ``_pool``).
 - ``_StrictConnection``/``_StrictHTTP2``: HTTP/2 response heads checked as curl checks
   them (``h2_response_head``); httpcore turns h2's own checks off.
+- ``transport`` with ``h3``: probers/quic.py's, imported only then (qh3 costs ~90 ms).
 - ``transport``: a pool's network backend set to ours (httpx takes none).
 """
 
@@ -21,6 +22,7 @@ from httpcore._async.http2 import AsyncHTTP2Connection
 
 from synthprobe.classify import ProbeFailure
 from synthprobe.models import Reason
+from synthprobe.probers.attempt import Attempt
 from synthprobe.probers.base import Network
 from synthprobe.probers.netstream import BACKEND
 from synthprobe.probers.redirects import quoted
@@ -51,8 +53,16 @@ _STATUS = re.compile(rb"[1-9][0-9][0-9]")
 
 
 def h2_response_head(headers: list[tuple[bytes, bytes]]) -> tuple[int, list[tuple[bytes, bytes]]]:
-    """The status and headers of an HTTP/2 response, refused (``network.protocol``) where
-    curl (nghttp2) refuses it: ``:status`` missing, twice, or not three digits; an
+    """``response_head`` of an HTTP/2 response."""
+    return response_head(headers, "HTTP/2")
+
+
+def response_head(
+    headers: list[tuple[bytes, bytes]], protocol: str
+) -> tuple[int, list[tuple[bytes, bytes]]]:
+    """The status and headers of an HTTP/2 or HTTP/3 response (the same head rules: RFC
+    9114 4.3 refers to RFC 9113's), refused (``network.protocol``) where curl (nghttp2,
+    nghttp3) refuses it: ``:status`` missing, twice, or not three digits; an
     unknown or misplaced pseudo-header; an upper-case header name (RFC 9113 8.2.1 and
     8.3.2); a connection-specific header (8.2.2); NUL, CR or LF in a value. httpcore
     turns h2's own checks off, reads ``:status`` with int() (a ValueError on ``abc``,
@@ -61,7 +71,7 @@ def h2_response_head(headers: list[tuple[bytes, bytes]]) -> tuple[int, list[tupl
     regular: list[tuple[bytes, bytes]] = []
 
     def refuse(what: str) -> ProbeFailure:
-        return ProbeFailure(Reason.NETWORK_PROTOCOL, f"HTTP/2 response {what}")
+        return ProbeFailure(Reason.NETWORK_PROTOCOL, f"{protocol} response {what}")
 
     for name, value in headers:
         if name.startswith(b":"):
@@ -132,14 +142,21 @@ def transport(
     h2: bool = False,
     tls: bool = True,
     to: httpx.URL | None = None,
-) -> httpx.AsyncHTTPTransport:
+    h3: Attempt | None = None,
+) -> httpx.AsyncBaseTransport:
     """A transport for one attempt: one connection, no keep-alive; no timeouts of its
     own (requests carry none: the runner's deadline is the only clock); a proxy only
     when the Network chose one for this URL. With ``h2`` it offers HTTP/2 and HTTP/1.1
     by ALPN over TLS and the server chooses; over plain http it speaks HTTP/1.1.
     ``tls`` False: the target is plain http (or ws), so no verifying context is needed.
     ``to``: the only URL (scheme, address, port) the transport will be asked for, which
-    lets it skip the connection pool."""
+    lets it skip the connection pool. ``h3``: the attempt to speak HTTP/3 for, over QUIC
+    only (a proxy is not used: an HTTP proxy carries no UDP)."""
+    if h3 is not None:
+        from synthprobe.probers.quic import H3Transport, trust_of
+
+        trust = trust_of(net.ssl_context(True)) if verify_tls else None
+        return H3Transport(h3, trust)
     context = net.ssl_context(verify_tls, h2=h2) if tls else net.no_tls
     if to is not None and proxy is None:
         port = port_of(to)

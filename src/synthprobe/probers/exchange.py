@@ -12,12 +12,16 @@
   ``connection``'s.
 - Whatever a server sends (a Location, a :status, a coded body) fails here as a
   classified ``ProbeFailure`` naming the value, never as an exception of ours.
+- ``http_version: "3"``: every hop over QUIC (probers/quic.py), never through a proxy
+  (an HTTP proxy carries no UDP); a response head advertising h3 in ``Alt-Svc`` is
+  recorded (``details.alt_svc_h3``) over any protocol.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -153,7 +157,7 @@ async def exchange(
         method, content = next_method(hop.status, method, content)
         url = nxt
     details: dict[str, Any] = {"truncated": hop.truncated, "body_bytes": len(hop.body)}
-    proxy = net.proxy_for(url)
+    proxy = None if http_version is HttpVersion.HTTP3 else net.proxy_for(url)
     if proxy is not None:
         details["proxy"] = proxy
     if len(visited) > 1:
@@ -292,9 +296,12 @@ async def each_address(
     for index, ip in enumerate(addresses):
         try:
             return await at_address(ip)
-        except (httpx.ConnectError, OSError):
-            # httpx wraps a failed connect in ConnectError; a raw socket raises OSError
-            if index + 1 < len(addresses) and attempt.clock.current is Step.CONNECT:
+        except (httpx.ConnectError, OSError, ProbeFailure) as exc:
+            # httpx wraps a failed connect in ConnectError; a raw socket raises OSError;
+            # QUIC says refused (ICMP) as a ProbeFailure
+            if isinstance(exc, ProbeFailure) and exc.classified.reason not in _NEXT_ADDRESS:
+                raise
+            if index + 1 < len(addresses) and _connecting(attempt):
                 continue
             raise
         except asyncio.CancelledError:
@@ -303,6 +310,32 @@ async def each_address(
             await close_quietly(attempt.stream)
             raise
     raise AssertionError("unreachable: the last address raises")
+
+
+_NEXT_ADDRESS = frozenset((Reason.NETWORK_REFUSED, Reason.NETWORK_UNREACHABLE))
+
+
+def _connecting(attempt: Attempt) -> bool:
+    """The attempt failed while connecting (TCP, or QUIC's handshake step, which counts
+    as connect)."""
+    current = attempt.clock.current
+    return current is Step.CONNECT or getattr(current, "counts_as", None) is Step.CONNECT
+
+
+_QUOTED = re.compile(r'"[^"]*"')
+
+
+def advertises_h3(values: list[str]) -> bool:
+    """Whether ``Alt-Svc`` header values (RFC 7838) offer HTTP/3: an alternative whose
+    protocol id is ``h3`` (``clear`` offers nothing; drafts such as ``h3-29`` are not
+    the standard)."""
+    for value in values:
+        # a quoted authority may hold commas: blank it before splitting the list
+        for entry in _QUOTED.sub('""', value).split(","):
+            protocol_id = entry.split(";", 1)[0].partition("=")[0].strip()
+            if protocol_id.lower() == "h3":
+                return True
+    return False
 
 
 async def _one_hop(
@@ -314,13 +347,14 @@ async def _one_hop(
     headers = request.headers
     if content is not None and request.content_type:
         headers = (*headers, ("Content-Type", request.content_type))
-    proxy = net.proxy_for(url)
+    http_version = options.http_version
+    h3 = http_version is HttpVersion.HTTP3
+    proxy = None if h3 else net.proxy_for(url)
     if proxy is not None:
         # through a proxy: it resolves the name, so there is no DNS phase of ours
         addresses = [url.host]
     else:
         addresses = await resolve(url, attempt, net, options.ip_version, options.resolver)
-    http_version = options.http_version
 
     async def at_address(ip: str) -> Hop:
         via = route(url, ip, headers, attempt) if proxy is None else proxied(url, headers, attempt)
@@ -328,7 +362,9 @@ async def _one_hop(
         # run for every probe (a thousand Set-Cookie headers cost nothing here)
         h2 = url.scheme == "https" and http_version is not HttpVersion.HTTP1
         tls = url.scheme in ("https", "wss")
-        async with transport(net, options.verify_tls, proxy, h2=h2, tls=tls, to=via.url) as http:
+        async with transport(
+            net, options.verify_tls, proxy, h2=h2, tls=tls, to=via.url, h3=attempt if h3 else None
+        ) as http:
             req = httpx.Request(
                 method, via.url, headers=via.headers, content=content, extensions=via.extensions
             )
@@ -336,6 +372,8 @@ async def _one_hop(
             response.request = req
             attempt.protocol = _version(response)
             attempt.status = response.status_code
+            if advertises_h3(response.headers.get_list("alt-svc")):
+                attempt.details["alt_svc_h3"] = True
             if http_version is HttpVersion.HTTP2 and attempt.protocol != "HTTP/2":
                 await response.aclose()
                 raise ProbeFailure(
