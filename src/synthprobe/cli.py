@@ -271,6 +271,20 @@ def list_(
     _guarded(lambda io: list_command(configs, io.out, fmt))
 
 
+@app.command("slo-rules", cls=_Command, epilog="Exit: 0 written, 2 invalid config or no SLO.")
+def slo_rules(
+    configs: Configs,
+    output: Annotated[
+        str | None,
+        typer.Option("-o", "--output", metavar="FILE", help="Write the rules to FILE."),
+    ] = None,
+) -> None:
+    """Prometheus rules: error budget burn alerts for the probes' slo keys."""
+    from synthprobe.app.slo_rules import slo_rules_command
+
+    _guarded(slo_rules_command, configs, output)
+
+
 @app.command(cls=_Command, epilog="Exit: 0 done, 2 usage error or unreadable file.")
 def report(
     results: Annotated[

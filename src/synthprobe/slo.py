@@ -39,6 +39,7 @@ BURNDOWN_POINTS = 61
 _WINDOW_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|h|m|s)\s*$")
 _WINDOW_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 _PERCENT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+_NUMBER_RE = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
 
 
 def parse_window(value: object) -> float:
@@ -71,6 +72,8 @@ def parse_objective(value: object) -> float:
     could mean a fraction (0.999) or a percentage (99.9). Raises ValueError for the user."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError("expected a percentage such as 99.9%")
+    if isinstance(value, str) and _NUMBER_RE.match(value):  # --slo 99.9: the same question
+        value = float(value)
     if not isinstance(value, str):
         if 0 < value < 1:
             raise ValueError(
