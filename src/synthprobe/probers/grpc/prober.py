@@ -172,6 +172,8 @@ class _Call(asyncio.Protocol):
         """Bytes read before we spoke (a server's early SETTINGS): fed once we have."""
         self.started = False
         self.first = True
+        self.head = bytearray()
+        """The server's first bytes, until they show whether it speaks HTTP/2."""
 
     # asyncio.Protocol
 
@@ -219,17 +221,24 @@ class _Call(asyncio.Protocol):
             self._feed(early)
 
     def _feed(self, data: bytes) -> None:
-        if self.first and data.startswith(b"HTTP/"):
-            # an HTTP/1.x server answering our preface: say so, not h2's frame error
-            line = data.split(b"\r\n", 1)[0]
-            self._fail(
-                ProbeFailure(
-                    Reason.NETWORK_PROTOCOL,
-                    f"not HTTP/2: the server answered {_text(line)!r} (not gRPC)",
+        if self.first:
+            # an HTTP/2 server's first frame is SETTINGS (RFC 9113 3.4): anything else (an
+            # HTTP/1.x answer to our preface) is said as what it is, not as h2's frame error
+            # or, worse, a wait for a 4 MB "frame" that never completes
+            self.head += data
+            if len(self.head) < 4:
+                return
+            if self.head[3] != 0x04:
+                line = bytes(self.head).split(b"\n", 1)[0].strip()
+                self._fail(
+                    ProbeFailure(
+                        Reason.NETWORK_PROTOCOL,
+                        f"not HTTP/2: the server answered {_text(line[:80])!r} (not gRPC)",
+                    )
                 )
-            )
-            return
-        self.first = False
+                return
+            self.first = False
+            data, self.head = bytes(self.head), bytearray()
         try:
             events = self.h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
@@ -457,7 +466,7 @@ async def _call(
     clock.begin(Step.WAIT, clock.last_end)
     try:
         await call.until("headers")
-    except BaseException:
+    except Exception:  # not our deadline's cancellation: a step it cut stays null
         clock.fail(Step.WAIT)
         raise
     head = call.response.headers
@@ -481,7 +490,7 @@ async def _call(
         clock.begin(TRAILERS, clock.last_end)
         try:
             await call.until("ended")
-        except BaseException:
+        except Exception:  # not our deadline's cancellation: a step it cut stays null
             clock.fail(TRAILERS)
             raise
         clock.end(TRAILERS)
