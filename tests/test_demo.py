@@ -33,9 +33,15 @@ def test_demo_shows_every_failure_class(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert {r["failure"] for r in records} == {None, "dns", "network", "server", "timeout"}
-    kinds = {"feed", "upload", "live", "messaging", "tcp"}
+    kinds = {"feed", "upload", "live", "messaging", "tcp", "grpc"}
     assert {r["kind"] for r in records} == kinds
     assert {r["kind"] for r in records if r["ok"]} == kinds
+    grpc = {r["probe"]: r for r in records if r["kind"] == "grpc"}
+    assert grpc["ranker-grpc"]["details"]["serving_status"] == "SERVING"
+    assert (grpc["chat-grpc"]["reason"], grpc["chat-grpc"]["error"]) == (
+        "server.status",
+        "serving status NOT_SERVING",
+    )
     assert any(r["ok"] for r in records)
     for needle in (
         "dns.nxdomain",
@@ -117,6 +123,13 @@ def test_demo_shows_a_live_ladder_with_one_slow_rendition_and_live_dash(tmp_path
     assert all(
         r["details"]["format"] in ("hls", "dash") for r in lines.values() if r["kind"] == "live"
     )
+    # HTTP/3: the feed over QUIC passes, a UDP port that answers nothing fails in time
+    h3 = lines["feed-h3"]
+    assert h3["ok"] and h3["details"]["http_version"] == "HTTP/3", h3
+    assert h3["timings_ms"]["connect"] is not None and h3["timings_ms"]["tls"] is None
+    blocked = lines["feed-h3-blocked"]
+    assert blocked["reason"] == "timeout.connect", blocked
+    assert blocked["error"].startswith("no answer to the QUIC handshake within 1s")
 
 
 def test_probe_list_shows_the_live_options(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import os
 import signal
+import socket
 from typing import TYPE_CHECKING
 
 from synthprobe.app import EXIT_OK, Streams
@@ -24,12 +25,17 @@ def demo_command(opts: RunOptions, io: Streams, serve: bool, port: int) -> int:
     from synthprobe.demo import DemoPlatform, PlatformThread, refused_port
 
     if serve:
-        # the extras on the next two ports, so probes.example.yaml can name them
-        tls_port, tcp_port = (port + 1, port + 2) if port else (0, 0)
-        platform = DemoPlatform(port=port, extras=True, tls_port=tls_port, tcp_port=tcp_port)
+        # the extras on the next three ports, so probes.example.yaml can name them
+        tls_port, tcp_port, grpc_port = (port + 1, port + 2, port + 3) if port else (0, 0, 0)
+        platform = DemoPlatform(
+            port=port, extras=True, tls_port=tls_port, tcp_port=tcp_port, grpc_port=grpc_port
+        )
         return asyncio.run(_serve_demo(platform, io))
     raw = files("synthprobe").joinpath("demo.yaml").read_bytes()
     sock, refused = refused_port()
+    # a UDP port that takes every datagram and answers none: QUIC blocked by a firewall
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
     try:
         with PlatformThread(DemoPlatform(extras=True)) as platform:
             loaded = load_sources(
@@ -40,6 +46,8 @@ def demo_command(opts: RunOptions, io: Streams, serve: bool, port: int) -> int:
                     "DEMO_REFUSED": f"http://127.0.0.1:{refused}",
                     "DEMO_TLS_PORT": str(platform.tls_port),
                     "DEMO_TCP_PORT": str(platform.tcp_port),
+                    "DEMO_GRPC_PORT": str(platform.grpc_port),
+                    "DEMO_UDP_SILENT": str(silent.getsockname()[1]),
                 },
             )
             io.err.print(
@@ -50,6 +58,7 @@ def demo_command(opts: RunOptions, io: Streams, serve: bool, port: int) -> int:
             return run_command(demo_opts, io, loaded)
     finally:
         sock.close()
+        silent.close()
 
 
 def example_env(platform: DemoPlatform) -> str:
@@ -68,7 +77,7 @@ async def _serve_demo(platform: DemoPlatform, io: Streams) -> int:
         await platform.start()
     except OSError as exc:
         raise UsageError(
-            f"cannot listen on 127.0.0.1:{platform.port} (or the two ports after it): "
+            f"cannot listen on 127.0.0.1:{platform.port} (or the three ports after it): "
             f"{exc.strerror or exc}",
             hint="choose another port with --port",
         ) from None
@@ -76,6 +85,7 @@ async def _serve_demo(platform: DemoPlatform, io: Streams) -> int:
         f"demo platform on [bold]{platform.base_url}[/] (Ctrl-C stops it)\n"
         f"  TLS, HTTP/2 or 1.1: {platform.tls_url} (throwaway certificate)\n"
         f"  a cache (PING):     {platform.tcp_url}\n"
+        f"  gRPC health:        {platform.grpc_url} (feed.v1.Ranker up, chat.v1.Messages down)\n"
         f"  try: {example_env(platform)} probe run probes.example.yaml\n"
         f"  break a part: curl -X PUT '{platform.base_url}/_demo/faults/feed?mode=503'\n"
         f"  mend it:      curl -X DELETE {platform.base_url}/_demo/faults/feed",

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from synthprobe.demo.app import login, my_feed, video
@@ -50,10 +51,15 @@ class DemoPlatform:
     throwaway certificate) and ``tcp_port`` (a cache that answers PING)."""
     tls_port: int = 0
     tcp_port: int = 0
+    grpc_port: int = 0
+    """The gRPC health service (demo/grpc.py, one service up, one down); with ``extras``."""
     faults: dict[str, str] = field(default_factory=dict)
     requests: int = 0
     _server: asyncio.Server | None = None
     _extra_servers: list[asyncio.Server] = field(default_factory=list)
+    _grpc: Any = None
+    _quic: Any = None
+    """The HTTP/3 listener (demo/h3.py) on UDP ``tls_port``; with ``extras``."""
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     upload_bytes: list[int] = field(default_factory=list)
     """Body bytes the server read, per upload, in order (what a prober sent)."""
@@ -87,11 +93,25 @@ class DemoPlatform:
             self._extra_servers += [tls, tcp]
             self.tls_port = tls.sockets[0].getsockname()[1]
             self.tcp_port = tcp.sockets[0].getsockname()[1]
+            # HTTP/3 on the TLS port's number over UDP, as an app's edge serves it (qh3
+            # imported only here: a demo without extras never loads it)
+            from synthprobe.demo.h3 import serve_h3
+
+            self._quic = await serve_h3(self.host, self.tls_port)
+            # grpclib and protobuf imported only here, as qh3 is
+            from synthprobe.demo.grpc import serve_grpc_health
+
+            self._grpc, self.grpc_port = await serve_grpc_health(self.host, self.grpc_port)
 
     @property
     def tls_url(self) -> str:
         """The TLS port (HTTP/2 or HTTP/1.1, as the client offers); with ``extras``."""
         return f"https://{self.host}:{self.tls_port}"
+
+    @property
+    def grpc_url(self) -> str:
+        """The gRPC health service's ``grpc://`` address; with ``extras``."""
+        return f"grpc://{self.host}:{self.grpc_port}"
 
     @property
     def tcp_url(self) -> str:
@@ -101,6 +121,10 @@ class DemoPlatform:
     async def close(self) -> None:
         for extra in self._extra_servers:
             extra.close()
+        if self._quic is not None:
+            self._quic.close()
+        if self._grpc is not None:
+            self._grpc.close()
         if self._server is not None:
             self._server.close()
         for task in list(self._tasks):

@@ -127,8 +127,9 @@ def code_name(code: int, table: dict[int, str]) -> str:
     return f"{name} (0x{code:x})" if name else f"0x{code:x}"
 
 
-def closed(event: ConnectionTerminated, handshaking: bool) -> ProbeFailure:
-    """The connection ended: by whom and why, as a reason.
+def closed(event: ConnectionTerminated, handshaking: bool, by_us: bool = False) -> ProbeFailure:
+    """The connection ended: by whom and why, as a reason. ``by_us``: qh3 closed it over
+    something the server sent (an HTTP/3 rule it broke).
 
     A transport close (RFC 9000 CONNECTION_CLOSE 0x1c, which names the frame that
     triggered it) carries QUIC's codes, where 0x100-0x1ff is a TLS alert; an application
@@ -144,12 +145,23 @@ def closed(event: ConnectionTerminated, handshaking: bool) -> ProbeFailure:
     if handshaking and transport and code == 0 and "timeout" in reason.lower():
         return ProbeFailure(Reason.TIMEOUT_CONNECT, f"no answer to the QUIC handshake{said}")
     table = QUIC_ERRORS if transport else H3_ERRORS
-    where = "during the handshake" if handshaking else "by the server"
-    return ProbeFailure(
-        Reason.NETWORK_PROTOCOL,
-        f"QUIC connection closed {where} with {code_name(code, table)}{said}",
-    )
+    if by_us:
+        what = f"the server broke HTTP/3: {code_name(code, table)}{said}"
+    else:
+        when = " during the handshake" if handshaking else ""
+        what = f"QUIC connection closed by the server{when} with {code_name(code, table)}{said}"
+    return ProbeFailure(Reason.NETWORK_PROTOCOL, what)
 
+
+def _warm() -> None:
+    """qh3's first ClientHello costs about 130 ms (its crypto's one-off set-up): pay it
+    at import, outside any probe's handshake. Nothing is sent."""
+    config = QuicConfiguration(is_client=True, alpn_protocols=["h3"])
+    config.verify_mode = ssl.CERT_NONE
+    QuicConnection(configuration=config).connect(("127.0.0.1", 443), now=time.monotonic())
+
+
+_warm()
 
 _TRUST: weakref.WeakKeyDictionary[ssl.SSLContext, bytes] = weakref.WeakKeyDictionary()
 
@@ -238,6 +250,16 @@ class _Connection:
         self.server_name = server_name
         self.verified = config.verify_mode != ssl.CERT_NONE
         self.quic = QuicConnection(configuration=config)
+        self.closed_by_us = False
+        quic_close = self.quic.close
+
+        def close_locally(*args: Any, **kwargs: Any) -> None:
+            # qh3's H3 layer closes through here when the server breaks a rule; a close
+            # the server sent, or a TLS failure, does not come this way
+            self.closed_by_us = True
+            quic_close(*args, **kwargs)
+
+        self.quic.close = close_locally  # type: ignore[method-assign]
         self.h3 = H3Connection(self.quic)
         self.h3._max_field_section_size = _MAX_FIELD_SECTION  # qh3 has no setting for it
         self.udp: _Udp | None = None
@@ -264,7 +286,8 @@ class _Connection:
             return
         try:
             if self.connected and self.failure is None:
-                self.quic.close(error_code=0x100)  # H3_NO_ERROR: we are done
+                quic_close = QuicConnection.close
+                quic_close(self.quic, error_code=0x100)  # H3_NO_ERROR: we are done
                 self._flush(udp)
         except Exception:  # a goodbye that fails changes nothing
             pass
@@ -335,6 +358,14 @@ class _Connection:
                 break
             self._event(event)
         self._flush(udp)
+        self._check()
+
+    def _check(self) -> None:
+        """Raise what ended the exchange, if anything did: qh3 reports a close at once
+        (``_close_event``) but its event only once the connection drained."""
+        ended = self.quic._close_event  # qh3 has no public flag for it
+        if self.failure is None and ended is not None:
+            self.failure = closed(ended, not self.connected, self.closed_by_us)
         if self.failure is not None:
             raise self.failure
 
@@ -346,6 +377,7 @@ class _Connection:
         except ProbeFailure:
             raise
         except Exception as exc:
+            self._check()  # the connection is closed: that is what happened
             self.failure = ProbeFailure(
                 Reason.NETWORK_PROTOCOL, f"QUIC: {type(exc).__name__}: {exc}"[:300]
             )
@@ -356,7 +388,7 @@ class _Connection:
             self.connected = True
         elif isinstance(event, ConnectionTerminated):
             if self.failure is None:
-                self.failure = closed(event, handshaking=not self.connected)
+                self.failure = closed(event, not self.connected, self.closed_by_us)
             return
         elif isinstance(event, StreamReset) and event.stream_id == self.stream_id:
             self._reset(event.error_code)
@@ -393,13 +425,18 @@ class _Connection:
         clock.begin(Step.SEND)
         self.stream_id = self.quic.get_next_available_stream_id()
         self.stream = stream = _Stream()
-        self.h3.send_headers(self.stream_id, [(b":method", method), *headers], end_stream=not body)
+        self._handle(
+            self.h3.send_headers,
+            self.stream_id,
+            [(b":method", method), *headers],
+            end_stream=not body,
+        )
         self._flush(self.udp)
         clock.end(Step.SEND)
         if body:
             clock.begin(Step.SEND_BODY)
             # qh3 keeps what flow control does not let out yet and sends it as we turn
-            self.h3.send_data(self.stream_id, body, end_stream=True)
+            self._handle(self.h3.send_data, self.stream_id, body, end_stream=True)
             self._flush(self.udp)
             clock.end(Step.SEND_BODY)
         clock.begin(Step.WAIT, clock.last_end)
