@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic
 
 if TYPE_CHECKING:
     from synthprobe.patterns import Pattern
+    from synthprobe.tracing import ProbeTrace
 
 
 class Failure(enum.StrEnum):
@@ -358,6 +359,8 @@ class ProbeSpec(Generic[Options]):
     """When its results become events."""
     slo: Slo | None = None
     """Its service level objective for ``probe report`` and ``probe slo-rules``; None: none."""
+    trace_context: bool = True
+    """Send W3C ``traceparent`` on every request and report ``trace_id`` (tracing.py)."""
     body: str | None = None
     """The probe's own request body (``json:`` or ``body:``), None for none."""
     json_body: bool = False
@@ -408,6 +411,9 @@ class Settings:
     controls: tuple[str, ...] = ()
     """Targets outside the platform (URLs, ``dns:NAME``, ``tcp:HOST:PORT``) that tell a
     dead vantage point from a dead platform."""
+    otlp: Otlp | None = None
+    """Where each run exports its traces and metrics (``--otlp``, ``settings.otlp``);
+    None: the ``OTEL_*`` variables decide, and without them nothing is exported."""
 
     @classmethod
     def layered(cls, *layers: Mapping[str, Any]) -> Settings:
@@ -423,6 +429,16 @@ class Settings:
                 if value is not None and key not in chosen:
                     chosen[key] = value
         return cls(**chosen)
+
+
+@dataclass(frozen=True, slots=True)
+class Otlp:
+    """An OTLP/HTTP endpoint (``settings.otlp``, ``--otlp``)."""
+
+    endpoint: str
+    """Base URL: traces go to ``<endpoint>/v1/traces``, metrics to ``/v1/metrics``."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Sent with every export (an API key): never exported, never printed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,6 +494,10 @@ class ProbeResult:
     vantage: Vantage | None = None
     """``down`` when every control failed too: this machine, not the target, looked cut
     off (only dns, network and timeout failures are marked)."""
+    trace_id: str | None = None
+    """The probe's W3C trace id (32 hex digits); None when ``trace_context`` is false."""
+    trace: ProbeTrace | None = field(default=None, compare=False, repr=False)
+    """Its requests as spans for the export (otel.py); not in the JSON line."""
 
     @property
     def no_data(self) -> bool:

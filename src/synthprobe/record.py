@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any, NamedTuple
 
 from synthprobe.models import Failure, ProbeResult, State, Vantage, no_data
@@ -15,8 +16,9 @@ SCHEMA = 1
 
 
 def to_record(result: ProbeResult) -> dict[str, Any]:
-    """The JSON object, fields in the documented order; ``state`` and ``since`` when the
-    run keeps state, ``event`` only when this result caused one."""
+    """The JSON object, fields in the documented order; ``trace_id`` unless the probe's
+    ``trace_context`` is false; ``state`` and ``since`` when the run keeps state,
+    ``event`` only when this result caused one."""
     record = {
         "schema": SCHEMA,
         "run_id": result.run_id,
@@ -38,6 +40,8 @@ def to_record(result: ProbeResult) -> dict[str, Any]:
         "tags": list(result.tags),
         "details": result.details,
     }
+    if result.trace_id is not None:
+        record["trace_id"] = result.trace_id
     if result.state is not None:
         record["state"] = result.state
         record["since"] = result.since
@@ -76,9 +80,13 @@ class Line(NamedTuple):
     no_data: bool = False
     """``models.no_data`` of the line (``"vantage": "down"``, or class ``internal``):
     nothing about the target, counted neither up nor down."""
+    trace_id: str | None = None
+    """The probe's W3C trace id, when the line has one (32 lowercase hex digits)."""
 
 
 _FAILURES = {f.value: f for f in Failure}
+_TRACE_ID = re.compile(r"[0-9a-f]{32}")
+"""A file's trace id is shown on the status page: nothing else passes."""
 
 
 def parse_ts(text: object) -> float:
@@ -118,6 +126,7 @@ def decode(line: bytes) -> Line:
     latency = float(total) if isinstance(total, int | float) else math.nan
     reason = rec.get("reason")
     vantage = Vantage.DOWN if rec.get("vantage") == Vantage.DOWN else None  # schema 1's only one
+    trace_id = rec.get("trace_id")
     return Line(
         probe,
         kind,
@@ -128,4 +137,5 @@ def decode(line: bytes) -> Line:
         reason if isinstance(reason, str) else None,
         rec.get("state") == State.MAINTENANCE,
         no_data(failure, vantage),
+        trace_id if isinstance(trace_id, str) and _TRACE_ID.fullmatch(trace_id) else None,
     )

@@ -232,9 +232,8 @@ def read_history(
             if not line.strip():
                 continue
             try:
-                probe, kind, location, ts, failure, latency, reason, maintained, cut_off = decode(
-                    line
-                )
+                read = decode(line)
+                probe, kind, location, ts, failure, latency, reason, maintained, cut_off = read[:9]
             except BadLine as exc:
                 bad += 1
                 first_bad = first_bad or f"line {number}: {exc}"

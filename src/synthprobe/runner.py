@@ -22,6 +22,7 @@ from synthprobe.probers import KINDS, prober_for
 from synthprobe.probers.attempt import Attempt
 from synthprobe.probers.base import DNS_THREADS, Network, ProbeOutcome
 from synthprobe.redact import Redactor, printable
+from synthprobe.tracing import Trace
 from synthprobe.units import format_utc
 
 DEFAULT_PACE = 1000.0
@@ -218,19 +219,25 @@ class Runner:
     async def probe(self, spec: ProbeSpec) -> ProbeResult:
         """One probe with its retries; the record describes the last attempt."""
         started = time.time()
+        trace = Trace(send=spec.trace_context)  # one per probe per run (tracing.py)
         attempts = 0
         while True:
             attempts += 1
-            tried = await self._attempt(spec)
+            tried = await self._attempt(spec, trace)
             failed = tried.classified
+            trace.attempt_over(failed.reason if failed else None, _shown(self._mask(tried.attempt)))
             if failed is None or failed.failure not in spec.retry_on or attempts > spec.retries:
                 break
             await asyncio.sleep(RETRY_PAUSE)
-        return self._record(spec, started, attempts, tried)
+        return self._record(spec, started, attempts, tried, trace)
 
-    async def _attempt(self, spec: ProbeSpec) -> _Tried:
+    def _mask(self, attempt: Attempt) -> Redactor:
+        """The run's masks and the values this attempt captured."""
+        return self.redactor.adding(attempt.secrets) if attempt.secrets else self.redactor
+
+    async def _attempt(self, spec: ProbeSpec, trace: Trace | None = None) -> _Tried:
         prober = prober_for(spec.kind)
-        attempt = Attempt()
+        attempt = Attempt(tracing=trace)
         clock = attempt.clock
         clock.summed = kernel_timed(spec)  # the pacer's guard rests on the same fact
         lag_mark = self.monitor.mark()
@@ -286,7 +293,14 @@ class Runner:
             error = printable(self.redactor.text(failed.error))
             return self._result(spec, time.time(), 1, failed, self.redactor, error=error)
 
-    def _record(self, spec: ProbeSpec, started: float, attempts: int, tried: _Tried) -> ProbeResult:
+    def _record(
+        self,
+        spec: ProbeSpec,
+        started: float,
+        attempts: int,
+        tried: _Tried,
+        trace: Trace | None = None,
+    ) -> ProbeResult:
         outcome, failed, attempt = tried.outcome, tried.classified, tried.attempt
         clock = attempt.clock
         # the record's one details: the kind's figures, then our own facts
@@ -304,7 +318,7 @@ class Runner:
         remote = attempt.remote or attempt.target
         if remote is not None:
             details["remote_ip"] = remote[0]
-        mask = self.redactor.adding(attempt.secrets) if attempt.secrets else self.redactor
+        mask = self._mask(attempt)
         error = failed.error if failed else None
         step = details.get("step")
         if error and isinstance(step, str):
@@ -327,6 +341,7 @@ class Runner:
             timings_ms=clock.phases_ms(),
             bytes_in=outcome.bytes_in if outcome else 0,
             bytes_out=outcome.bytes_out if outcome else 0,
+            trace=trace,
             # details stay as they came: JSON escapes control characters, and a TCP
             # reply's "\r\n" is information; the one-line texts are made printable
             details={
@@ -349,6 +364,7 @@ class Runner:
         bytes_in: int = 0,
         bytes_out: int = 0,
         details: dict[str, Any] | None = None,
+        trace: Trace | None = None,
     ) -> ProbeResult:
         """The one place a ``ProbeResult`` is made: from a measured attempt
         (``_record``), or from the bare facts when making that record failed."""
@@ -371,7 +387,14 @@ class Runner:
             bytes_out=bytes_out,
             tags=spec.tags,
             details=details or {},
+            trace_id=trace.shown_id if trace else None,
+            trace=trace.finished() if trace else None,
         )
+
+
+def _shown(mask: Redactor) -> Callable[[str], str]:
+    """A URL as the JSON line shows it: masked, printable."""
+    return lambda url: printable(mask.url(url))
 
 
 def _status(observation: Observation) -> int | None:

@@ -374,6 +374,7 @@ PROBE_FIELDS = Table(
     Field("resolver", read_resolver),
     Field("alert", read_alert),
     Field("slo", read_slo),
+    Field("trace_context", Reader.boolean),
     Field("json", raw, attr=None),
     Field("body", raw, attr=None),
     Field("capture", raw, attr=None),

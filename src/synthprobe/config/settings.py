@@ -18,8 +18,9 @@ from synthprobe.config.readers import (
     integer,
     list_of,
     raw,
+    request_headers,
 )
-from synthprobe.models import AlertRule, MaintenanceWindow, Weekday
+from synthprobe.models import AlertRule, MaintenanceWindow, Otlp, Weekday
 from synthprobe.probers import KINDS
 from synthprobe.units import parse_utc
 
@@ -201,7 +202,29 @@ def read_resolver(r: Reader, loc: Located, path: str) -> tuple[str, int]:
     return address, number
 
 
+def _otlp_endpoint(r: Reader, loc: Located, path: str) -> str:
+    from synthprobe.tracing import endpoint_problem
+
+    url = r.text(loc, path)
+    problem = endpoint_problem(url)
+    if problem:
+        fail(loc, path, problem)
+    return url
+
+
+def _otlp(r: Reader, loc: Located, path: str) -> Otlp:
+    """``settings.otlp``: ``{endpoint: URL, headers: {...}}`` (docs/tracing.md)."""
+    block = OTLP_FIELDS.read(r, loc, path)
+    block.done()
+    return Otlp(**block.fields())
+
+
 _count = integer(1, 10_000)
+
+OTLP_FIELDS = Table(
+    Field("endpoint", _otlp_endpoint, required=True),
+    Field("headers", request_headers),
+)
 
 ALERT_FIELDS = Table(
     Field("failure_threshold", _count),
@@ -234,4 +257,5 @@ SETTINGS_FIELDS = Table(
     Field("maintenance", _windows),
     Field("resolver", read_resolver),
     Field("controls", _controls),
+    Field("otlp", _otlp),
 )

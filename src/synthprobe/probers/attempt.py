@@ -8,6 +8,11 @@ fails. The runner reads it once, to make the record (``runner._record``).
 
 ``trace`` is httpcore's ``trace`` extension callback. It only records: it runs inside
 httpcore's I/O path and must never await anything (docs/httpx.md).
+
+``tracing`` is the probe's W3C trace (tracing.py), shared by all its attempts: every
+request is announced by ``sending`` (the headers it returns carry ``traceparent``),
+which opens the request's span; a kind that speaks no HTTP headers (gRPC metadata)
+asks ``traceparent`` for the value alone.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from synthprobe.probers.netstream import ARRIVAL, HANDSHAKE_RTT
 from synthprobe.steps import Step
 from synthprobe.timing import Clock
+from synthprobe.tracing import TRACEPARENT, OpenRequest, Trace, has_traceparent, traceparent
 
 if TYPE_CHECKING:
     import httpx
@@ -52,13 +58,12 @@ class Attempt:
     stream: Any = None
     """The last network stream opened (httpcore's, or an asyncio writer): to close it if
     a deadline cuts in, and to read the kernel's receive times from."""
-    protocol: str | None = None
-    """``HTTP/1.1`` or ``HTTP/2`` once a connection is made: from ALPN after TLS, then
-    from the response itself."""
+    _protocol: str | None = None
+    """``protocol``'s value."""
     cert_not_after: float | None = None
     """Epoch seconds when the last verified peer certificate expires."""
-    status: int | None = None
-    """HTTP status of the last response headers received, even if the body then failed."""
+    _status: int | None = None
+    """``status``'s value."""
     jar: httpx.Cookies | None = None
     """The attempt's cookie jar, made by its first cookie: most probes never need one."""
     secrets: set[str] = field(default_factory=set)
@@ -66,6 +71,59 @@ class Attempt:
     details: dict[str, Any] = field(default_factory=dict)
     """The kind's figures for the record, kept even when the attempt then fails (a TCP
     reply so far, a journey's steps). The one ``details`` a prober writes."""
+    tracing: Trace | None = None
+    """The probe's trace (one per probe per run); None: requests are not traced."""
+    request: OpenRequest | None = None
+    """The request under way on this attempt's clock, as its span will tell it."""
+
+    @property
+    def protocol(self) -> str | None:
+        """``HTTP/1.1`` or ``HTTP/2`` once a connection is made: from ALPN after TLS,
+        then from the response itself (``HTTP/3`` over QUIC)."""
+        return self._protocol
+
+    @protocol.setter
+    def protocol(self, value: str | None) -> None:
+        self._protocol = value
+        if self.request is not None and value is not None:
+            self.request.protocol = value.removeprefix("HTTP/")
+
+    @property
+    def status(self) -> int | None:
+        """HTTP status of the last response headers received, even if the body then
+        failed."""
+        return self._status
+
+    @status.setter
+    def status(self, value: int | None) -> None:
+        self._status = value
+        if self.request is not None:
+            self.request.status = value
+
+    def sending(
+        self, method: str, url: object, headers: tuple[tuple[str, str], ...]
+    ) -> tuple[tuple[str, str], ...]:
+        """A request is about to go (called where its headers are made for the wire):
+        its span begins, and the headers gain ``traceparent`` unless ``trace_context``
+        is off or the probe's own headers carry one, which is sent as written."""
+        value = self.traceparent(method, url, headers)
+        return headers if value is None else (*headers, (TRACEPARENT, value))
+
+    def traceparent(
+        self, method: str, url: object, headers: tuple[tuple[str, str], ...] = ()
+    ) -> str | None:
+        """A request is about to go: its span begins; the ``traceparent`` value it must
+        carry, or None when it must carry none (``trace_context: false``, no trace, or
+        ``headers`` already have one)."""
+        trace = self.tracing
+        if trace is None:
+            return None
+        if self.request is not None:
+            self.request.next_began()
+        self.request = trace.begin(self.clock, method, str(url))
+        if not trace.send or has_traceparent(headers):
+            return None
+        return traceparent(trace.trace_id, self.request.span_id)
 
     def cookies(self) -> httpx.Cookies:
         """The attempt's jar, made on first use."""

@@ -344,7 +344,7 @@ async def _one_hop(
     """``request`` (its method, headers and body) sent to ``url``, each of its addresses
     in turn; the response read as ``options`` say."""
     method, content = request.method, request.content
-    headers = request.headers
+    headers = attempt.sending(method, url, request.headers)  # traceparent (tracing.py)
     if content is not None and request.content_type:
         headers = (*headers, ("Content-Type", request.content_type))
     http_version = options.http_version

@@ -256,7 +256,8 @@ class LiveAttempt:
 
         async def one(index: int, item: T) -> None:
             # its own clock and connection; the attempt's cookies and values to mask
-            own = LiveAttempt(self.spec, Attempt(jar=jar, secrets=attempt.secrets), self.net)
+            mine = Attempt(jar=jar, secrets=attempt.secrets, tracing=attempt.tracing)
+            own = LiveAttempt(self.spec, mine, self.net)
             row = shown[index]
             try:
                 track = await follow(own, item)

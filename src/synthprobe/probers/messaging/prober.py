@@ -192,10 +192,11 @@ class MessagingProber:
         options = spec.options
         url = httpx.URL(spec.url)
         # WebSockets go direct: most HTTP proxies do not pass an Upgrade through
+        headers = attempt.sending("GET", url, spec.headers)  # the upgrade's traceparent
         addresses = await resolve(url, attempt, net, spec.ip_version, spec.resolver)
 
         async def at_address(ip: str) -> ProbeOutcome:
-            via = route(url, ip, spec.headers, attempt)
+            via = route(url, ip, headers, attempt)
             async with client(net, spec.verify_tls, tls=url.scheme == "wss") as http:
                 return await self._round_trip(options, via, http, attempt, spec.max_body)
 
