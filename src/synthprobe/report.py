@@ -95,7 +95,7 @@ class Series:
         """1 for each result an SLO counts bad: failed, or (with ``max_latency``, seconds)
         slower than that. A success without a total is good: nothing says it was slow."""
         if max_latency is None:
-            return array("b", (1 if code else 0 for code in self.codes))
+            return array("b", map(bool, self.codes))
         limit = max_latency * 1000
         return array(
             "b",

@@ -23,7 +23,7 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from itertools import pairwise
+from itertools import accumulate, groupby, pairwise
 from typing import Any
 
 from synthprobe.models import Slo
@@ -192,24 +192,22 @@ def evaluate(slo: Slo, to: float, locations: Sequence[Location]) -> Budget:
     """The budget of one probe whose results at each location are ``locations`` (any
     order), over the window ending at ``to``. Results outside [to - window, to) are left out."""
     start = to - slo.window
-    times: array[float] = array("d")
-    flags: array[int] = array("b")
+    every: list[float] = []
+    marked: list[int] = []
     expected = 0.0
     for ts, marks in locations:
-        inside = sorted((i for i, t in enumerate(ts) if start <= t < to), key=ts.__getitem__)
-        expected += _expected(slo.window, [ts[i] for i in inside])
-        times.extend(ts[i] for i in inside)
-        flags.extend(1 if marks[i] else 0 for i in inside)
-    order = sorted(range(len(times)), key=times.__getitem__)
-    times = array("d", (times[i] for i in order))
-    flags = array("b", (flags[i] for i in order))
-    del order
-    cum = array("l", [0])  # cum[i]: bad results among the first i
-    total = 0
-    for flag in flags:
-        total += flag
-        cum.append(total)
-    valid, bad = len(times), total
+        order = sorted(range(len(ts)), key=ts.__getitem__)
+        ordered = [ts[i] for i in order]
+        lo, hi = bisect.bisect_left(ordered, start), bisect.bisect_left(ordered, to)
+        expected += _expected(slo.window, ordered[lo:hi])
+        every += ordered[lo:hi]
+        marked += [1 if marks[i] else 0 for i in order[lo:hi]]
+    # each location is in order already: the sort merges runs
+    order = sorted(range(len(every)), key=every.__getitem__)
+    times = array("d", [every[i] for i in order])
+    cum = array("q", accumulate((marked[i] for i in order), initial=0))
+    del every, marked, order
+    valid, bad = len(times), cum[-1]
     fraction = _budget_fraction(slo.objective)
     allowed = fraction * valid
     consumed = bad / allowed if valid else None
@@ -239,9 +237,7 @@ def evaluate(slo: Slo, to: float, locations: Sequence[Location]) -> Budget:
         burn_rate=burn,
         exhaustion=exhaustion,
         coverage=min(1.0, valid / expected) if expected else None,
-        alerts=tuple(
-            span for alert in BURN_ALERTS for span in _replay(alert, fraction, times, cum)
-        ),
+        alerts=tuple(_replay_all(fraction, times, cum)),
         burndown=_burndown(start, to, times, cum, allowed) if valid else (),
     )
 
@@ -259,39 +255,43 @@ def _expected(window: float, ordered: list[float]) -> float:
     return window / usual if usual > 0 else float(len(ordered))
 
 
+def _replay_all(fraction: float, times: array[float], cum: array[int]) -> list[AlertSpan]:
+    """Every alert of ``BURN_ALERTS`` evaluated at each result's time, as Prometheus
+    would at each scrape; the windows' start indexes found once for all of them."""
+    live = [a for a in BURN_ALERTS if a.factor * fraction < 1]
+    if not times or cum[-1] == 0 or not live:
+        return []  # nothing bad, or factors no share of bad results can exceed
+    # hi[i]: past every result at times[i] (one instant, several locations, is one)
+    his = [bisect.bisect_right(times, t) for t in times]
+    starts: dict[str, list[int]] = {}
+    for name in {w for a in live for w in (a.long, a.short)}:
+        seconds = parse_window(name)
+        starts[name] = [bisect.bisect_right(times, t - seconds) for t in times]
+    return [span for alert in live for span in _replay(alert, fraction, times, cum, his, starts)]
+
+
 def _replay(
-    alert: BurnAlert, fraction: float, times: array[float], cum: array[int]
+    alert: BurnAlert,
+    fraction: float,
+    times: array[float],
+    cum: array[int],
+    his: list[int],
+    starts: dict[str, list[int]],
 ) -> list[AlertSpan]:
-    """Evaluate the alert at each result's time, as Prometheus would at each scrape."""
-    n = len(times)
     threshold = alert.factor * fraction  # bad/valid above this is a burn above the factor
-    if n == 0 or cum[n] == 0 or threshold >= 1:
-        return []  # nothing bad, or a factor no share of bad results can exceed
-    long_s, short_s = alert.long_s, alert.short_s
+    firing = [
+        cum[h] - cum[s] > threshold * (h - s) and cum[h] - cum[lg] > threshold * (h - lg)
+        for h, s, lg in zip(his, starts[alert.short], starts[alert.long], strict=True)
+    ]
     spans: list[AlertSpan] = []
-    begin: float | None = None
-    lo_long = lo_short = 0
-    i = 0
-    while i < n:
-        t = times[i]
-        hi = i + 1
-        while hi < n and times[hi] == t:  # every result of this instant is in
-            hi += 1
-        while times[lo_long] <= t - long_s:
-            lo_long += 1
-        while times[lo_short] <= t - short_s:
-            lo_short += 1
-        firing = (cum[hi] - cum[lo_short]) > threshold * (hi - lo_short) and (
-            cum[hi] - cum[lo_long]
-        ) > threshold * (hi - lo_long)
-        if firing and begin is None:
-            begin = t
-        elif not firing and begin is not None:
-            spans.append(AlertSpan(alert, begin, t))
-            begin = None
-        i = hi
-    if begin is not None:
-        spans.append(AlertSpan(alert, begin, None))
+    index = 0
+    for on, run in groupby(firing):
+        length = sum(1 for _ in run)
+        if on:
+            after = index + length
+            end = times[after] if after < len(times) else None
+            spans.append(AlertSpan(alert, times[index], end))
+        index += length
     return spans
 
 

@@ -122,8 +122,7 @@ def report_command(opts: ReportOptions, io: Streams) -> int:
     report.slos = budgets
     data = to_json(report)
     if opts.format is ListFormat.JSON:
-        io.stdout_bytes.write((json.dumps(data, indent=2) + "\n").encode())
-        io.stdout_bytes.flush()
+        _write_json(data, io.stdout_bytes)
     elif opts.format is ListFormat.TABLE:
         from synthprobe.output.report_table import render_report
 
@@ -140,6 +139,20 @@ def report_command(opts: ReportOptions, io: Streams) -> int:
         if io.stderr.isatty():
             io.err.print(f"status page written to {opts.html}", highlight=False, soft_wrap=True)
     return EXIT_OK
+
+
+def _write_json(data: object, out: IO[bytes]) -> None:
+    """Streamed: ``json.dumps`` of a large report (an SLO's alert spans on each of its
+    rows) holds every piece of the text at once, then the text again."""
+    import io as _io
+
+    text = _io.TextIOWrapper(out, encoding="utf-8", newline="\n")
+    try:
+        json.dump(data, text, indent=2)
+        text.write("\n")
+        text.flush()
+    finally:
+        text.detach()  # the stream is the caller's: not closed with the wrapper
 
 
 @contextlib.contextmanager
