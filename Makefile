@@ -12,7 +12,7 @@ BIN    := $(VENV)/bin
 # Alertmanager example, prometheus-pushgateway receives the Kubernetes CronJob's metrics.
 # Installed when missing (as root); tests skip,
 # saying why, if not.
-DEBIAN_TEST_PACKAGES ?= ffmpeg nginx websocketd chromium redis-server prometheus dnsmasq-base tmux \
+DEBIAN_TEST_PACKAGES ?= ffmpeg nginx websocketd chromium redis-server prometheus dnsmasq-base tmux caddy \
 	prometheus-node-exporter prometheus-alertmanager prometheus-pushgateway
 
 .PHONY: demo test lint check bench clean debian-deps debian-bench-deps debian-install dist image image-deps image-base image-check
@@ -34,7 +34,7 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/probe demo || [ $$? -eq 1 ]
 
 # The peer `make bench` compares with, beside curl.
-DEBIAN_BENCH_PACKAGES ?= prometheus-blackbox-exporter
+DEBIAN_BENCH_PACKAGES ?= prometheus-blackbox-exporter caddy
 
 debian-deps:
 	@$(MAKE) --no-print-directory debian-install PACKAGES="$(DEBIAN_TEST_PACKAGES)"
@@ -69,6 +69,8 @@ bench: $(VENV)/.installed-test debian-bench-deps
 	$(BIN)/python bench/fidelity.py
 	$(BIN)/python bench/httpx_floor.py
 	$(BIN)/python bench/report_scale.py
+	$(BIN)/python bench/grpc_cpu.py
+	$(BIN)/python bench/http3.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

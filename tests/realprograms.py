@@ -401,3 +401,77 @@ class Tmux:
         # tmux leaves its socket file behind: one per test would pile up in /tmp
         with contextlib.suppress(OSError):
             os.unlink(self.socket)
+
+
+CADDY = shutil.which("caddy")
+
+CADDYFILE = """{{
+	admin off
+	auto_https disable_redirects
+	skip_install_trust
+	storage file_system {dir}/data
+	servers {{
+		protocols h1 h2 h3
+	}}
+}}
+https://127.0.0.1:{port}, https://localhost:{port} {{
+	tls {dir}/cert.pem {dir}/key.pem
+	redir /old /index.txt 302
+	redir /to-http http://127.0.0.1:{port}/index.txt 302
+	{extra}
+	root * {dir}/www
+	file_server
+}}
+"""
+
+
+@dataclass
+class Caddy:
+    port: int
+    """HTTPS on TCP (HTTP/1.1 and HTTP/2, advertising h3 by Alt-Svc) and HTTP/3 on UDP."""
+    www: Path
+    """The folder it serves: a test writes its files here."""
+
+
+@contextlib.contextmanager
+def caddy_server(cert_pem: bytes, key_pem: bytes, extra: str = "") -> Iterator[Caddy]:
+    """Debian's caddy on 127.0.0.1 with the given certificate, serving a folder over
+    HTTP/1.1, HTTP/2 and HTTP/3 on one port number (TCP and UDP); ``extra``: more
+    Caddyfile lines inside the site block. Its state goes to a temporary folder."""
+    caddy = need(CADDY, "caddy")
+    root = Path(tempfile.mkdtemp(prefix="synthprobe-caddy-", dir="/tmp"))
+    (root / "cert.pem").write_bytes(cert_pem)
+    (root / "key.pem").write_bytes(key_pem)
+    (root / "www").mkdir()
+    (root / "www" / "index.txt").write_text("hello over caddy\n")
+    port = free_port()
+    conf = root / "Caddyfile"
+    conf.write_text(CADDYFILE.format(dir=root, port=port, extra=extra))
+    env = {
+        **os.environ,
+        "HOME": str(root),
+        "XDG_CONFIG_HOME": str(root),
+        "XDG_DATA_HOME": str(root),
+    }
+    proc = subprocess.Popen(
+        [caddy, "run", "--config", str(conf), "--adapter", "caddyfile"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        wait_until(lambda: listening(port) and _udp_bound(port), 15, "caddy to listen")
+        yield Caddy(port, root / "www")
+    finally:
+        stop(proc)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _udp_bound(port: int) -> bool:
+    """Whether a UDP socket is bound to ``port`` (caddy's HTTP/3 listener)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False

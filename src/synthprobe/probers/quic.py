@@ -51,9 +51,6 @@ HANDSHAKE = KindStep(
 _DATAGRAMS_PER_TURN = 64
 """Datagrams handled before our own sends go out and the loop gets a turn."""
 
-_MAX_FIELD_SECTION = 256 * 1024
-"""The largest response head accepted (SETTINGS_MAX_FIELD_SECTION_SIZE): a bigger one
-fails as ``network.protocol``, as over HTTP/1.1 (h11 stops at 100 KiB) and HTTP/2."""
 
 # RFC 9114 8.1 and RFC 9204 6: the application error codes an HTTP/3 peer sends
 H3_ERRORS = {
@@ -261,7 +258,6 @@ class _Connection:
 
         self.quic.close = close_locally  # type: ignore[method-assign]
         self.h3 = H3Connection(self.quic)
-        self.h3._max_field_section_size = _MAX_FIELD_SECTION  # qh3 has no setting for it
         self.udp: _Udp | None = None
         self.connected = False
         self.failure: ProbeFailure | None = None
