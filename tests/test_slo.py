@@ -378,3 +378,17 @@ def test_window_round_trips(seconds: float) -> None:
 def test_objective_round_trips(percent: float) -> None:
     text = f"{percent:g}%"
     assert format_objective(parse_objective(text)) == text
+
+
+def test_an_slo_changes_nothing_else_in_the_report(
+    files: tuple[list[dict[str, Any]], Path, Path],
+) -> None:
+    """The SLO's window reaches back before --since; the rest of the report must not."""
+    _, results, config = files
+    window = ("--until", iso(TO), "--since", "6h")
+    plain = report(str(results), *window)
+    judged = report(str(results), "--config", str(config), *window)
+    for row in judged["probes"]:
+        del row["slo"]
+    assert judged == plain
+    assert plain["from"] == iso(TO - timedelta(hours=6)).replace(".000", "")

@@ -127,3 +127,18 @@ def test_status_page_budget_renders_in_chromium(tmp_path: Path) -> None:
     # the burn-down and meters: budget left, spent, and feed-home's overspending
     for name, colour in BUDGET_COLOURS.items():
         assert rgb(colour) in seen, f"no {name} budget colour on the page"
+
+
+def test_status_page_budget_without_valid_results_says_no_data(tmp_path: Path) -> None:
+    """An SLO window with no valid result in it is no data, never a full budget."""
+    history = tmp_path / "history.jsonl"
+    history.write_text("".join(json.dumps(r) + "\n" for r in planted()))
+    page = tmp_path / "status.html"
+    args = ["report", str(history), "--slo", "99%", "--window", "1h"]
+    result = CliRunner().invoke(
+        app, [*args, "--until", "2026-11-23T12:00:00Z", "--html", str(page)]
+    )
+    assert result.exit_code == 0, result.output
+    budgets = page.read_text().split("<h2>Error budgets</h2>", 1)[1].split("<h2>Outages", 1)[0]
+    assert budgets.count("no data in the window") == 2  # feed-home, upload-avatar
+    assert "budget left" not in budgets and "<svg" not in budgets
