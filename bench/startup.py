@@ -33,6 +33,10 @@ TARGET = 1.5
 def commands(tmp: Path, port: int) -> dict[str, list[str]]:
     one = tmp / "one.yaml"
     one.write_text(f'probes:\n  - {{name: one, url: "http://127.0.0.1:{port}/"}}\n')
+    h3 = tmp / "h3.yaml"
+    h3.write_text(
+        f'probes:\n  - {{name: h3, url: "https://127.0.0.1:{port}/", http_version: "3"}}\n'
+    )
     out = str(tmp / "results.jsonl")
     return {
         'python -c "import httpx, asyncio"': [sys.executable, "-c", "import httpx, asyncio"],
@@ -40,6 +44,10 @@ def commands(tmp: Path, port: int) -> dict[str, list[str]]:
         "probe validate (1 probe)": probe_cmd("validate", str(one)),
         "probe run (1 probe, quiet)": probe_cmd("run", str(one), "-o", out, "--format", "quiet"),
         "probe run (1 probe, table)": probe_cmd("run", str(one), "-o", out),
+        # the same refused port over QUIC (its UDP twin is closed too): qh3 imported
+        "probe run (1 HTTP/3 probe, quiet)": probe_cmd(
+            "run", str(h3), "-o", out, "--format", "quiet"
+        ),
     }
 
 
