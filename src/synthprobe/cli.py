@@ -228,6 +228,16 @@ def run(
             "core can serve). Default 1.",
         ),
     ] = 1,
+    otlp: Annotated[
+        str | None,
+        typer.Option(
+            "--otlp",
+            metavar="URL",
+            help="Export traces and metrics over OTLP/HTTP to URL (/v1/traces, "
+            "/v1/metrics), e.g. http://127.0.0.1:4318. Default: settings.otlp, else "
+            "$OTEL_EXPORTER_OTLP_ENDPOINT, else none.",
+        ),
+    ] = None,
 ) -> None:
     """Run the probes, append JSON lines, print a summary."""
     from synthprobe.app.run import RunOptions, run_command
@@ -248,6 +258,7 @@ def run(
         state=state,
         no_state=no_state,
         maintenance=maintenance,
+        otlp=otlp,
     )
     _guarded(run_command, opts)
 

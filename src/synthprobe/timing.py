@@ -31,6 +31,9 @@ class Clock:
         our own connection is not counted as the server's time."""
         self.durations: dict[str, float] = {}
         """step name -> seconds, for steps that completed."""
+        self.counts: dict[str, int] = {}
+        """step name -> times it completed: a step of 0 s still happened (tracing.py
+        tells each request's own steps by it)."""
         self.current: AnyStep | None = None
         """The step in progress: where a deadline cut the attempt, if it did."""
         self.loop_lag = 0.0
@@ -65,6 +68,7 @@ class Clock:
         key = _key(step)
         end = time.perf_counter() if at is None else max(at, self._since)
         self.durations[key] = self.durations.get(key, 0.0) + (end - self._since)
+        self.counts[key] = self.counts.get(key, 0) + 1
         self._last_end = end
 
     @property

@@ -13,14 +13,16 @@ into spans only when a run exports; without an endpoint nothing else is imported
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 if TYPE_CHECKING:
+    from synthprobe.models import Otlp
     from synthprobe.timing import Clock
 
 TRACEPARENT = "traceparent"
@@ -112,19 +114,20 @@ class OpenRequest:
     clock: Clock
     start: float
     """perf_counter clock."""
-    before: dict[str, float]
-    """The clock's step durations when it began: its own phases are what it adds."""
+    before: tuple[dict[str, float], dict[str, int]]
+    """The clock's step durations and counts when it began: its own phases are what
+    it adds."""
     status: int | None = None
     protocol: str | None = None
-    after: dict[str, float] | None = None
-    """The clock's step durations when the next request on the same clock began."""
+    after: tuple[dict[str, float], dict[str, int]] | None = None
+    """The same when the next request on the same clock began."""
     over: float | None = None
     """When that was (perf_counter clock)."""
 
     def next_began(self) -> None:
         """The next request on this clock began: what the clock adds now is not ours."""
         if self.after is None:
-            self.after = dict(self.clock.durations)
+            self.after = (dict(self.clock.durations), dict(self.clock.counts))
             self.over = time.perf_counter()
 
 
@@ -153,9 +156,8 @@ class Trace:
         return self.wall0 + round((perf - self.perf0) * 1e9)
 
     def begin(self, clock: Clock, method: str, url: str) -> OpenRequest:
-        request = OpenRequest(
-            new_span_id(), method, url, clock, time.perf_counter(), dict(clock.durations)
-        )
+        before = (dict(clock.durations), dict(clock.counts))
+        request = OpenRequest(new_span_id(), method, url, clock, time.perf_counter(), before)
         self.open.append(request)
         return request
 
@@ -176,10 +178,12 @@ class Trace:
         reason: str | None,
         mask_url: Callable[[str], str],
     ) -> RequestSpan:
-        after = request.clock.durations if request.after is None else request.after
+        clock = request.clock
+        after, done = (clock.durations, clock.counts) if request.after is None else request.after
         now = now if request.over is None else request.over
-        before = request.before
-        delta = {k: v - before.get(k, 0.0) for k, v in after.items() if before.get(k) != v}
+        before, did = request.before
+        # the steps this request completed (a step of 0 s included), and their time
+        delta = {k: v - before.get(k, 0.0) for k, v in after.items() if did.get(k) != done.get(k)}
         at = request.start
         phases: list[tuple[str, int]] = []
         for phase, steps in PHASES:
@@ -241,3 +245,101 @@ def endpoint_problem(url: str) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
         return f"expected an http(s) URL such as http://127.0.0.1:4318, got {url!r}"
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class ExportTarget:
+    """Where a run exports (``otel.py``), decided before it probes."""
+
+    traces_url: str | None
+    """``POST`` here (``<endpoint>/v1/traces``); None: no traces."""
+    metrics_url: str | None
+    headers: tuple[tuple[str, str], ...]
+    service_name: str
+    shown: str
+    """The endpoint as messages name it (masked by the caller)."""
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def env_headers(text: str) -> tuple[tuple[str, str], ...] | None:
+    """``OTEL_EXPORTER_OTLP_HEADERS`` (``key=value,key2=value2``, values URL-encoded);
+    None when malformed."""
+    out = []
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        key = unquote(key).strip()
+        if not sep or not _HEADER_NAME.fullmatch(key):
+            return None
+        value = unquote(value).strip()
+        if "\n" in value or "\r" in value:
+            return None
+        out.append((key, value))
+    return tuple(out)
+
+
+def export_target(
+    option: str | None,
+    configured: Otlp | None,
+    environ: Mapping[str, str],
+    warn: Callable[[str], None],
+) -> ExportTarget | None:
+    """The run's export: ``--otlp`` (``option``), then ``settings.otlp``, then the
+    standard ``OTEL_EXPORTER_OTLP_*`` variables; None: nothing to export (no endpoint,
+    ``OTEL_SDK_DISABLED=true``, or a malformed variable, which ``warn`` tells once).
+    ``option`` and ``configured`` were checked already (exit 2 when not http(s))."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    service = environ.get("OTEL_SERVICE_NAME", "").strip() or "synthprobe"
+    base = option or (configured.endpoint if configured else None)
+    traces_url: str | None
+    metrics_url: str | None
+    if base is not None:
+        headers = configured.headers if configured and configured.headers else None
+        traces_url, metrics_url = _signal(base, "traces"), _signal(base, "metrics")
+    else:
+        named = {
+            name: environ.get(name, "").strip()
+            for name in (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            )
+        }
+        for name, value in named.items():
+            if value and endpoint_problem(value):
+                # the value is not printed: it may hold a token
+                warn(
+                    f"{name} is not an http(s) URL (such as http://127.0.0.1:4318): "
+                    "nothing is exported"
+                )
+                return None
+        env_base = named["OTEL_EXPORTER_OTLP_ENDPOINT"]
+        traces_url = named["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] or (
+            _signal(env_base, "traces") if env_base else None
+        )
+        metrics_url = named["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"] or (
+            _signal(env_base, "metrics") if env_base else None
+        )
+        if traces_url is None and metrics_url is None:
+            return None
+        base = env_base or traces_url or metrics_url or ""
+        headers = None
+    if headers is None:
+        raw = environ.get("OTEL_EXPORTER_OTLP_HEADERS", "")
+        headers = env_headers(raw)
+        if headers is None:
+            warn(
+                "OTEL_EXPORTER_OTLP_HEADERS is malformed (expected key=value pairs separated "
+                "by commas, values URL-encoded): nothing is exported"
+            )
+            return None
+    return ExportTarget(traces_url, metrics_url, headers, service, base)
+
+
+def _signal(base: str, signal: str) -> str:
+    """``<endpoint>/v1/<signal>``, as the OTLP/HTTP specification builds it."""
+    return f"{base.rstrip('/')}/v1/{signal}"

@@ -57,6 +57,8 @@ class RunOptions:
     no_state: bool = False
     maintenance: bool = False
     workers: int = 1
+    otlp: str | None = None
+    """``--otlp URL``: export traces and metrics there (docs/tracing.md)."""
 
     def settings_layer(self) -> dict[str, Any]:
         """The options that are settings, for ``Settings.layered`` (None: not given)."""
@@ -158,9 +160,17 @@ def open_outputs(plan: Plan, io: Streams) -> JsonlWriter:
 
 def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = None) -> int:
     """``probe run``: probe, write JSON lines as each probe ends, report, return the exit code."""
+    from synthprobe.tracing import endpoint_problem, export_target
+
+    problem = endpoint_problem(opts.otlp) if opts.otlp is not None else None
+    if problem:
+        raise UsageError(f"--otlp: {problem}", hint="give the collector's OTLP/HTTP base URL")
     loaded = loaded or load_configs(opts.configs)
     plan = make_plan(opts, loaded)
     settings = plan.settings
+    exporting = export_target(
+        opts.otlp, settings.otlp, os.environ, lambda m: warn(io, plan.redactor.text(m))
+    )
     writer = open_outputs(plan, io)
     runner = plan.runner(settings.concurrency)
     alerting = Alerting(
@@ -201,6 +211,11 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
     results = recorder.lines(plan.specs)
     done = _finish_stoppable(alerting, results)
     _reports(plan, opts.format, io, results, runner.run_id, done.events, verdict)
+    if exporting is not None:
+        from synthprobe.otel import export
+
+        shown = plan.redactor.text
+        export(exporting, results, runner.run_id, lambda m: warn(io, shown(m)))
     if interrupted:
         output = settings.output
         where = "stdout" if output == "-" else output
