@@ -17,13 +17,14 @@ from __future__ import annotations
 import bisect
 import enum
 import math
+import operator
 import re
 import statistics
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from itertools import accumulate, groupby, pairwise
+from itertools import accumulate, groupby, pairwise, repeat
 from typing import Any
 
 from synthprobe.models import Slo
@@ -257,41 +258,40 @@ def _expected(window: float, ordered: list[float]) -> float:
 
 def _replay_all(fraction: float, times: array[float], cum: array[int]) -> list[AlertSpan]:
     """Every alert of ``BURN_ALERTS`` evaluated at each result's time, as Prometheus
-    would at each scrape; the windows' start indexes found once for all of them."""
+    would at each scrape. A million results a report: the loops are ``map`` over C
+    functions, not Python bytecode per result."""
     live = [a for a in BURN_ALERTS if a.factor * fraction < 1]
     if not times or cum[-1] == 0 or not live:
         return []  # nothing bad, or factors no share of bad results can exceed
-    # hi[i]: past every result at times[i] (one instant, several locations, is one)
-    his = [bisect.bisect_right(times, t) for t in times]
-    starts: dict[str, list[int]] = {}
+    n = len(times)
+    stamps = times.tolist()  # bisect compares a list's floats without making them anew
+    # his[i]: past every result at times[i] (one instant, several locations, is one)
+    if len(set(stamps)) == n:
+        his: Sequence[int] = range(1, n + 1)
+    else:
+        his = list(map(bisect.bisect_right, repeat(stamps, n), stamps))
+    bad_to = list(map(cum.__getitem__, his))
+    # per window: (bad results, results) in (t - W, t] at each result's time t
+    inside: dict[str, tuple[list[int], list[int]]] = {}
     for name in {w for a in live for w in (a.long, a.short)}:
-        seconds = parse_window(name)
-        starts[name] = [bisect.bisect_right(times, t - seconds) for t in times]
-    return [span for alert in live for span in _replay(alert, fraction, times, cum, his, starts)]
-
-
-def _replay(
-    alert: BurnAlert,
-    fraction: float,
-    times: array[float],
-    cum: array[int],
-    his: list[int],
-    starts: dict[str, list[int]],
-) -> list[AlertSpan]:
-    threshold = alert.factor * fraction  # bad/valid above this is a burn above the factor
-    firing = [
-        cum[h] - cum[s] > threshold * (h - s) and cum[h] - cum[lg] > threshold * (h - lg)
-        for h, s, lg in zip(his, starts[alert.short], starts[alert.long], strict=True)
-    ]
+        shifted = map(operator.sub, stamps, repeat(parse_window(name), n))
+        starts = list(map(bisect.bisect_right, repeat(stamps, n), shifted))
+        bad = list(map(operator.sub, bad_to, map(cum.__getitem__, starts)))
+        inside[name] = (bad, list(map(operator.sub, his, starts)))
     spans: list[AlertSpan] = []
-    index = 0
-    for on, run in groupby(firing):
-        length = sum(1 for _ in run)
-        if on:
-            after = index + length
-            end = times[after] if after < len(times) else None
-            spans.append(AlertSpan(alert, times[index], end))
-        index += length
+    for alert in live:
+        threshold = alert.factor * fraction  # bad/valid above this burns above the factor
+        over = [
+            list(map(operator.gt, bad, map(operator.mul, count, repeat(threshold, n))))
+            for bad, count in (inside[alert.short], inside[alert.long])
+        ]
+        index = 0
+        for firing, run in groupby(map(operator.and_, *over)):
+            length = len(list(run))
+            if firing:
+                after = index + length
+                spans.append(AlertSpan(alert, times[index], times[after] if after < n else None))
+            index += length
     return spans
 
 
