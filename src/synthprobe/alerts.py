@@ -52,21 +52,27 @@ class Event:
     """Consecutive failed results so far (DOWN, reminder)."""
     reason: str | None
     error: str | None
+    trace_id: str | None = None
+    """The W3C trace of the result that caused it: the backend's trace of the failed
+    request (docs/tracing.md); None when that probe's ``trace_context`` is false, or an
+    event queued by a version before it."""
 
     def line(self, late: bool = False) -> str:
-        """One line for people: the message body and ``--format changes``."""
+        """One line for people: the message body and ``--format changes``; it ends with
+        ``trace <id>``, for the person paged to find the backend's own trace."""
         since = f"since {self.since[11:19]}Z" if self.since else ""
         when = " (late)" if late else ""
+        trace = f" trace {self.trace_id}" if self.trace_id else ""
         if self.kind is EventKind.UP:
             took = ""
             if self.since:
                 took = f" after {format_span(parse_utc(self.ts) - parse_utc(self.since))}"
-            return f"UP {self.probe} ({self.probe_kind}) {self.location}{took}{when}"
+            return f"UP {self.probe} ({self.probe_kind}) {self.location}{took}{when}{trace}"
         word = "DOWN" if self.kind is EventKind.DOWN else "STILL DOWN"
         runs = f"{self.runs} run" + ("s" if self.runs != 1 else "")
         return (
             f"{word} {self.probe} ({self.probe_kind}) {self.location} {self.reason}: "
-            f"{self.error}, {since} ({runs}){when}"
+            f"{self.error}, {since} ({runs}){when}{trace}"
         )
 
 
@@ -116,6 +122,7 @@ def event_for(kind: EventKind, result: ProbeResult, since: str | None, runs: int
         runs=runs,
         reason=result.reason.value if result.reason else None,
         error=result.error,
+        trace_id=result.trace_id,
     )
 
 

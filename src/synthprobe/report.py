@@ -80,6 +80,9 @@ class Series:
     reasons: array[int] = field(default_factory=lambda: array("H"))
     maintenance: array[float] = field(default_factory=lambda: array("d"))
     """Timestamps of results inside maintenance windows: kept apart, never counted."""
+    traces: dict[float, str] = field(default_factory=dict)
+    """ts -> trace id of each failed result that has one (docs/tracing.md): an outage
+    names the trace of its first failure. Failures only: a year of passes costs nothing."""
 
     def add(self, ts: float, code: int, latency: float, reason: int) -> None:
         self.ts.append(ts)
@@ -113,6 +116,7 @@ class Series:
         self.latency = array("d", (self.latency[i] for i in keep))
         self.reasons = array("H", (self.reasons[i] for i in keep))
         self.maintenance = array("d", (ts for ts in self.maintenance if ts >= since))
+        self.traces = {ts: t for ts, t in self.traces.items() if ts >= since}
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +132,8 @@ class Outage:
     failure: Failure
     runs: int
     ongoing: bool
+    trace_id: str | None = None
+    """The trace of its first failed result, where the line has one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,8 +238,9 @@ def read_history(
             if not line.strip():
                 continue
             try:
-                read = decode(line)
-                probe, kind, location, ts, failure, latency, reason, maintained, cut_off = read[:9]
+                probe, kind, location, ts, failure, latency, reason, maintained, cut_off, trace = (
+                    decode(line)
+                )
             except BadLine as exc:
                 bad += 1
                 first_bad = first_bad or f"line {number}: {exc}"
@@ -254,6 +261,8 @@ def read_history(
             else:
                 code = _CODE[failure] if failure is not None else 0
                 series.add(ts, code, latency, history.reason_id(reason))
+                if code and trace is not None:
+                    series.traces[ts] = trace
             history.first = ts if history.first is None else min(history.first, ts)
             history.last = ts if history.last is None else max(history.last, ts)
         # one bad line alone may be the first result of a fresh file, still being written
@@ -393,6 +402,11 @@ def _outages(series: Series, order: list[int], end: float | None) -> Iterator[Ou
         yield _outage(series, begin, last, classes, ongoing=True)
 
 
+def _first_trace(series: Series, begin: float) -> str | None:
+    """The trace of an outage's first failed result (``begin`` is its ts)."""
+    return series.traces.get(begin)
+
+
 def _outage(
     series: Series, begin: float, until: float, classes: Counter[int], ongoing: bool
 ) -> Outage:
@@ -409,6 +423,7 @@ def _outage(
         failure=failure,
         runs=sum(classes.values()),
         ongoing=ongoing,
+        trace_id=_first_trace(series, begin),
     )
 
 
@@ -479,6 +494,8 @@ def to_json(report: Report) -> dict[str, Any]:
                 "failure": o.failure.value,
                 "runs": o.runs,
                 "ongoing": o.ongoing,
+                # where the first failed result has one (docs/tracing.md)
+                **({"trace_id": o.trace_id} if o.trace_id else {}),
             }
             for o in report.outages
         ],

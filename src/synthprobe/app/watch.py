@@ -108,6 +108,7 @@ class View:
                 error=s.result.error,
                 latency_ms=s.result.latency_ms,
                 flips=s.flips,
+                trace_id=s.result.trace_id,
             )
             for name, s in self.seen.items()
         ]

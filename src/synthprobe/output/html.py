@@ -192,7 +192,8 @@ def status_page(report: Report, data: dict[str, Any]) -> str:
     if data["outages"]:
         parts.append(
             '<div class="scroll"><table><thead><tr><th>probe</th><th>location</th>'
-            "<th>start</th><th>end</th><th>duration</th><th>class</th></tr></thead><tbody>"
+            "<th>start</th><th>end</th><th>duration</th><th>class</th><th>trace</th>"
+            "</tr></thead><tbody>"
         )
         for o in reversed(data["outages"]):
             end_text = "<b>ongoing</b>" if o["ongoing"] else escape(str(o["end"]))
@@ -201,7 +202,9 @@ def status_page(report: Report, data: dict[str, Any]) -> str:
                 f"<tr><td>{escape(o['probe'])}</td><td>{escape(o['location'])}</td>"
                 f"<td>{escape(str(o['start']))}</td><td>{end_text}</td>"
                 f"<td>{format_span(o['duration_s'])}</td>"
-                f'<td><i style="color:{colour}">■</i> {escape(o["failure"])}</td></tr>'
+                f'<td><i style="color:{colour}">■</i> {escape(o["failure"])}</td>'
+                # the trace of its first failed result: the backend's trace of it
+                f"<td><code>{escape(o.get('trace_id') or '')}</code></td></tr>"
             )
         parts.append("</tbody></table></div>")
     else:

@@ -43,6 +43,11 @@ def junit_xml(results: list[ProbeResult], run_id: str, location: str) -> bytes:
             name=r.probe,
             time=f"{(r.latency_ms or 0.0) / 1000:.3f}",
         )
+        if r.trace_id is not None:
+            # the backend's trace of this probe's requests (docs/tracing.md); first, as
+            # the JUnit schemas order a testcase's children
+            traced = ET.SubElement(case, "properties")
+            ET.SubElement(traced, "property", name="trace_id", value=r.trace_id)
         if r.vantage is Vantage.DOWN:
             ET.SubElement(case, "skipped", message=f"vantage down: {r.reason}: {r.error}")
         elif r.failure is Failure.INTERNAL:
@@ -60,6 +65,7 @@ def junit_xml(results: list[ProbeResult], run_id: str, location: str) -> bytes:
                 f"{r.method} {r.url}\nreason: {r.reason}\n"
                 f"status: {'-' if r.status is None else r.status}\n"
                 f"attempts: {r.attempts}\nerror: {r.error}\n"
+                + (f"trace_id: {r.trace_id}\n" if r.trace_id else "")
             )
     ET.indent(root)
     data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)

@@ -38,6 +38,8 @@ class Row:
     error: str | None
     latency_ms: float | None
     flips: int
+    trace_id: str | None = None
+    """The trace of its last result (docs/tracing.md): shown while it fails."""
 
 
 def render(
@@ -71,15 +73,24 @@ def render(
     table.add_column("latency", no_wrap=True, justify="right")
     table.add_column("flips", no_wrap=True, justify="right")
     table.add_column("error", no_wrap=True, ratio=1, overflow="ellipsis")
+    # a failing probe's trace, to find the backend's own trace of the failed request;
+    # the column is there only while something fails (an all-green screen stays narrow)
+    traced = any(r.trace_id for r in (*down, *blind))
+    if traced:
+        table.add_column("trace", no_wrap=True, overflow="ellipsis")
     room = max(1, height - CHROME)
     failing = sorted(down, key=_by_kind) + sorted(blind, key=_by_kind)
     ordered = failing + sorted(up, key=_by_kind)
     shown = ordered if len(ordered) <= room else _summarised(failing, up, room)
     for row in shown:
         if isinstance(row, Row):
-            table.add_row(*_cells(row, now))
+            cells = _cells(row, now)
+            if traced:
+                failing_row = row.state != "up" and row.trace_id
+                cells.append(Text(row.trace_id or "", style="dim") if failing_row else "")
+            table.add_row(*cells)
         else:
-            table.add_row(*row)
+            table.add_row(*row, *([""] if traced else []))
     return Group(header, table)
 
 
