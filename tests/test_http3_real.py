@@ -5,6 +5,7 @@ that drops everything and a closed UDP port for the network's faults."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
 import threading
@@ -233,6 +234,18 @@ def test_a_udp_port_that_drops_everything_is_timeout_connect() -> None:
     assert result.reason == "timeout.connect", result.error
     assert result.error == f"no answer to the QUIC handshake within 500ms (127.0.0.1:{port})"
     assert result.timings_ms["connect"] is None
+
+
+def test_the_deadline_closes_the_udp_socket() -> None:
+    # the runner cancels the handshake at its deadline: the socket must go with it
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        url = f"https://127.0.0.1:{silent.getsockname()[1]}/"
+        probe_once(url, http_version="3", timeout="100ms", verify_tls=False)  # warm
+        before = sorted(os.listdir("/proc/self/fd"))
+        result = probe_once(url, http_version="3", timeout="100ms", verify_tls=False)
+        assert result.reason == "timeout.connect"
+        assert sorted(os.listdir("/proc/self/fd")) == before
 
 
 def test_a_closed_udp_port_is_refused() -> None:
