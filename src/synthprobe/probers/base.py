@@ -217,6 +217,12 @@ class Network:
 
         if tls:
             "localhost".encode("idna")  # ssl encodes SNI names with it: a lazy codec import
+        if any(s.http_version is HttpVersion.HTTP3 for s in tls):
+            # qh3, and its first ClientHello's one-off set-up: ~90 ms of a busy loop
+            from synthprobe.probers.quic import trust_of
+
+            if any(s.verify_tls for s in tls):
+                trust_of(self.ssl_context(True))
         if any(offers_h2(s) for s in tls):
             import h2.connection  # noqa: F401
             import httpcore._async.http2  # noqa: F401
