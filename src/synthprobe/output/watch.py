@@ -77,7 +77,8 @@ def render(
     # the column is there only while something fails (an all-green screen stays narrow)
     traced = any(r.trace_id for r in (*down, *blind))
     if traced:
-        table.add_column("trace", no_wrap=True, overflow="ellipsis")
+        # shares what the other columns leave with the error: whole from ~130 columns
+        table.add_column("trace", no_wrap=True, overflow="ellipsis", ratio=1, max_width=32)
     room = max(1, height - CHROME)
     failing = sorted(down, key=_by_kind) + sorted(blind, key=_by_kind)
     ordered = failing + sorted(up, key=_by_kind)
