@@ -9,6 +9,7 @@ import os
 import socket
 import ssl
 import threading
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -213,6 +214,26 @@ def test_what_an_http3_server_does_gets_its_reason(
     assert result.reason == reason, result.error
     assert words in (result.error or ""), result.error
     assert result.details["http_version"] == "HTTP/3"
+
+
+@pytest.mark.slow  # waits out its 1 s deadline
+def test_a_flood_of_frames_of_unknown_type_ends_at_the_deadline_in_bounded_memory(
+    quic: int, trusting_network: Network
+) -> None:
+    tracemalloc.start()
+    try:
+        result = probe_once(
+            f"https://127.0.0.1:{quic}/unknown-frames",
+            trusting_network,
+            http_version="3",
+            timeout="1s",
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.reason == "timeout.read", result.error
+    # what arrived was dropped as it came: far less than what the server sent meanwhile
+    assert peak < 8 * 1024 * 1024, peak
 
 
 def test_a_flood_of_data_frames_is_cut_at_max_body(quic: int, trusting_network: Network) -> None:

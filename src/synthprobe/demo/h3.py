@@ -12,6 +12,7 @@ misbehave on purpose; what it does is chosen by the path:
 | ``/reset`` | the request stream reset with H3_REQUEST_REJECTED |
 | ``/huge-head`` | a response head of 1.3 MB |
 | ``/flood`` | DATA frames of one byte, without end |
+| ``/unknown-frames`` | frames of a reserved type, without end, and no response |
 | ``/upload/NAME`` | PUT or POST keeps the body; GET gives it back (404 before) |
 
 The certificate is the demo's throwaway one (demo/h2.py) unless the caller gives one.
@@ -136,6 +137,14 @@ class H3Server(QuicConnectionProtocol):
             self.h3.send_headers(stream_id, [(b":status", b"200")])
             for _ in range(1_000_000):  # until the client gives up, or about 1 MB
                 self.h3.send_data(stream_id, b"x", end_stream=False)
+                self.transmit()
+                await asyncio.sleep(0)
+        elif path == "/unknown-frames":
+            # frames of a reserved type (RFC 9114 7.2.8), which a client must ignore, and
+            # never a response: up to 100 MB of them while the client waits
+            frame = b"\x21" + _varint(1000) + b"g" * 1000
+            for _ in range(100_000):
+                self._quic.send_stream_data(stream_id, frame)
                 self.transmit()
                 await asyncio.sleep(0)
         elif path.startswith("/upload/"):
