@@ -187,6 +187,8 @@ def test_an_upload_and_its_verification_over_http3(quic: int, trusting_network: 
     assert result.ok, result.error
     assert result.details["http_version"] == "HTTP/3"
     assert result.bytes_out >= 64 * 1024
+    assert result.details["upload_ms"] > 0  # until every byte went out once
+    assert result.details["available_ms"] is not None  # verify_url answered over HTTP/3
 
 
 @pytest.mark.parametrize(

@@ -431,9 +431,12 @@ class _Connection:
         clock.end(Step.SEND)
         if body:
             clock.begin(Step.SEND_BODY)
-            # qh3 keeps what flow control does not let out yet and sends it as we turn
             self._handle(self.h3.send_data, self.stream_id, body, end_stream=True)
             self._flush(self.udp)
+            # sent when every byte went out once, as a TCP body is when the kernel took
+            # it: flow control and congestion hold the rest until the server's frames come
+            while self.quic.get_send_buffer_size(self.stream_id) > 0:
+                await self._turn()
             clock.end(Step.SEND_BODY)
         clock.begin(Step.WAIT, clock.last_end)
         while stream.head is None:
