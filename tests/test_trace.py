@@ -102,7 +102,11 @@ KINDS = {
         {
             "kind": "upload",
             "url": "/v1/media",
-            "upload": {"size": 1000, "verify_url": "{{base}}/v1/media/{id}"},
+            "upload": {
+                "size": 1000,
+                "verify_url": "{{base}}/v1/media/{id}",
+                "cleanup": {"method": "DELETE", "url": "{{base}}/v1/media/{id}"},
+            },
         },
         None,
     ),
@@ -145,6 +149,9 @@ def test_every_request_of_every_kind_carries_the_probes_one_trace(
     assert len(got) >= 1
     if paths is not None:
         assert [p for p, _, _ in got] == paths
+    if name == "upload-verify":  # the upload, each poll of verify_url, the cleanup
+        assert got[0][0] == "/v1/media" and len(got) >= 3
+        assert result.details["cleanup_status"] == 204
     # one trace per probe; a span id per request
     assert {t for _, t, _ in got} == {result.trace_id}
     assert len({s for _, _, s in got}) == len(got)

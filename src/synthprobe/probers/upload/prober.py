@@ -136,7 +136,7 @@ class UploadProber:
             if upload.cleanup_url:
                 attempt.clock.stop()  # the probe's clock ends here: cleanup is not its time
                 # into the attempt's details: recorded even when verify or a step failed
-                await self._cleanup(spec, upload, document, net, attempt.details, deadline)
+                await self._cleanup(spec, upload, document, net, attempt, deadline)
         # after the cleanup's figures, where the record has always had them
         attempt.details.update(details)
         return outcome
@@ -167,14 +167,17 @@ class UploadProber:
         upload: UploadSpec,
         document: Any,
         net: Network,
-        details: dict[str, Any],
+        attempt: Attempt,
         deadline: float,
     ) -> None:
         """Best effort, outside the probe's result: ``details.cleanup`` says what became
         of it. It has CLEANUP_TIMEOUT of its own; the probe waits for it only until
         just before its own deadline, and a cleanup still running then goes on in the
         background (until CLEANUP_TIMEOUT or the end of the run)."""
-        task = asyncio.create_task(self._send_cleanup(spec, upload, document, net))
+        details = attempt.details
+        # a clock of its own (not the probe's time), in the probe's trace
+        own = Attempt(tracing=attempt.tracing)
+        task = asyncio.create_task(self._send_cleanup(spec, upload, document, net, own))
         _CLEANUPS.add(task)
         task.add_done_callback(_CLEANUPS.discard)
         loop = asyncio.get_running_loop()
@@ -193,7 +196,7 @@ class UploadProber:
             details["cleanup_status"] = status
 
     async def _send_cleanup(
-        self, spec: ProbeSpec, upload: UploadSpec, document: Any, net: Network
+        self, spec: ProbeSpec, upload: UploadSpec, document: Any, net: Network, own: Attempt
     ) -> tuple[int | None, str]:
         """(status, what became of it): "ok", "status 404", "timed out after 5s", or
         what failed."""
@@ -202,7 +205,7 @@ class UploadProber:
             url = fill(upload.cleanup_url, document)
             async with asyncio.timeout(CLEANUP_TIMEOUT):
                 request = Request(upload.cleanup_method, url, spec.headers)
-                got = await fetch(spec, request, Attempt(), net, max_body=0, follow_redirects=False)
+                got = await fetch(spec, request, own, net, max_body=0, follow_redirects=False)
         except TimeoutError:
             return None, f"timed out after {format_duration(CLEANUP_TIMEOUT)}"
         except Exception as exc:  # ProbeFailure included: never changes the result
