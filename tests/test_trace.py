@@ -12,6 +12,7 @@ import asyncio
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -328,3 +329,41 @@ def test_has_traceparent(headers: tuple[tuple[str, str], ...], found: bool) -> N
 )
 def test_endpoint_problem(url: str, ok: bool) -> None:
     assert (endpoint_problem(url) is None) is ok
+
+
+def test_every_http3_request_carries_it(
+    ca: Any, trusting_network: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo's HTTP/3 server (qh3), its request heads recorded: a redirect and its
+    hop, both over QUIC, each with a span id of its own, in the probe's trace."""
+    from synthprobe.demo import h3
+
+    from .test_http3_real import QuicServerThread, _pems
+
+    seen: list[tuple[str, str | None]] = []
+    made = h3._Request.__init__
+
+    def recording(self: Any, headers: list[tuple[bytes, bytes]]) -> None:
+        made(self, headers)
+        value = dict(headers).get(b"traceparent")
+        seen.append((self.target, value.decode() if value else None))
+
+    monkeypatch.setattr(h3._Request, "__init__", recording)
+    chain, key = _pems(ca)
+    (tmp_path / "cert.pem").write_bytes(chain)
+    (tmp_path / "key.pem").write_bytes(key)
+    with QuicServerThread(str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")) as port:
+        probe = {
+            "name": "h3",
+            "url": f"https://127.0.0.1:{port}/redirect?to=/v1/feed",
+            "http_version": "3",
+            "timeout": "3s",
+        }
+        [result] = run_specs(specs_from_yaml(probes_text(probe)), trusting_network)
+    assert result.ok, result.error
+    got = parsed([f"{path} {tp}" for path, tp in seen])
+    assert [p for p, _, _ in got] == ["/redirect?to=/v1/feed", "/v1/feed"]
+    assert {t for _, t, _ in got} == {result.trace_id}
+    requests = spans_of(result).requests
+    assert [r.span_id for r in requests] == [s for _, _, s in got]
+    assert [(r.status, r.protocol) for r in requests] == [(302, "3"), (200, "3")]
