@@ -139,7 +139,7 @@ def test_metadata_is_the_probes_headers_lower_cased_without_the_calls_own() -> N
         "probes:\n  - {name: g, kind: grpc, url: 'grpc://127.0.0.1:1', headers: "
         "{Authorization: 'Bearer x', Content-Type: text/plain, TE: gzip, X-Tenant: t1}}\n"
     )
-    sent = metadata(spec)
+    sent = metadata(spec.headers)
     assert sent[:2] == [("authorization", "Bearer x"), ("x-tenant", "t1")]
     assert [k for k, _ in sent] == ["authorization", "x-tenant", "user-agent"]
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import datetime
 import http.server
+import re
 import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -365,6 +366,8 @@ def _serve(conn: socket.socket, answer: Answer) -> None:
         while data := conn.recv(65536):
             for event in h2conn.receive_data(data):
                 if isinstance(event, h2.events.RequestReceived):
+                    if isinstance(answer, Capture):
+                        answer.seen.append(event.headers)
                     answer(h2conn, event.stream_id)
                     conn.sendall(h2conn.data_to_send())
                     if isinstance(answer, Flood):
@@ -414,6 +417,16 @@ def _plain(head: list[tuple[str, str]]) -> Answer:
         conn.send_data(stream, b"<html>not here</html>", end_stream=True)
 
     return answer
+
+
+@dataclass
+class Capture:
+    """Keeps each request's headers, answers SERVING."""
+
+    seen: list[Any] = field(default_factory=list)
+
+    def __call__(self, conn: h2.connection.H2Connection, stream: int) -> None:
+        _answer(trailers=[("grpc-status", "0")])(conn, stream)
 
 
 @dataclass
@@ -515,3 +528,28 @@ def test_a_hostile_answer_gets_its_class_and_message_for_that_probe_alone(
     reason, text = expected
     assert (result.ok, result.reason.value) == (False, reason), result.error
     assert result.error.startswith(text), result.error
+
+
+def test_the_call_as_sent_carries_metadata_a_deadline_and_a_traceparent() -> None:
+    capture = Capture()
+    with hostile(capture) as port:
+        probe = _probe(
+            "g",
+            f"grpc://localhost:{port}",
+            grpc={"service": "chat.v1.Messages"},
+            headers={"X-Tenant": "t1", "Content-Type": "text/plain"},
+        )
+        result = _one(probe)
+    assert result.ok, result.error
+    [raw] = capture.seen
+    sent = {bytes(k).decode(): bytes(v).decode() for k, v in raw}
+    assert sent[":method"] == "POST" and sent[":path"] == "/grpc.health.v1.Health/Check"
+    assert sent[":authority"] == f"localhost:{port}"
+    assert (sent["content-type"], sent["te"], sent["x-tenant"]) == (
+        "application/grpc",
+        "trailers",
+        "t1",
+    )
+    assert sent["grpc-timeout"].endswith("m")  # the 2 s left, in milliseconds
+    assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", sent["traceparent"])
+    assert sent["traceparent"].split("-")[1] == result.trace_id

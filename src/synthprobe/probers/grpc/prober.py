@@ -364,10 +364,11 @@ def _code(code: int | None) -> str:
         return f"error {code}"
 
 
-def metadata(spec: ProbeSpec[GrpcSpec]) -> list[tuple[str, str]]:
-    """The probe's ``headers`` as gRPC metadata: names lower-cased (HTTP/2 requires it);
-    those of the call itself left out; our user-agent unless the probe gives one."""
-    sent = [(k.lower(), v) for k, v in spec.headers if k.lower() not in RESERVED]
+def metadata(headers: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
+    """The probe's ``headers`` (and its ``traceparent``) as gRPC metadata: names
+    lower-cased (HTTP/2 requires it); those of the call itself left out; our user-agent
+    unless the probe gives one."""
+    sent = [(k.lower(), v) for k, v in headers if k.lower() not in RESERVED]
     if not any(k == "user-agent" for k, _ in sent):
         sent.append(("user-agent", f"synthprobe/{__version__} grpclib"))
     return sent
@@ -464,7 +465,8 @@ async def _call(
         ("content-type", "application/grpc"),
         # the server may give up when we do, as grpc_health_probe's -rpc-timeout tells it
         ("grpc-timeout", encode_timeout(left)),
-        *metadata(spec),
+        # the call's span begins here, and its traceparent goes as metadata (tracing.py)
+        *metadata(attempt.sending("POST", url, spec.headers)),
     ]
     clock.begin(Step.SEND)
     call.send(transport, headers, body)
