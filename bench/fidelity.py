@@ -3,6 +3,7 @@
     python bench/fidelity.py            # every scenario below
     python bench/fidelity.py --quick    # 1000 probes / 100 in flight, calm and busy
     python bench/fidelity.py --no-scale --one-process   # what an older release can run
+    python bench/fidelity.py --otlp     # CPU per probe with OTLP export on and off
 
 A delay server (bench/delay_server.py, its own process) answers every request after
 DELAY_MS. The same URLs are fetched, with the same concurrency, by
@@ -130,7 +131,9 @@ def errors_summary(latencies_ms: list[float], n: int, cpu_s: float) -> dict[str,
     }
 
 
-def bench_probe(urls: list[str], concurrency: int, tmp: Path, workers: int = 1) -> dict[str, Any]:
+def bench_probe(
+    urls: list[str], concurrency: int, tmp: Path, workers: int = 1, otlp: str | None = None
+) -> dict[str, Any]:
     config = tmp / "bench.yaml"
     config.write_text(
         "version: 1\ndefaults: {timeout: 60s, expect: {status: [200]}}\nprobes:\n"
@@ -141,6 +144,8 @@ def bench_probe(urls: list[str], concurrency: int, tmp: Path, workers: int = 1) 
     args = ["run", str(config), "-o", str(out), "-c", str(concurrency), "--format", "quiet"]
     if workers > 1:
         args += ["--workers", str(workers)]
+    if otlp is not None:
+        args += ["--otlp", otlp]
     # RUSAGE_CHILDREN counts worker processes too, once they are reaped by the parent
     figures = run_measured(probe_cmd(*args))
     records = [json.loads(line) for line in out.read_text().splitlines()]
@@ -329,7 +334,38 @@ def delay_server() -> Iterator[int]:
         server.wait(5)
 
 
+def otlp_section(port: int, tmp: Path) -> None:
+    """The same run without and with ``--otlp`` to a collector of the tests' own (it
+    accepts everything): what the spans and metrics cost per probe, the SDK's import
+    included. Best of three each, interleaved."""
+    from tests.otlp_receiver import receiver
+
+    print(f"{'N':>7} {'c':>5} {'export':<7} {'wall s':>8} {'CPU ms/probe':>13} {'spans':>7}")
+    for n, concurrency in ((100, 50), (1000, 100), (10_000, 1000)):
+        urls = [f"http://127.0.0.1:{port}/item?i={i}" for i in range(n)]
+        best: dict[bool, dict[str, Any]] = {}
+        spans = 0
+        with receiver() as collector:
+            for _ in range(3):
+                for on in (False, True):
+                    got = bench_probe(urls, concurrency, tmp, otlp=collector.url if on else None)
+                    assert got["recorded"] == n, got["stderr"]
+                    if on not in best or got["cpu_s"] < best[on]["cpu_s"]:
+                        best[on] = got
+            spans = len(collector.spans()) // 3
+        for on in (False, True):
+            f = best[on]
+            print(
+                f"{n:>7,} {concurrency:>5} {'on' if on else 'off':<7} {fmt(f['wall_s'], 2):>8} "
+                f"{fmt(f['cpu_ms_per_probe'], 3):>13} {spans if on else 0:>7,}"
+            )
+
+
 def main() -> None:
+    if "--otlp" in sys.argv:
+        with delay_server() as port, tempfile.TemporaryDirectory() as tmp_name:
+            otlp_section(port, Path(tmp_name))
+        return
     if shutil.which("curl") is None:
         sys.exit("curl is needed for the side-by-side figures")
     if BLACKBOX is None:

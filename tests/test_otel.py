@@ -63,11 +63,7 @@ def collector() -> Iterator[Receiver]:
 def to(url: str, **fields: Any) -> ExportTarget:
     found = export_target(url, None, {}, pytest.fail)
     assert found is not None
-    return ExportTarget(**{**_fields(found), **fields})
-
-
-def _fields(t: ExportTarget) -> dict[str, Any]:
-    return {k: getattr(t, k) for k in t.__dataclass_fields__}
+    return found._replace(**fields)
 
 
 def journey_yaml(target: Recording, feed_expect: str = "{status: [200]}") -> str:
@@ -537,3 +533,28 @@ def test_without_an_endpoint_no_opentelemetry_module_is_imported(
     imported = [line for line in done.stderr.splitlines() if line.startswith("import time:")]
     assert any("synthprobe.tracing" in line for line in imported)  # the check can see
     assert not [line for line in imported if "opentelemetry" in line]
+
+
+def test_a_large_run_goes_in_batches_and_every_span_arrives_once(
+    target: Recording, collector: Receiver
+) -> None:
+    from dataclasses import replace
+
+    from synthprobe.otel import BATCH
+    from synthprobe.tracing import new_span_id, new_trace_id
+
+    [one] = run_specs(
+        specs_from_yaml(f'probes:\n  - {{name: p, url: "{target.base_url}/healthz"}}\n')
+    )
+    assert one.trace is not None
+    many = []
+    for i in range(BATCH // 2 + 50):  # two spans each: more than one batch
+        request = one.trace.requests[0]._replace(span_id=new_span_id())
+        trace = one.trace._replace(
+            trace_id=new_trace_id(), span_id=new_span_id(), requests=(request,)
+        )
+        many.append(replace(one, probe=f"p{i}", trace=trace))
+    export(to(collector.url), many, "RUN", pytest.fail)
+    assert len(collector.traces()) == 2
+    spans = tree(collector)
+    assert len(spans) == len({s["span_id"] for s in spans}) == 2 * len(many)

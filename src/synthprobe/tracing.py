@@ -17,8 +17,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import SplitResult, unquote, urlsplit
 
 if TYPE_CHECKING:
@@ -67,8 +66,7 @@ def has_traceparent(headers: tuple[tuple[str, str], ...]) -> bool:
     return any(name.lower() == TRACEPARENT for name, _ in headers)
 
 
-@dataclass(frozen=True, slots=True)
-class RequestSpan:
+class RequestSpan(NamedTuple):
     """One request a probe sent, as the export makes a CLIENT span of it."""
 
     span_id: str
@@ -91,8 +89,7 @@ class RequestSpan:
     """The probe's reason when this request is where the attempt failed; else None."""
 
 
-@dataclass(frozen=True, slots=True)
-class ProbeTrace:
+class ProbeTrace(NamedTuple):
     """A probe's trace, finished: what the export needs, picklable (``--workers``
     sends it to the parent with its result)."""
 
@@ -104,25 +101,39 @@ class ProbeTrace:
     requests: tuple[RequestSpan, ...]
 
 
-@dataclass(slots=True, eq=False)
 class OpenRequest:
-    """A request under way: what its span will say once it is over."""
+    """A request under way: what its span will say once it is over (a plain class,
+    as ``Trace``)."""
 
-    span_id: str
-    method: str
-    url: str
-    clock: Clock
-    start: float
-    """perf_counter clock."""
-    before: tuple[dict[str, float], dict[str, int]]
-    """The clock's step durations and counts when it began: its own phases are what
-    it adds."""
-    status: int | None = None
-    protocol: str | None = None
-    after: tuple[dict[str, float], dict[str, int]] | None = None
-    """The same when the next request on the same clock began."""
-    over: float | None = None
-    """When that was (perf_counter clock)."""
+    __slots__ = (
+        "after",
+        "before",
+        "clock",
+        "method",
+        "over",
+        "protocol",
+        "span_id",
+        "start",
+        "status",
+        "url",
+    )
+
+    def __init__(self, span_id: str, method: str, url: str, clock: Clock) -> None:
+        self.span_id = span_id
+        self.method = method
+        self.url = url
+        self.clock = clock
+        self.start = time.perf_counter()
+        """perf_counter clock."""
+        self.before = (dict(clock.durations), dict(clock.counts))
+        """The clock's step durations and counts when it began: its own phases are
+        what it adds."""
+        self.status: int | None = None
+        self.protocol: str | None = None
+        self.after: tuple[dict[str, float], dict[str, int]] | None = None
+        """The same when the next request on the same clock began."""
+        self.over: float | None = None
+        """When that was (perf_counter clock)."""
 
     def next_began(self) -> None:
         """The next request on this clock began: what the clock adds now is not ours."""
@@ -131,20 +142,24 @@ class OpenRequest:
             self.over = time.perf_counter()
 
 
-@dataclass(slots=True, eq=False)
 class Trace:
-    """One probe's trace in one run, shared by all its attempts and steps."""
+    """One probe's trace in one run, shared by all its attempts and steps. (A plain
+    class: every ``probe run`` imports this module, and a dataclass costs about 1 ms
+    of start-up to make.)"""
 
-    send: bool = True
-    """``trace_context``: send ``traceparent`` and report ``trace_id``."""
-    trace_id: str = field(default_factory=new_trace_id)
-    span_id: str = field(default_factory=new_span_id)
-    """The probe's root span."""
-    wall0: int = field(default_factory=time.time_ns)
-    perf0: float = field(default_factory=time.perf_counter)
-    open: list[OpenRequest] = field(default_factory=list)
-    """Requests of the attempt under way, in the order they began."""
-    done: list[RequestSpan] = field(default_factory=list)
+    __slots__ = ("done", "open", "perf0", "send", "span_id", "trace_id", "wall0")
+
+    def __init__(self, send: bool = True) -> None:
+        self.send = send
+        """``trace_context``: send ``traceparent`` and report ``trace_id``."""
+        self.trace_id = new_trace_id()
+        self.span_id = new_span_id()
+        """The probe's root span."""
+        self.wall0 = time.time_ns()
+        self.perf0 = time.perf_counter()
+        self.open: list[OpenRequest] = []
+        """Requests of the attempt under way, in the order they began."""
+        self.done: list[RequestSpan] = []
 
     @property
     def shown_id(self) -> str | None:
@@ -156,8 +171,7 @@ class Trace:
         return self.wall0 + round((perf - self.perf0) * 1e9)
 
     def begin(self, clock: Clock, method: str, url: str) -> OpenRequest:
-        before = (dict(clock.durations), dict(clock.counts))
-        request = OpenRequest(new_span_id(), method, url, clock, time.perf_counter(), before)
+        request = OpenRequest(new_span_id(), method, url, clock)
         self.open.append(request)
         return request
 
@@ -247,8 +261,7 @@ def endpoint_problem(url: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class ExportTarget:
+class ExportTarget(NamedTuple):
     """Where a run exports (``otel.py``), decided before it probes."""
 
     traces_url: str | None
