@@ -21,6 +21,7 @@ never depend on it.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import threading
 import time
@@ -77,18 +78,35 @@ class _Kept(SpanProcessor):
 
 
 class _LastError(logging.Handler):
-    """The SDK's log lines: never on the terminal; the last error says what failed."""
+    """The SDK's log lines: never on the terminal; they say what failed."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.last: str | None = None
+        """The last error: the status and answer of a collector that refused."""
+        self.os_error: str | None = None
+        """The system's word on a connection that failed (retried until the deadline,
+        when the SDK's last error says only "timeout, max retries or shutdown")."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # a record whose arguments do not format: keep what we had
+            return
         if record.levelno >= logging.ERROR:
-            try:
-                self.last = record.getMessage()
-            except Exception:  # a record whose arguments do not format: keep what we had
-                return
+            self.last = message
+        found = _OS_ERROR.search(message) or _TRANSIENT.search(message)
+        if found:
+            self.os_error = found.group(found.lastindex or 0)
+
+    def why(self) -> str | None:
+        if self.os_error and self.last and "due to timeout" in self.last:
+            return f"no answer from the collector: {self.os_error}"
+        return self.last
+
+
+_TRANSIENT = re.compile(r"Transient error (.+?) encountered while exporting")
+_OS_ERROR = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
 
 
 def resource(target: ExportTarget) -> Resource:
@@ -278,7 +296,7 @@ def export(
     if sender.is_alive():
         warn(f"OTLP export to {target.shown} did not finish within {budget:g}s ({kept})")
     elif failed:
-        why = caught.last or ", ".join(failed)
+        why = caught.why() or ", ".join(failed)
         warn(f"OTLP export to {target.shown} failed ({_short(why)}; {kept})")
     sdk_log.removeHandler(caught)
 
