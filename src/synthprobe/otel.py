@@ -236,7 +236,7 @@ def export(
 ) -> None:
     """Send the run's spans and metrics: at most ``budget`` seconds of the collector's
     time and one ``warn``. The spans and metrics are made first (our own CPU, about
-    0.2 ms a probe: docs/performance.md); the budget starts when sending does."""
+    0.3 ms a probe: docs/tracing.md, "Cost"); the budget starts when sending does."""
     sdk_log = logging.getLogger("opentelemetry")
     # the SDK logs each retry: none of it reaches the terminal, even after we stop
     # listening (a sender still waiting on a slow collector), so a handler stays
