@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from synthprobe.demo import DemoPlatform, PlatformThread
 from synthprobe.demo.http import HttpRequest
@@ -367,3 +369,45 @@ def test_every_http3_request_carries_it(
     requests = spans_of(result).requests
     assert [r.span_id for r in requests] == [s for _, _, s in got]
     assert [(r.status, r.protocol) for r in requests] == [(302, "3"), (200, "3")]
+
+
+@given(
+    st.one_of(
+        st.none(),
+        st.text(alphabet="0123456789abcdef", min_size=32, max_size=32),
+        st.text(max_size=40),
+    )
+)
+@settings(max_examples=200, deadline=None)
+def test_a_trace_id_reads_back_only_as_32_lowercase_hex_digits(trace_id: str | None) -> None:
+    line = json.loads(encode(_RESULT))
+    if trace_id is None:
+        line.pop("trace_id", None)
+    else:
+        line["trace_id"] = trace_id
+    read = decode(json.dumps(line).encode())
+    valid = trace_id is not None and re.fullmatch("[0-9a-f]{32}", trace_id) is not None
+    assert read.trace_id == (trace_id if valid else None)
+
+
+_RESULT = ProbeResult(
+    run_id="R",
+    ts="2026-12-01T00:00:00.000Z",
+    location="here",
+    probe="p",
+    kind="http",
+    method="GET",
+    url="http://127.0.0.1/",
+    ok=True,
+    failure=None,
+    reason=None,
+    error=None,
+    status=200,
+    attempts=1,
+    timings_ms={"total": 1.0},
+    bytes_in=0,
+    bytes_out=0,
+    tags=(),
+    details={},
+    trace_id="0af7651916cd43dd8448eb211c80319c",
+)
