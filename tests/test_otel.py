@@ -558,3 +558,20 @@ def test_a_large_run_goes_in_batches_and_every_span_arrives_once(
     assert len(collector.traces()) == 2
     spans = tree(collector)
     assert len(spans) == len({s["span_id"] for s in spans}) == 2 * len(many)
+
+
+def test_a_grpc_health_check_is_a_client_span_of_its_probe(collector: Receiver) -> None:
+    """The grpc kind sends its traceparent as metadata (tests/test_grpc_real.py reads
+    it as the server got it); here, its span arrives under the probe's root."""
+    with PlatformThread(DemoPlatform(extras=True)) as demo:
+        text = f'probes:\n  - {{name: g, kind: grpc, url: "grpc://127.0.0.1:{demo.grpc_port}"}}\n'
+        [result] = run_specs(specs_from_yaml(text))
+    assert result.ok, result.error
+    export(to(collector.url), [result], "RUN", pytest.fail)
+    spans = tree(collector)
+    [root] = [s for s in spans if s["kind"] == INTERNAL]
+    [call] = [s for s in spans if s["kind"] == CLIENT]
+    assert root["trace_id"] == call["trace_id"] == result.trace_id
+    assert call["parent"] == root["span_id"]
+    assert result.trace is not None and call["span_id"] == result.trace.requests[0].span_id
+    assert call["attributes"]["url.full"] == f"grpc://127.0.0.1:{demo.grpc_port}"
