@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -199,7 +200,8 @@ probes:
     assert second.stdout.strip() == ""  # no new event: still down, no reminder set
     [message] = receiver.messages
     assert message["message"].startswith("DOWN upload (upload) eu-1 network.refused")
-    assert message["message"].endswith("(late)")
+    # late, and still leading to the failed result's trace (SPEC: the line ends with it)
+    assert re.search(r" \(late\) trace [0-9a-f]{32}$", message["message"]), message["message"]
     probe(cfg, tmp_path)
     assert len(receiver.messages) == 1  # delivered once, never again
     state = json.loads((tmp_path / "r.state.json").read_text())

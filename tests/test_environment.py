@@ -48,6 +48,7 @@ class Proxy:
         self._loop.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_writer: asyncio.StreamWriter | None = None
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             method, target, version = head.split(b"\r\n", 1)[0].decode().split(" ")
@@ -69,7 +70,11 @@ class Proxy:
         except (OSError, asyncio.IncompleteReadError, ValueError):
             pass
         finally:
+            # a tunnel cut by the fixture's stop (its pipes cancelled) closes both ends
+            # here: the upstream socket would otherwise be left for the collector
             writer.close()
+            if up_writer is not None:
+                up_writer.close()
 
     @staticmethod
     async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:

@@ -240,6 +240,14 @@ def _merge(defaults: dict[str, Located], probe: dict[str, Located]) -> dict[str,
     return merged
 
 
+def _scheme(url: str | None) -> str | None:
+    """A URL's scheme, lower-cased; None without one. Never raises: a URL urlsplit
+    refuses ("https://[[a-") has its own problem, found by the URL's check."""
+    if not url or ":" not in url:
+        return None
+    return url.split(":", 1)[0].lower()
+
+
 def _probe(
     r: Reader,
     filename: str,
@@ -267,13 +275,13 @@ def _probe(
             block.add(own["http_version"], f"{path}.http_version", f"not for kind {kind}")
         elif not info.negotiates_http:
             v.pop("http_version", None)  # a default meant for the HTTP kinds
-        elif v.get("http_version") is HttpVersion.HTTP2 and url and urlsplit(url).scheme == "http":
+        elif v.get("http_version") is HttpVersion.HTTP2 and _scheme(url) == "http":
             block.add(
                 m["http_version"],
                 f"{path}.http_version",
                 "HTTP/2 needs an https:// URL (cleartext HTTP/2, h2c, is not spoken)",
             )
-        elif v.get("http_version") is HttpVersion.HTTP3 and url and urlsplit(url).scheme == "http":
+        elif v.get("http_version") is HttpVersion.HTTP3 and _scheme(url) == "http":
             block.add(
                 m["http_version"],
                 f"{path}.http_version",
