@@ -8,7 +8,6 @@ its stderr, exit code or ``--workers`` matter.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import Iterator
@@ -18,7 +17,6 @@ from typing import Any
 import pytest
 
 from synthprobe.demo import DemoPlatform, PlatformThread
-from synthprobe.demo.http import HttpRequest
 from synthprobe.models import Otlp
 from synthprobe.otel import export
 from synthprobe.tracing import ExportTarget, export_target
@@ -27,25 +25,12 @@ from .commands import results as read_lines
 from .commands import run_probe
 from .conftest import run_specs, specs_from_yaml
 from .otlp_receiver import Mode, Receiver, attributes, receiver
+from .recording import Recording
 
 CLIENT, INTERNAL = 3, 1  # OTLP Span.SpanKind
 STATUS_OK, STATUS_ERROR = 1, 2
 # no OTEL_* variable of the machine's may steer a test
 CLEAN_ENV = {k: "" for k in os.environ if k.startswith("OTEL_")}
-
-
-class Recording(DemoPlatform):
-    """The demo platform, keeping (path, traceparent) of each request."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: list[tuple[str, str | None]] = []
-
-    async def _route(
-        self, req: HttpRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        self.seen.append((req.path, req.headers.get("traceparent")))
-        await super()._route(req, reader, writer)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ server that is not ours.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Iterator
@@ -19,30 +18,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synthprobe.demo import DemoPlatform, PlatformThread
-from synthprobe.demo.http import HttpRequest
+from synthprobe.demo import PlatformThread
 from synthprobe.models import ProbeResult
 from synthprobe.record import decode, encode
 from synthprobe.tracing import ProbeTrace, endpoint_problem, has_traceparent, traceparent
 
 from .conftest import run_specs, specs_from_yaml
 from .realprograms import websocketd
+from .recording import Recording
 
 TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-01")
-
-
-class Recording(DemoPlatform):
-    """The demo platform, keeping (path, traceparent or None) of each request."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: list[tuple[str, str | None]] = []
-
-    async def _route(
-        self, req: HttpRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        self.seen.append((req.path, req.headers.get("traceparent")))
-        await super()._route(req, reader, writer)
 
 
 @pytest.fixture(scope="module")
