@@ -170,14 +170,40 @@ def _load_file(
     probes: list[ProbeSpec] = []
     share = Sharer()
     items = items or []
+    told: set[str] = set()  # a bad default is one problem, not one per probe
     for i in range(len(items)):
         # a probe's tree goes once it is a ProbeSpec: 100,000 probes never hold both
         item, items[i] = items[i], _SPENT
         try:
             probes.append(_probe(reader, name, item, f"probes[{i}]", defaults, share))
         except Problem as p:
-            problems.extend(format_problem(name, one) for one in p.all)
+            inherited = _lines(top["defaults"]) - _lines(item) if defaults else set()
+            for one in p.all:
+                if one.line in inherited:  # said where it is written: under defaults
+                    one = Problem(one.line, _as_default(one.path), one.message)
+                text = format_problem(name, one)
+                if text not in told:
+                    told.add(text)
+                    problems.append(text)
     return probes, settings, problems
+
+
+def _lines(loc: Located) -> set[int]:
+    """Every line a YAML value and what it holds stand on."""
+    lines = {loc.line}
+    value = loc.value
+    for child in (
+        value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    ):
+        if isinstance(child, Located):
+            lines |= _lines(child)
+    return lines
+
+
+def _as_default(path: str) -> str:
+    """``probes[3].slo.window`` -> ``defaults.slo.window``."""
+    _probe_index, dot, rest = path.partition(".")
+    return f"defaults.{rest}" if dot else "defaults"
 
 
 _SPENT = Located(None, 0)
