@@ -19,14 +19,8 @@ from typer.testing import CliRunner
 
 from synthprobe.cli import app
 from synthprobe.models import Slo
-from synthprobe.slo import (
-    BURN_ALERTS,
-    evaluate,
-    format_objective,
-    format_window,
-    parse_objective,
-    parse_window,
-)
+from synthprobe.objectives import format_objective, format_window, parse_objective, parse_window
+from synthprobe.slo import BURN_ALERTS, evaluate
 
 from .test_report import iso, record
 

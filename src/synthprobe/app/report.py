@@ -44,7 +44,7 @@ class ReportOptions:
 
 def _slos(opts: ReportOptions) -> tuple[Mapping[str, Slo], Slo | None]:
     """(each configured probe's SLO, the one ``--slo`` gives every probe)."""
-    from synthprobe.slo import parse_objective, parse_window
+    from synthprobe.objectives import parse_objective, parse_window
 
     if opts.window is not None and opts.slo is None:
         raise UsageError("--window needs --slo (a config's probes give their own windows)")

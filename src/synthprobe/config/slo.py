@@ -5,7 +5,7 @@ from __future__ import annotations
 from synthprobe.config.nodes import Located, fail
 from synthprobe.config.readers import Field, Reader, Table
 from synthprobe.models import Slo
-from synthprobe.slo import parse_objective, parse_window
+from synthprobe.objectives import parse_objective, parse_window
 
 
 def _objective(r: Reader, loc: Located, path: str) -> float:

@@ -13,8 +13,9 @@ from html import escape
 from typing import Any
 
 from synthprobe.models import Failure
+from synthprobe.objectives import format_objective, format_window
 from synthprobe.report import CLASSES, MAINTENANCE, Report, utc
-from synthprobe.slo import Budget, format_objective, format_window
+from synthprobe.slo import Budget
 from synthprobe.units import format_span
 
 BUCKETS = 60

@@ -17,7 +17,8 @@ import json
 from collections.abc import Iterable
 
 from synthprobe.models import ProbeSpec, Slo
-from synthprobe.slo import BURN_ALERTS, BurnAlert, format_objective, format_window
+from synthprobe.objectives import format_objective, format_window
+from synthprobe.slo import BURN_ALERTS, BurnAlert
 
 FRESH_S = 600
 """A location's file older than this says nothing now (as in the shipped rules)."""
