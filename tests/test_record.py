@@ -83,3 +83,27 @@ def test_what_the_writer_writes_the_report_reads(r: ProbeResult) -> None:
 def test_lines_that_are_not_results_say_why(line: bytes, problem: str) -> None:
     with pytest.raises(BadLine, match=problem):
         decode(line)
+
+
+@pytest.mark.parametrize(
+    ("total", "latency"),
+    [
+        ("12.5", 12.5),
+        ("0", 0.0),
+        ('"fast"', math.nan),
+        ("true", math.nan),
+        ("null", math.nan),
+        ("1e400", math.nan),  # json reads it as infinity
+        ("1" + "0" * 400, math.nan),  # an integer past any float: once a traceback
+        ("-3", math.nan),
+        ("[1]", math.nan),
+    ],
+    ids=["float", "zero", "text", "bool", "null", "infinity", "huge-int", "negative", "list"],
+)
+def test_a_total_no_timing_can_be_is_unknown_never_a_crash(total: str, latency: float) -> None:
+    line = (
+        '{"schema": 1, "probe": "p", "kind": "http", "location": "a", "ok": true, '
+        f'"ts": "2026-12-05T10:00:00Z", "timings_ms": {{"total": {total}}}}}'
+    ).encode()
+    got = decode(line).latency_ms
+    assert got == latency or (math.isnan(got) and math.isnan(latency))

@@ -98,6 +98,18 @@ def parse_ts(text: object) -> float:
         raise BadLine(f"bad ts {text[:40]!r}") from None
 
 
+def _milliseconds(value: object) -> float:
+    """A line's ``timings_ms.total`` as a float; NaN (unknown) for what no timing can be:
+    a bool, text, an integer past any float, infinity, a negative time."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return math.nan
+    try:
+        ms = float(value)
+    except OverflowError:  # 10**400 in a hand-edited or concatenated file
+        return math.nan
+    return ms if math.isfinite(ms) and ms >= 0 else math.nan
+
+
 def decode(line: bytes) -> Line:
     """One JSON line -> ``Line``; BadLine says what is wrong with it."""
     try:
@@ -123,7 +135,7 @@ def decode(line: bytes) -> Line:
             raise BadLine(f"unknown failure {rec.get('failure')!r}")
     timings = rec.get("timings_ms")
     total = timings.get("total") if isinstance(timings, dict) else None
-    latency = float(total) if isinstance(total, int | float) else math.nan
+    latency = _milliseconds(total)
     reason = rec.get("reason")
     vantage = Vantage.DOWN if rec.get("vantage") == Vantage.DOWN else None  # schema 1's only one
     trace_id = rec.get("trace_id")
