@@ -7,6 +7,7 @@ proven against real servers in test_probe_real.py, not here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import httpx
 import pytest
@@ -16,6 +17,8 @@ from synthprobe.models import Failure
 from synthprobe.probers.base import Network
 from synthprobe.redact import Redactor
 from synthprobe.runner import Runner, kernel_timed, new_run_id
+from synthprobe.steps import Step
+from synthprobe.timing import Clock
 from synthprobe.units import format_utc
 
 from .conftest import run_specs, specs_from_yaml
@@ -193,3 +196,20 @@ def test_what_one_run_froze_is_collected_by_the_next_once_garbage() -> None:
         holder.close()
     assert len(frozen) == 2 and all(n > 0 for n in frozen)
     assert seen == [True, False]  # collected as the second run began
+
+
+@pytest.mark.parametrize(
+    ("raised", "kept"),
+    [(None, True), (OSError, True), (asyncio.CancelledError, False), (ValueError, False)],
+    ids=["ended", "peer-failed", "deadline-cut", "our-bug"],
+)
+def test_a_timed_step_keeps_its_time_only_when_it_ended_or_the_peer_failed_it(
+    raised: type[BaseException] | None, kept: bool
+) -> None:
+    clock = Clock()
+    with contextlib.suppress(BaseException), clock.timing(Step.CONNECT, OSError):
+        if raised is not None:
+            raise raised
+    assert ("connect" in clock.durations) is kept
+    # only a step that ended is no longer current; a failed or cut one says where
+    assert clock.current is (None if raised is None else Step.CONNECT)

@@ -8,7 +8,9 @@ ones httpx cannot see (DNS, a WebSocket frame) itself. What the attempt learns o
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
 from synthprobe.models import Phase
 from synthprobe.steps import KindStep, Step
@@ -63,6 +65,19 @@ class Clock:
         """The step ended in an error: keep its time, and keep it as ``current``."""
         if self.current == step:
             self._add(step)
+
+    @contextlib.contextmanager
+    def timing(self, step: AnyStep, *failing: type[BaseException]) -> Iterator[None]:
+        """``step`` around a block: begun, ended, or failed by one of ``failing`` (the
+        peer's fault: its time until then is kept). Anything else, our deadline's
+        cancellation above all, leaves it ``current`` with no time: where it was cut."""
+        self.begin(step)
+        try:
+            yield
+        except failing:
+            self.fail(step)
+            raise
+        self.end(step)
 
     def _add(self, step: AnyStep, at: float | None = None) -> None:
         key = _key(step)

@@ -393,13 +393,8 @@ class GrpcProber:
             attempt.target = (ip, port)
             loop = asyncio.get_running_loop()
             call = _Call(spec.max_body)
-            attempt.clock.begin(Step.CONNECT)
-            try:
+            with attempt.clock.timing(Step.CONNECT, OSError):
                 transport, _ = await loop.create_connection(lambda: call, ip, port)
-            except OSError:
-                attempt.clock.fail(Step.CONNECT)
-                raise
-            attempt.clock.end(Step.CONNECT)
             try:
                 peer = transport.get_extra_info("peername")
                 if isinstance(peer, tuple):
@@ -429,14 +424,9 @@ async def _handshake(
     # gRPC is HTTP/2 only; httpcore sets its own offer on this shared context at each of
     # its connects, as we do here (the offer is read when the handshake object is made)
     context.set_alpn_protocols(["h2"])
-    attempt.clock.begin(Step.TLS)
-    try:
+    with attempt.clock.timing(Step.TLS, OSError, EOFError, ssl.SSLError):
         secured = await loop.start_tls(transport, call, context, server_hostname=host)
-    except (OSError, EOFError, ssl.SSLError):
-        attempt.clock.fail(Step.TLS)
-        raise
     assert secured is not None  # start_tls returns None only after close()
-    attempt.clock.end(Step.TLS)
     attempt.cert_not_after = cert_not_after(secured)
     chosen = alpn(secured)
     if chosen is not None and chosen != "h2":

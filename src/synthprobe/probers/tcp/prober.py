@@ -50,13 +50,8 @@ class TcpProber:
 
         async def at_address(ip: str) -> ProbeOutcome:
             attempt.target = (ip, port)
-            attempt.clock.begin(Step.CONNECT)
-            try:
+            with attempt.clock.timing(Step.CONNECT, OSError):
                 reader, writer = await asyncio.open_connection(ip, port, limit=MAX_REPLY)
-            except OSError:
-                attempt.clock.fail(Step.CONNECT)
-                raise
-            attempt.clock.end(Step.CONNECT)
             try:
                 peer = writer.get_extra_info("peername")
                 if isinstance(peer, tuple):
@@ -74,13 +69,8 @@ class TcpProber:
     async def _handshake(
         writer: asyncio.StreamWriter, host: str, verify: bool, attempt: Attempt, net: Network
     ) -> None:
-        attempt.clock.begin(Step.TLS)
-        try:
+        with attempt.clock.timing(Step.TLS, OSError, EOFError):
             await writer.start_tls(net.ssl_context(verify), server_hostname=host)
-        except (OSError, EOFError):
-            attempt.clock.fail(Step.TLS)
-            raise
-        attempt.clock.end(Step.TLS)
         attempt.cert_not_after = cert_not_after(writer)
 
     @staticmethod
