@@ -8,6 +8,7 @@ server that is not ours.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ from hypothesis import strategies as st
 from synthprobe.demo import PlatformThread
 from synthprobe.models import ProbeResult
 from synthprobe.record import decode, encode
+from synthprobe.redact import Redactor
+from synthprobe.runner import Runner
 from synthprobe.tracing import ProbeTrace, endpoint_problem, has_traceparent, traceparent
 
 from .conftest import run_specs, specs_from_yaml
@@ -396,3 +399,15 @@ _RESULT = ProbeResult(
     details={},
     trace_id="0af7651916cd43dd8448eb211c80319c",
 )
+
+
+def test_a_run_that_exports_nothing_sends_context_but_keeps_no_spans(target: Recording) -> None:
+    """``probe run`` without an endpoint: traceparent and trace_id as ever, and no
+    span built per request (the hot path pays only for what is used)."""
+    target.seen.clear()
+    specs = specs_from_yaml(probes_text({"name": "p", "url": f"{target.base_url}/v1/feed"}))
+    runner = Runner(concurrency=1, location="test", redactor=Redactor(frozenset()), spans=False)
+    [result] = asyncio.run(runner.run(specs, lambda _: None))
+    [(path, trace_id, _span)] = parsed([f"{p} {tp}" for p, tp in target.seen])
+    assert result.ok and result.trace_id == trace_id and path == "/v1/feed"
+    assert result.trace is None

@@ -158,6 +158,7 @@ class Runner:
         run_id: str | None = None,
         pace: float = DEFAULT_PACE,
         bugs: Bugs | None = None,
+        spans: bool = True,
     ) -> None:
         self.concurrency = max(1, concurrency)
         self.pace = pace
@@ -166,6 +167,10 @@ class Runner:
         self.redactor = redactor
         self.network = network or Network()
         self.run_id = run_id or new_run_id()
+        self.spans = spans
+        """Keep each request's span on the result, for an OTLP export (otel.py); a run
+        that exports nothing skips that work on every request (the traceparent and the
+        trace id do not need it)."""
         self.bugs = bugs or Bugs()
         """The bugs this runner has told of (``probe watch`` keeps one across rounds)."""
 
@@ -225,7 +230,12 @@ class Runner:
             attempts += 1
             tried = await self._attempt(spec, trace)
             failed = tried.classified
-            trace.attempt_over(failed.reason if failed else None, _shown(self._mask(tried.attempt)))
+            if self.spans:
+                trace.attempt_over(
+                    failed.reason if failed else None, _shown(self._mask(tried.attempt))
+                )
+            else:
+                trace.open.clear()
             if failed is None or failed.failure not in spec.retry_on or attempts > spec.retries:
                 break
             await asyncio.sleep(RETRY_PAUSE)
@@ -388,7 +398,7 @@ class Runner:
             tags=spec.tags,
             details=details or {},
             trace_id=trace.shown_id if trace else None,
-            trace=trace.finished() if trace else None,
+            trace=trace.finished() if trace and self.spans else None,
         )
 
 

@@ -117,7 +117,7 @@ class Plan:
     to_err: bool
     """stdout carries the JSON lines: the people's view goes to stderr."""
 
-    def runner(self, concurrency: int, run_id: str | None = None) -> Runner:
+    def runner(self, concurrency: int, run_id: str | None = None, *, spans: bool) -> Runner:
         """One per process: a worker builds its own (with the run's id) after fork."""
         from synthprobe.probers.base import Network, env_proxies
         from synthprobe.runner import Runner
@@ -128,6 +128,7 @@ class Plan:
             redactor=self.redactor,
             network=Network(proxies=env_proxies() if self.settings.env_proxy else None),
             run_id=run_id,
+            spans=spans,
         )
 
 
@@ -172,7 +173,7 @@ def run_command(opts: RunOptions, io: Streams, loaded: LoadedConfig | None = Non
         opts.otlp, settings.otlp, os.environ, lambda m: warn(io, plan.redactor.text(m))
     )
     writer = open_outputs(plan, io)
-    runner = plan.runner(settings.concurrency)
+    runner = plan.runner(settings.concurrency, spans=exporting is not None)
     alerting = Alerting(
         settings,
         # every probe of the config, not only those --only chose: a target named by an
@@ -235,7 +236,7 @@ def _probing(plan: Plan, runner: Runner, recorder: Recorder, opts: RunOptions) -
     from synthprobe.workers import run_in_workers
 
     def child(shard: Sequence[ProbeSpec], share: int, send: Callable[..., None]) -> None:
-        mine = plan.runner(share, runner.run_id)
+        mine = plan.runner(share, runner.run_id, spans=runner.spans)
         with asyncio.Runner(loop_factory=event_loop_factory()) as worker_loop:
             worker_loop.run(_run_interruptible(lambda: mine.run(shard, send)))
 

@@ -169,6 +169,7 @@ def watch_command(opts: WatchOptions, io: Streams) -> int:
             redactor=redactor,
             network=network,
             bugs=bugs,
+            spans=False,  # the watch exports nothing
         )
 
     terminal = io.stdout.isatty()
